@@ -1,0 +1,173 @@
+//! A small blocking client for the protocol: what `chat-client`, `chat-bench` and the
+//! integration tests use to talk to a server.
+//!
+//! Requests go out with one `write_all` each; replies come back through a buffered
+//! reader as [`Reply`] values. Nothing here is clever: a client that wants to pipeline
+//! simply sends several requests before reading.
+
+use crate::protocol::{
+    self, CHAT_BODY_LEN, ChatMessage, Credentials, Feedback, Kind, MessageText, NAME_LEN, Name,
+    Password, TooLong,
+};
+use std::io::{self, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// The most names a USERS reply is believed to hold; a larger length means the stream is
+/// not what we think it is.
+const MAX_USERS_IN_REPLY: usize = 1_000_000;
+
+/// One reply from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A LOGIN feedback (12 bytes, no body).
+    Login { flag: i32 },
+    /// A CHAT frame: an echo of our own message, or a message for us.
+    Chat { flag: i32, message: ChatMessage },
+    /// The USERS reply: who is online (empty on error).
+    Users { flag: i32, names: Vec<String> },
+    /// A reply to a type the server does not know.
+    Other(Feedback),
+}
+
+pub struct Client {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
+    }
+
+    /// Bounds every later read; a read that runs out fails with `WouldBlock` or `TimedOut`.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.writer.set_read_timeout(timeout)
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.writer.peer_addr()
+    }
+
+    /// Sends bytes as they are: for tests that need frames no well-behaved client sends.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    pub fn send_login(&mut self, name: &str, password: &str) -> io::Result<()> {
+        let credentials = Credentials {
+            name: Name::new(name).map_err(invalid_input)?,
+            password: Password::new(password).map_err(invalid_input)?,
+        };
+        self.send_raw(&protocol::login_request(&credentials))
+    }
+
+    /// Logs in and waits for the answer; returns its flag.
+    pub fn login(&mut self, name: &str, password: &str) -> io::Result<i32> {
+        self.send_login(name, password)?;
+        match self.read_reply()? {
+            Reply::Login { flag } => Ok(flag),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("expected a LOGIN reply, got {other:?}"),
+            )),
+        }
+    }
+
+    /// Sends a chat message; text longer than 100 bytes is cut at a character boundary.
+    /// The sender field is left empty: the server fills it in.
+    pub fn send_chat(&mut self, receiver: &str, text: &str) -> io::Result<()> {
+        let message = ChatMessage {
+            sender: Name::EMPTY,
+            receiver: Name::new(receiver).map_err(invalid_input)?,
+            text: MessageText::truncated(text),
+        };
+        self.send_raw(&protocol::chat_request(&message))
+    }
+
+    /// Asks who is online (extension).
+    pub fn send_users(&mut self) -> io::Result<()> {
+        self.send_raw(&protocol::users_request())
+    }
+
+    /// Reads the next reply, whole.
+    pub fn read_reply(&mut self) -> io::Result<Reply> {
+        read_reply(&mut self.reader)
+    }
+
+    /// Closes our sending side: the server sees EOF.
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.writer.shutdown(Shutdown::Write)
+    }
+
+    /// The reading half, for a thread that only listens.
+    pub fn reader(&mut self) -> &mut BufReader<TcpStream> {
+        &mut self.reader
+    }
+
+    /// Splits into a sending half and a reading half, for a reader thread.
+    pub fn split(self) -> (TcpStream, BufReader<TcpStream>) {
+        (self.writer, self.reader)
+    }
+}
+
+/// Reads one whole reply from `input`.
+pub fn read_reply(input: &mut impl Read) -> io::Result<Reply> {
+    let feedback = protocol::read_feedback(input)?;
+    match feedback.kind {
+        Kind::Login => Ok(Reply::Login {
+            flag: feedback.flag,
+        }),
+        Kind::Chat => {
+            if usize::try_from(feedback.length) != Ok(CHAT_BODY_LEN) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("CHAT reply with length {}", feedback.length),
+                ));
+            }
+            let message = protocol::read_chat_body(input)?;
+            Ok(Reply::Chat {
+                flag: feedback.flag,
+                message,
+            })
+        }
+        Kind::Users => {
+            let len = usize::try_from(feedback.length)
+                .ok()
+                .filter(|len| len % NAME_LEN == 0 && *len <= NAME_LEN * MAX_USERS_IN_REPLY)
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("USERS reply with length {}", feedback.length),
+                    )
+                })?;
+            let mut body = vec![0; len];
+            input.read_exact(&mut body)?;
+            let names = body
+                .chunks_exact(NAME_LEN)
+                .map(|field| {
+                    Name::from_field(field.try_into().expect("chunks are 20 bytes")).to_lossy()
+                })
+                .collect();
+            Ok(Reply::Users {
+                flag: feedback.flag,
+                names,
+            })
+        }
+        Kind::Unknown(_) => {
+            // The server sends these without a body; skip one if it ever says otherwise.
+            let len = usize::try_from(feedback.length).unwrap_or(0);
+            protocol::skip(input, len.min(protocol::MAX_BODY_LEN))?;
+            Ok(Reply::Other(feedback))
+        }
+    }
+}
+
+fn invalid_input(error: TooLong) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, error)
+}

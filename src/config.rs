@@ -1,0 +1,207 @@
+//! The server's command line (PROTOCOL.md §5), parsed by hand: the design card allows no
+//! argument-parsing crate, and a dozen flags do not need one.
+//!
+//! Every flag takes `--flag VALUE` or `--flag=VALUE`. A mistake is a [`UsageError`]
+//! whose message names the flag; `main` prints it with a hint and exits with status 2.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The original's port.
+pub const DEFAULT_PORT: u16 = 12345;
+/// The original listens on every interface.
+pub const DEFAULT_BIND: &str = "0.0.0.0";
+pub const DEFAULT_DATA_DIR: &str = "data";
+pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_MAILBOX_LIMIT: usize = 10_000;
+
+pub const USAGE: &str = "\
+usage: chat-server [--bind ADDR] [--port N] [--users FILE] [--data-dir DIR]
+                   [--max-clients N] [--write-timeout SECS] [--mailbox-limit N]
+                   [--help] [--version]
+
+A wire-compatible Rust replacement for the original C++ QQ-style chat server.
+
+  --bind ADDR           address to listen on (default 0.0.0.0)
+  --port N              port to listen on; 0 takes a free one (default 12345)
+  --users FILE          accounts, one `name:password` a line (default: the six
+                        built-in users 1001 1002 1003 似末 玛卡巴卡 花开富贵, password 123456)
+  --data-dir DIR        where offline messages are kept (default ./data)
+  --max-clients N       open connections allowed at once (default 10000)
+  --write-timeout SECS  how long a receiver may stall a write before it is
+                        disconnected (default 10)
+  --mailbox-limit N     stored messages per offline user (default 10000)
+  --help                show this and exit
+  --version             show the version and exit
+
+Logging: RUST_LOG=debug (or trace, warn, ...) changes what is logged; the default is info.";
+
+/// Everything the server needs to know to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    /// `None`: the six built-in users.
+    pub users: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub max_clients: usize,
+    pub write_timeout: Duration,
+    pub mailbox_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            bind: DEFAULT_BIND.parse().expect("the default address parses"),
+            port: DEFAULT_PORT,
+            users: None,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            max_clients: DEFAULT_MAX_CLIENTS,
+            write_timeout: Duration::from_secs(DEFAULT_WRITE_TIMEOUT_SECS),
+            mailbox_limit: DEFAULT_MAILBOX_LIMIT,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run(Config),
+    Help,
+    Version,
+}
+
+/// A command line that cannot be used, and why, naming the flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Parses the arguments that follow the program name.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, UsageError> {
+    let mut config = Config::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline_value) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value)),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> Result<String, UsageError> {
+            match inline_value {
+                Some(value) => Ok(value.to_string()),
+                None => args
+                    .next()
+                    .ok_or_else(|| UsageError(format!("{flag} needs a value"))),
+            }
+        };
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(Command::Help),
+            "--version" | "-V" => return Ok(Command::Version),
+            "--bind" => config.bind = number_or_address(&flag, &value()?, "an IP address")?,
+            "--port" => config.port = number_or_address(&flag, &value()?, "a port number")?,
+            "--users" => config.users = Some(PathBuf::from(value()?)),
+            "--data-dir" => config.data_dir = PathBuf::from(value()?),
+            "--max-clients" => {
+                config.max_clients = positive(&flag, &value()?)?;
+            }
+            "--write-timeout" => {
+                let secs = positive(&flag, &value()?)?;
+                config.write_timeout = Duration::from_secs(secs as u64);
+            }
+            "--mailbox-limit" => {
+                config.mailbox_limit = number_or_address(&flag, &value()?, "a number")?;
+            }
+            _ if arg.starts_with('-') => {
+                return Err(UsageError(format!("unknown option {arg}")));
+            }
+            _ => return Err(UsageError(format!("unexpected argument {arg:?}"))),
+        }
+    }
+    Ok(Command::Run(config))
+}
+
+fn number_or_address<T: FromStr>(flag: &str, value: &str, what: &str) -> Result<T, UsageError> {
+    value
+        .parse()
+        .map_err(|_| UsageError(format!("{flag} takes {what}, not {value:?}")))
+}
+
+fn positive(flag: &str, value: &str) -> Result<usize, UsageError> {
+    match value.parse::<usize>() {
+        Ok(number) if number > 0 => Ok(number),
+        _ => Err(UsageError(format!(
+            "{flag} takes a whole number above 0, not {value:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_line(line: &str) -> Result<Command, UsageError> {
+        parse(line.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn no_flags_give_the_originals_defaults() {
+        let Command::Run(config) = parse_line("").unwrap() else {
+            panic!("expected a config")
+        };
+        assert_eq!(config.bind.to_string(), "0.0.0.0");
+        assert_eq!(config.port, 12345);
+        assert_eq!(config.users, None);
+        assert_eq!(config.data_dir, PathBuf::from("data"));
+        assert_eq!(config.max_clients, 10_000);
+        assert_eq!(config.write_timeout, Duration::from_secs(10));
+        assert_eq!(config.mailbox_limit, 10_000);
+    }
+
+    #[test]
+    fn every_flag_is_read_in_both_spellings() {
+        let line = "--bind 127.0.0.1 --port=0 --users u.txt --data-dir=/tmp/d \
+                    --max-clients 3 --write-timeout=2 --mailbox-limit 0";
+        let Command::Run(config) = parse_line(line).unwrap() else {
+            panic!("expected a config")
+        };
+        assert_eq!(config.bind.to_string(), "127.0.0.1");
+        assert_eq!(config.port, 0);
+        assert_eq!(config.users, Some(PathBuf::from("u.txt")));
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(config.max_clients, 3);
+        assert_eq!(config.write_timeout, Duration::from_secs(2));
+        assert_eq!(config.mailbox_limit, 0);
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert_eq!(parse_line("--port 1 --help").unwrap(), Command::Help);
+        assert_eq!(parse_line("--version").unwrap(), Command::Version);
+    }
+
+    #[test]
+    fn mistakes_name_the_flag() {
+        for (line, words) in [
+            ("--prot 1", "unknown option --prot"),
+            ("--port", "--port needs a value"),
+            ("--port 70000", "--port takes a port number"),
+            ("--bind localhost", "--bind takes an IP address"),
+            ("--max-clients 0", "--max-clients takes a whole number above 0"),
+            ("--write-timeout soon", "--write-timeout takes"),
+            ("stray", "unexpected argument"),
+        ] {
+            let error = parse_line(line).unwrap_err().to_string();
+            assert!(error.contains(words), "{line:?} gave {error:?}");
+        }
+    }
+}

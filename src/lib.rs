@@ -1,0 +1,29 @@
+//! `chatroom`: a wire-compatible Rust replacement for a small C++ teaching chat server
+//! (QQ-style: log in, send a message to a user by name), which is also correct, robust and
+//! fast where the original was not. `shared/PROTOCOL.md` is the contract.
+//!
+//! How the pieces fit, in the order a request meets them:
+//! - [`server`]: the accept loop; one OS thread per client; client limit; shutdown.
+//! - [`session`]: one client's loop: read a frame, act, reply.
+//! - [`protocol`]: the frames, byte for byte, and their flags.
+//! - [`router`]: the shared state, and where a message goes (socket or mailbox).
+//! - [`online`]: who is online, and writing a frame to a client's socket.
+//! - [`mailbox`]: offline messages on disk.
+//! - [`users`]: the accounts and the users file.
+//! - [`config`]: the command line.
+//! - [`client`]: a small blocking client, used by `chat-client`, `chat-bench` and the
+//!   tests.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod config;
+pub mod mailbox;
+pub mod online;
+pub mod protocol;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod users;
+
+pub use config::Config;
+pub use server::{Server, ServerHandle, StartError, Stopper};

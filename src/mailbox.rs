@@ -1,0 +1,301 @@
+//! Offline messages on disk: one append-only file per user (PROTOCOL.md §2).
+//!
+//! A record is the 140-byte CHAT body exactly as it will be delivered, so a mailbox file
+//! is a plain array of them. Appending syncs the data before returning, because the
+//! sender's QUEUED echo is a promise that the message survives a crash. A crash in the
+//! middle of an append leaves a torn record at the end of the file; loading drops it and
+//! the next append cuts it off, so it is never delivered as garbage.
+//!
+//! Each user's [`Mailbox`] sits behind its own lock, and that lock is also what makes
+//! delivery and login agree (see [`Mailboxes::lock`]).
+
+use crate::protocol::{CHAT_BODY_LEN, ChatMessage};
+use crate::users::Directory;
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The file name extension of a mailbox.
+const MAILBOX_EXTENSION: &str = "mbox";
+/// The record size: one CHAT body.
+const RECORD_LEN: u64 = CHAT_BODY_LEN as u64;
+
+/// What happened to a message handed to [`Mailbox::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Written and synced: it will be delivered.
+    Queued,
+    /// The mailbox is at its limit; nothing was written.
+    Full,
+}
+
+/// Every user's mailbox, under one data directory.
+#[derive(Debug)]
+pub struct Mailboxes {
+    dir: PathBuf,
+    /// One lock per account, made up front: the set of accounts never changes while the
+    /// server runs, so looking a mailbox up never needs a lock of its own.
+    boxes: HashMap<String, Mutex<Mailbox>>,
+}
+
+impl Mailboxes {
+    /// Mailboxes for every account of `users` under `dir`, each holding at most `limit`
+    /// messages. The directory is created when the first message is stored; an existing
+    /// path that is not a usable directory is an error now, not at the first message.
+    pub fn new(dir: &Path, limit: usize, users: &Directory) -> Result<Mailboxes, String> {
+        match fs::metadata(dir) {
+            Ok(metadata) if !metadata.is_dir() => {
+                return Err(format!(
+                    "data directory {}: exists and is not a directory",
+                    dir.display()
+                ));
+            }
+            Ok(_) => {
+                fs::read_dir(dir).map_err(|error| {
+                    format!("data directory {}: cannot be read: {error}", dir.display())
+                })?;
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(format!("data directory {}: {error}", dir.display()));
+            }
+        }
+        let boxes = users
+            .names()
+            .map(|name| {
+                let mailbox = Mailbox {
+                    dir: dir.to_path_buf(),
+                    path: dir.join(file_name(name)),
+                    limit,
+                };
+                (name.to_string(), Mutex::new(mailbox))
+            })
+            .collect();
+        Ok(Mailboxes {
+            dir: dir.to_path_buf(),
+            boxes,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Locks `name`'s mailbox; `None` if `name` is not an account.
+    ///
+    /// This lock is the one rule that keeps offline delivery gap-free and in order:
+    /// - a sender holds the receiver's mailbox lock while it chooses between writing to
+    ///   the receiver's socket and appending to the mailbox, and while it does either;
+    /// - a login holds its own mailbox lock from before it drains the mailbox until after
+    ///   it has put itself in the online map.
+    ///
+    /// So a message sent during a login either lands in the mailbox before the drain (and
+    /// is drained, after everything older) or is sent live after the login is complete
+    /// (and so after everything drained). It can never fall between the two.
+    pub fn lock(&self, name: &str) -> Option<MutexGuard<'_, Mailbox>> {
+        self.boxes.get(name).map(Mutex::lock)
+    }
+}
+
+/// The file name for `name`'s mailbox: the name's bytes in hex, safe for any UTF-8 name
+/// on any file system.
+fn file_name(name: &str) -> String {
+    let mut file = String::with_capacity(name.len() * 2 + 1 + MAILBOX_EXTENSION.len());
+    for byte in name.bytes() {
+        write!(file, "{byte:02x}").expect("writing to a String cannot fail");
+    }
+    file.push('.');
+    file.push_str(MAILBOX_EXTENSION);
+    file
+}
+
+/// One user's stored messages. Only reachable through [`Mailboxes::lock`].
+#[derive(Debug)]
+pub struct Mailbox {
+    dir: PathBuf,
+    path: PathBuf,
+    limit: usize,
+}
+
+impl Mailbox {
+    /// Appends `message` and syncs it to disk, unless the mailbox is full.
+    pub fn append(&mut self, message: &ChatMessage) -> io::Result<Stored> {
+        let (mut file, created) = self.open_for_append()?;
+        let len = file.metadata()?.len();
+        let torn = len % RECORD_LEN;
+        if torn != 0 {
+            // A crash cut the last append short: drop the fragment, or every record
+            // after it would be misaligned.
+            log::warn!(
+                "{}: dropping a torn record ({torn} bytes) at the end",
+                self.path.display()
+            );
+            file.set_len(len - torn)?;
+        }
+        let count = len / RECORD_LEN;
+        if count >= u64::try_from(self.limit).unwrap_or(u64::MAX) {
+            return Ok(Stored::Full);
+        }
+        file.write_all(&message.to_bytes())?;
+        file.sync_data()?;
+        if created {
+            // A new file's name lives in the directory: sync that too, or a crash could
+            // lose the whole file after we promised QUEUED.
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(Stored::Queued)
+    }
+
+    /// Opens the file for appending, creating it and the data directory as needed.
+    /// Returns the file and whether it was just created.
+    fn open_for_append(&self) -> io::Result<(File, bool)> {
+        let open = |create_new: bool| {
+            let mut options = OpenOptions::new();
+            options.append(true);
+            if create_new {
+                options.create_new(true);
+            }
+            options.open(&self.path)
+        };
+        match open(false) {
+            Ok(file) => Ok((file, false)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&self.dir)?;
+                match open(true) {
+                    Ok(file) => Ok((file, true)),
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                        Ok((open(false)?, false))
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Every whole stored message, oldest first. A torn record at the end is left out.
+    pub fn load(&self) -> io::Result<Vec<ChatMessage>> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
+        let records = bytes.chunks_exact(CHAT_BODY_LEN);
+        if !records.remainder().is_empty() {
+            log::warn!(
+                "{}: ignoring a torn record ({} bytes) at the end",
+                self.path.display(),
+                records.remainder().len()
+            );
+        }
+        Ok(records
+            .map(|record| ChatMessage::decode(record.try_into().expect("chunks are 140 bytes")))
+            .collect())
+    }
+
+    /// Forgets every stored message: called once they were all written to the owner's
+    /// socket.
+    pub fn clear(&mut self) -> io::Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{MessageText, Name};
+
+    fn temp_dir(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "chatroom-mailbox-{label}-{}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn message(text: &str) -> ChatMessage {
+        ChatMessage {
+            sender: Name::new("1001").unwrap(),
+            receiver: Name::new("似末").unwrap(),
+            text: MessageText::new(text).unwrap(),
+        }
+    }
+
+    #[test]
+    fn file_names_are_hex_of_the_name() {
+        assert_eq!(file_name("1001"), "31303031.mbox");
+        assert_eq!(file_name("似末"), "e4bcbce69cab.mbox");
+        assert_eq!(file_name("../x"), "2e2e2f78.mbox");
+    }
+
+    #[test]
+    fn messages_come_back_oldest_first_and_clear_empties() {
+        let dir = temp_dir("order");
+        let mailboxes = Mailboxes::new(&dir, 10, &Directory::built_in()).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        for text in ["one", "two", "three"] {
+            assert_eq!(mailbox.append(&message(text)).unwrap(), Stored::Queued);
+        }
+        let texts: Vec<String> = mailbox.load().unwrap().iter().map(|m| m.text.to_lossy()).collect();
+        assert_eq!(texts, ["one", "two", "three"]);
+        mailbox.clear().unwrap();
+        assert!(mailbox.load().unwrap().is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_mailbox_stores_nothing() {
+        let dir = temp_dir("full");
+        let mailboxes = Mailboxes::new(&dir, 2, &Directory::built_in()).unwrap();
+        let mut mailbox = mailboxes.lock("1002").unwrap();
+        assert_eq!(mailbox.append(&message("a")).unwrap(), Stored::Queued);
+        assert_eq!(mailbox.append(&message("b")).unwrap(), Stored::Queued);
+        assert_eq!(mailbox.append(&message("c")).unwrap(), Stored::Full);
+        assert_eq!(mailbox.load().unwrap().len(), 2);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_tail_is_never_delivered_and_is_cut_before_the_next_append() {
+        let dir = temp_dir("torn");
+        let mailboxes = Mailboxes::new(&dir, 10, &Directory::built_in()).unwrap();
+        let mut mailbox = mailboxes.lock("1003").unwrap();
+        mailbox.append(&message("whole")).unwrap();
+        let mut file = OpenOptions::new().append(true).open(mailbox.path()).unwrap();
+        file.write_all(&message("torn").to_bytes()[..50]).unwrap();
+        let texts: Vec<String> = mailbox.load().unwrap().iter().map(|m| m.text.to_lossy()).collect();
+        assert_eq!(texts, ["whole"]);
+        mailbox.append(&message("after")).unwrap();
+        let texts: Vec<String> = mailbox.load().unwrap().iter().map(|m| m.text.to_lossy()).collect();
+        assert_eq!(texts, ["whole", "after"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_users_have_no_mailbox() {
+        let dir = temp_dir("unknown");
+        let mailboxes = Mailboxes::new(&dir, 10, &Directory::built_in()).unwrap();
+        assert!(mailboxes.lock("nobody").is_none());
+        assert!(!dir.exists(), "nothing is created before a message is stored");
+    }
+
+    #[test]
+    fn a_file_in_place_of_the_directory_is_an_error_at_startup() {
+        let dir = temp_dir("notadir");
+        fs::write(&dir, b"").unwrap();
+        let error = Mailboxes::new(&dir, 10, &Directory::built_in()).unwrap_err();
+        assert!(error.contains("not a directory"), "{error}");
+        fs::remove_file(&dir).unwrap();
+    }
+}

@@ -1,0 +1,629 @@
+//! The wire format: the original's C structs, byte for byte (PROTOCOL.md §1 and §3).
+//!
+//! Every request is a [`Header`] followed by `length` bytes of body; every reply starts
+//! with a [`Feedback`]. Integers are 32-bit little-endian, as the original's x86 clients
+//! send their structs' memory. Text fields are fixed-size byte arrays ([`Text`]): the
+//! value is the bytes before the first NUL, and whatever follows that NUL is garbage a
+//! C client left behind, so decoding drops it and encoding pads with zeros.
+//!
+//! This module only turns values into bytes and back. It does no I/O beyond the
+//! `Read`/`Write` traits, so the server, the companion client, the load generator and
+//! the tests all speak through it.
+
+use byteorder::{ByteOrder, LittleEndian, ReadBytesExt, WriteBytesExt};
+use std::fmt;
+use std::io::{self, Read, Write};
+
+/// Size of a request header, `HEAD { i32 type; i32 length; }`.
+pub const HEADER_LEN: usize = 8;
+/// Size of a reply header, `FEEDBACK { i32 type; i32 length; i32 flag; }`.
+pub const FEEDBACK_LEN: usize = 12;
+/// Size of a user name field (`name[20]`, `sender[20]`, `receiver[20]`).
+pub const NAME_LEN: usize = 20;
+/// Size of a password field (`password[20]`).
+pub const PASSWORD_LEN: usize = 20;
+/// Size of a chat message's text field (`message[100]`).
+pub const TEXT_LEN: usize = 100;
+/// Size of a LOGIN body, `USERINFO { name[20]; password[20]; }`.
+pub const LOGIN_BODY_LEN: usize = NAME_LEN + PASSWORD_LEN;
+/// Size of a CHAT body, `CHATMSG { sender[20]; receiver[20]; message[100]; }`.
+pub const CHAT_BODY_LEN: usize = NAME_LEN + NAME_LEN + TEXT_LEN;
+/// Size of a whole CHAT frame as the server sends it: feedback plus body.
+pub const CHAT_FRAME_LEN: usize = FEEDBACK_LEN + CHAT_BODY_LEN;
+/// The largest body a request may announce; anything outside `0..=MAX_BODY_LEN` means the
+/// stream can no longer be trusted (PROTOCOL.md §2).
+pub const MAX_BODY_LEN: usize = 4096;
+/// The receiver name that addresses the room (PROTOCOL.md §3); never a user name.
+pub const ROOM: &str = "*";
+
+/// What a frame is about: the `type` field of headers and feedbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `1`: log in with a name and password.
+    Login,
+    /// `2`: a chat message.
+    Chat,
+    /// `3` (extension): list who is online.
+    Users,
+    /// Any other value; the server answers it with [`Flag::Unsupported`].
+    Unknown(i32),
+}
+
+impl Kind {
+    pub const LOGIN: i32 = 1;
+    pub const CHAT: i32 = 2;
+    pub const USERS: i32 = 3;
+
+    pub fn from_wire(value: i32) -> Kind {
+        match value {
+            Kind::LOGIN => Kind::Login,
+            Kind::CHAT => Kind::Chat,
+            Kind::USERS => Kind::Users,
+            other => Kind::Unknown(other),
+        }
+    }
+
+    pub fn to_wire(self) -> i32 {
+        match self {
+            Kind::Login => Kind::LOGIN,
+            Kind::Chat => Kind::CHAT,
+            Kind::Users => Kind::USERS,
+            Kind::Unknown(other) => other,
+        }
+    }
+}
+
+/// The outcome a reply carries in its `flag` field (PROTOCOL.md §2, table of flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// `1`: login accepted; chat delivered to the receiver's socket.
+    Ok,
+    /// `0`: chat stored for a known user who is offline.
+    Queued,
+    /// `-1`: login: wrong name or password; chat: no such user.
+    Rejected,
+    /// `-2`: the request needs a session and there is none.
+    NotLoggedIn,
+    /// `-3`: wrong body length, or a name that is empty or not UTF-8.
+    Malformed,
+    /// `-4`: unknown type; its body was skipped.
+    Unsupported,
+    /// `-5`: the server is at its client limit.
+    Busy,
+    /// `-6`: five failed logins in a row on one connection.
+    TooManyAttempts,
+    /// `-7`: the offline receiver's mailbox is full; nothing stored.
+    MailboxFull,
+}
+
+impl Flag {
+    pub const ALL: [Flag; 9] = [
+        Flag::Ok,
+        Flag::Queued,
+        Flag::Rejected,
+        Flag::NotLoggedIn,
+        Flag::Malformed,
+        Flag::Unsupported,
+        Flag::Busy,
+        Flag::TooManyAttempts,
+        Flag::MailboxFull,
+    ];
+
+    pub fn to_wire(self) -> i32 {
+        match self {
+            Flag::Ok => 1,
+            Flag::Queued => 0,
+            Flag::Rejected => -1,
+            Flag::NotLoggedIn => -2,
+            Flag::Malformed => -3,
+            Flag::Unsupported => -4,
+            Flag::Busy => -5,
+            Flag::TooManyAttempts => -6,
+            Flag::MailboxFull => -7,
+        }
+    }
+
+    /// The flag a wire value stands for, or `None` for a value PROTOCOL.md does not define.
+    pub fn from_wire(value: i32) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|flag| flag.to_wire() == value)
+    }
+
+    /// What the flag means, in words a person reading a client's output understands.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Flag::Ok => "ok",
+            Flag::Queued => "queued: the receiver is offline and gets it at their next login",
+            Flag::Rejected => "rejected: wrong name or password, or no such user",
+            Flag::NotLoggedIn => "refused: log in first",
+            Flag::Malformed => "refused: malformed request (bad length, or a name that is empty or not UTF-8)",
+            Flag::Unsupported => "refused: the server does not know this request type",
+            Flag::Busy => "the server is busy (at its client limit); try again later",
+            Flag::TooManyAttempts => "too many failed logins; the server closed the connection",
+            Flag::MailboxFull => "refused: the receiver's mailbox is full, nothing was stored",
+        }
+    }
+}
+
+impl fmt::Display for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.to_wire(), self.describe())
+    }
+}
+
+/// A request header: `HEAD { i32 type; i32 length; }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub kind: Kind,
+    /// As sent: may be negative or huge, which is why it is not a `usize`.
+    pub length: i32,
+}
+
+impl Header {
+    pub fn new(kind: Kind, length: usize) -> Header {
+        let length = i32::try_from(length).expect("frame bodies are at most a few KiB");
+        Header { kind, length }
+    }
+
+    pub fn decode(bytes: &[u8; HEADER_LEN]) -> Header {
+        let mut input = &bytes[..];
+        let kind = input.read_i32::<LittleEndian>().expect("8 bytes hold two i32");
+        let length = input.read_i32::<LittleEndian>().expect("8 bytes hold two i32");
+        Header {
+            kind: Kind::from_wire(kind),
+            length,
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.write_i32::<LittleEndian>(self.kind.to_wire())
+            .expect("writing to a Vec cannot fail");
+        out.write_i32::<LittleEndian>(self.length)
+            .expect("writing to a Vec cannot fail");
+    }
+
+    /// The body length if it is one a server may read, `None` if it is outside
+    /// `0..=MAX_BODY_LEN` and the connection must be closed.
+    pub fn body_len(&self) -> Option<usize> {
+        usize::try_from(self.length)
+            .ok()
+            .filter(|&len| len <= MAX_BODY_LEN)
+    }
+}
+
+/// A reply header: `FEEDBACK { i32 type; i32 length; i32 flag; }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feedback {
+    pub kind: Kind,
+    pub length: i32,
+    /// Kept raw so that a client can show a value PROTOCOL.md does not define.
+    pub flag: i32,
+}
+
+impl Feedback {
+    pub fn new(kind: Kind, length: usize, flag: Flag) -> Feedback {
+        let length = i32::try_from(length).expect("reply bodies are at most a few hundred KiB");
+        Feedback {
+            kind,
+            length,
+            flag: flag.to_wire(),
+        }
+    }
+
+    /// The LOGIN reply. Its `length` says 40 but no body follows: a quirk of the original
+    /// that original clients depend on (they read exactly 12 bytes).
+    pub fn login(flag: Flag) -> Feedback {
+        Feedback::new(Kind::Login, LOGIN_BODY_LEN, flag)
+    }
+
+    pub fn decode(bytes: &[u8; FEEDBACK_LEN]) -> Feedback {
+        let mut input = &bytes[..];
+        let mut next = || input.read_i32::<LittleEndian>().expect("12 bytes hold three i32");
+        let (kind, length, flag) = (next(), next(), next());
+        Feedback {
+            kind: Kind::from_wire(kind),
+            length,
+            flag,
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        for value in [self.kind.to_wire(), self.length, self.flag] {
+            out.write_i32::<LittleEndian>(value)
+                .expect("writing to a Vec cannot fail");
+        }
+    }
+
+    pub fn to_bytes(&self) -> [u8; FEEDBACK_LEN] {
+        let mut out = Vec::with_capacity(FEEDBACK_LEN);
+        self.encode(&mut out);
+        out.try_into().expect("a feedback encodes to 12 bytes")
+    }
+
+    /// The flag as a [`Flag`], if it is one PROTOCOL.md defines.
+    pub fn outcome(&self) -> Option<Flag> {
+        Flag::from_wire(self.flag)
+    }
+}
+
+/// A fixed-size text field holding at most `N` bytes of UTF-8 (usually).
+///
+/// Always stored normalised: the value, then zeros. Two fields that differ only in the
+/// garbage after their NUL are equal.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Text<const N: usize>([u8; N]);
+
+/// A user name field.
+pub type Name = Text<NAME_LEN>;
+/// A password field.
+pub type Password = Text<PASSWORD_LEN>;
+/// A chat message's text field.
+pub type MessageText = Text<TEXT_LEN>;
+
+/// A value longer than the field that should hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooLong {
+    pub len: usize,
+    pub max: usize,
+}
+
+impl fmt::Display for TooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} bytes is longer than the {}-byte field", self.len, self.max)
+    }
+}
+
+impl std::error::Error for TooLong {}
+
+impl<const N: usize> Text<N> {
+    /// The field with every byte zero: an empty value.
+    pub const EMPTY: Text<N> = Text([0; N]);
+
+    /// Reads a field as it came off the wire: keeps the bytes before the first NUL.
+    pub fn from_field(field: &[u8; N]) -> Text<N> {
+        let len = field.iter().position(|&b| b == 0).unwrap_or(N);
+        let mut normalised = [0; N];
+        normalised[..len].copy_from_slice(&field[..len]);
+        Text(normalised)
+    }
+
+    /// A field holding `value`; fails if it does not fit or contains a NUL (which would
+    /// cut it short on the other side).
+    pub fn new(value: &str) -> Result<Text<N>, TooLong> {
+        Text::from_bytes(value.as_bytes())
+    }
+
+    /// Like [`Text::new`] for raw bytes. A NUL inside `value` ends it early, as it would
+    /// for a C client.
+    pub fn from_bytes(value: &[u8]) -> Result<Text<N>, TooLong> {
+        if value.len() > N {
+            return Err(TooLong {
+                len: value.len(),
+                max: N,
+            });
+        }
+        let mut field = [0; N];
+        field[..value.len()].copy_from_slice(value);
+        Ok(Text::from_field(&field))
+    }
+
+    /// Like [`Text::new`], but cuts a value that is too long at the last whole UTF-8
+    /// character that fits, for text a person typed.
+    pub fn truncated(value: &str) -> Text<N> {
+        let mut end = value.len().min(N);
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        Text::from_bytes(&value.as_bytes()[..end]).expect("cut to fit the field")
+    }
+
+    /// The value: the bytes before the first NUL.
+    pub fn as_bytes(&self) -> &[u8] {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(N);
+        &self.0[..len]
+    }
+
+    /// The value as text, if it is valid UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.as_bytes()).ok()
+    }
+
+    /// The value for people to read, with invalid UTF-8 replaced.
+    pub fn to_lossy(&self) -> String {
+        String::from_utf8_lossy(self.as_bytes()).into_owned()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0[0] == 0
+    }
+
+    /// The whole field, value and zero padding, as it goes on the wire.
+    pub fn field(&self) -> &[u8; N] {
+        &self.0
+    }
+}
+
+impl<const N: usize> fmt::Debug for Text<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_lossy())
+    }
+}
+
+impl<const N: usize> fmt::Display for Text<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_lossy())
+    }
+}
+
+/// Splits a fixed-size body into fixed-size fields, front to back.
+struct Fields<'a>(&'a [u8]);
+
+impl Fields<'_> {
+    fn next<const N: usize>(&mut self) -> Text<N> {
+        let (field, rest) = self.0.split_at(N);
+        self.0 = rest;
+        Text::from_field(field.try_into().expect("split_at gave N bytes"))
+    }
+}
+
+/// The LOGIN body: `USERINFO { name[20]; password[20]; }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    pub name: Name,
+    pub password: Password,
+}
+
+impl Credentials {
+    pub fn decode(body: &[u8; LOGIN_BODY_LEN]) -> Credentials {
+        let mut fields = Fields(body);
+        Credentials {
+            name: fields.next(),
+            password: fields.next(),
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.name.field());
+        out.extend_from_slice(self.password.field());
+    }
+}
+
+/// The CHAT body: `CHATMSG { sender[20]; receiver[20]; message[100]; }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub sender: Name,
+    pub receiver: Name,
+    pub text: MessageText,
+}
+
+impl ChatMessage {
+    pub fn decode(body: &[u8; CHAT_BODY_LEN]) -> ChatMessage {
+        let mut fields = Fields(body);
+        ChatMessage {
+            sender: fields.next(),
+            receiver: fields.next(),
+            text: fields.next(),
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.sender.field());
+        out.extend_from_slice(self.receiver.field());
+        out.extend_from_slice(self.text.field());
+    }
+
+    pub fn to_bytes(&self) -> [u8; CHAT_BODY_LEN] {
+        let mut out = Vec::with_capacity(CHAT_BODY_LEN);
+        self.encode(&mut out);
+        out.try_into().expect("a chat message encodes to 140 bytes")
+    }
+
+    /// The whole frame the server sends for this message: `FEEDBACK{2, 140, flag}` and
+    /// the body. Every CHAT frame carries the body, whatever its flag.
+    pub fn to_frame(&self, flag: Flag) -> [u8; CHAT_FRAME_LEN] {
+        let mut out = Vec::with_capacity(CHAT_FRAME_LEN);
+        Feedback::new(Kind::Chat, CHAT_BODY_LEN, flag).encode(&mut out);
+        self.encode(&mut out);
+        out.try_into().expect("a chat frame encodes to 152 bytes")
+    }
+}
+
+/// Where the `flag` field sits in a feedback.
+const FLAG_OFFSET: usize = 8;
+
+/// Overwrites the flag of the feedback that starts `reply`: lets a server write an echo
+/// before it knows how its delivery went, and settle the flag afterwards.
+pub fn set_flag(reply: &mut [u8], flag: Flag) {
+    LittleEndian::write_i32(&mut reply[FLAG_OFFSET..FEEDBACK_LEN], flag.to_wire());
+}
+
+/// Encodes a whole request: header and body, ready for one `write_all`.
+pub fn request(kind: Kind, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    Header::new(kind, body.len()).encode(&mut out);
+    out.extend_from_slice(body);
+    out
+}
+
+/// A LOGIN request for `name` and `password`.
+pub fn login_request(credentials: &Credentials) -> Vec<u8> {
+    let mut body = Vec::with_capacity(LOGIN_BODY_LEN);
+    credentials.encode(&mut body);
+    request(Kind::Login, &body)
+}
+
+/// A CHAT request carrying `message`.
+pub fn chat_request(message: &ChatMessage) -> Vec<u8> {
+    request(Kind::Chat, &message.to_bytes())
+}
+
+/// A USERS request (extension): no body.
+pub fn users_request() -> Vec<u8> {
+    request(Kind::Users, &[])
+}
+
+/// Reads a request header.
+pub fn read_header(input: &mut impl Read) -> io::Result<Header> {
+    let mut bytes = [0; HEADER_LEN];
+    input.read_exact(&mut bytes)?;
+    Ok(Header::decode(&bytes))
+}
+
+/// Reads a reply header.
+pub fn read_feedback(input: &mut impl Read) -> io::Result<Feedback> {
+    let mut bytes = [0; FEEDBACK_LEN];
+    input.read_exact(&mut bytes)?;
+    Ok(Feedback::decode(&bytes))
+}
+
+/// Reads a CHAT body.
+pub fn read_chat_body(input: &mut impl Read) -> io::Result<ChatMessage> {
+    let mut body = [0; CHAT_BODY_LEN];
+    input.read_exact(&mut body)?;
+    Ok(ChatMessage::decode(&body))
+}
+
+/// Reads and throws away `len` bytes, so that the next frame starts where it should.
+pub fn skip(input: &mut impl Read, len: usize) -> io::Result<()> {
+    let len = u64::try_from(len).expect("usize fits in u64");
+    let skipped = io::copy(&mut input.take(len), &mut io::sink())?;
+    if skipped < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed in the middle of a frame body",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `frame` with one `write_all`, so that it leaves as one piece.
+pub fn write_frame(output: &mut impl Write, frame: &[u8]) -> io::Result<()> {
+    output.write_all(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `len` bytes: `value`, then zeros.
+    fn padded(value: &[u8], len: usize) -> Vec<u8> {
+        let mut field = value.to_vec();
+        field.resize(len, 0);
+        field
+    }
+
+    #[test]
+    fn login_request_matches_the_c_struct_layout() {
+        let credentials = Credentials {
+            name: Name::new("似末").unwrap(),
+            password: Password::new("123456").unwrap(),
+        };
+        let mut expected = vec![1, 0, 0, 0, 40, 0, 0, 0];
+        // 似末 in UTF-8: E4 BC BC E6 9C AB
+        expected.extend(padded(&[0xE4, 0xBC, 0xBC, 0xE6, 0x9C, 0xAB], 20));
+        expected.extend(padded(b"123456", 20));
+        assert_eq!(login_request(&credentials), expected);
+    }
+
+    #[test]
+    fn login_feedback_is_twelve_bytes_claiming_forty() {
+        assert_eq!(
+            Feedback::login(Flag::Ok).to_bytes(),
+            [1, 0, 0, 0, 40, 0, 0, 0, 1, 0, 0, 0]
+        );
+        assert_eq!(
+            Feedback::login(Flag::Rejected).to_bytes(),
+            [1, 0, 0, 0, 40, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
+    }
+
+    #[test]
+    fn chat_frame_places_fields_at_their_offsets() {
+        let message = ChatMessage {
+            sender: Name::new("玛卡巴卡").unwrap(),
+            receiver: Name::new("1001").unwrap(),
+            text: MessageText::new("hi").unwrap(),
+        };
+        let frame = message.to_frame(Flag::Queued);
+        let mut expected = vec![2, 0, 0, 0, 140, 0, 0, 0, 0, 0, 0, 0];
+        // 玛卡巴卡 in UTF-8: E7 8E 9B E5 8D A1 E5 B7 B4 E5 8D A1
+        let sender = [
+            0xE7, 0x8E, 0x9B, 0xE5, 0x8D, 0xA1, 0xE5, 0xB7, 0xB4, 0xE5, 0x8D, 0xA1,
+        ];
+        expected.extend(padded(&sender, 20));
+        expected.extend(padded(b"1001", 20));
+        expected.extend(padded(b"hi", 100));
+        assert_eq!(frame.len(), 152);
+        assert_eq!(frame.to_vec(), expected);
+    }
+
+    #[test]
+    fn decoding_drops_the_garbage_after_the_first_nul() {
+        let mut body = [0xAA; CHAT_BODY_LEN];
+        body[..5].copy_from_slice(b"1002\0");
+        body[20..26].copy_from_slice(b"1001\0x");
+        body[40..43].copy_from_slice(b"yo\0");
+        let message = ChatMessage::decode(&body);
+        assert_eq!(message.sender.as_str(), Some("1002"));
+        assert_eq!(message.receiver.as_str(), Some("1001"));
+        assert_eq!(message.text.as_str(), Some("yo"));
+        let reencoded = message.to_bytes();
+        assert_eq!(&reencoded[..20], &padded(b"1002", 20)[..]);
+        assert_eq!(&reencoded[40..], &padded(b"yo", 100)[..]);
+    }
+
+    #[test]
+    fn a_twenty_byte_name_fills_its_field_without_a_terminator() {
+        let name = Name::from_field(b"abcdefghijklmnopqrst");
+        assert_eq!(name.as_bytes(), b"abcdefghijklmnopqrst");
+        assert!(Name::new("abcdefghijklmnopqrstu").is_err());
+    }
+
+    #[test]
+    fn header_decodes_little_endian_and_bounds_the_length() {
+        let header = Header::decode(&[2, 0, 0, 0, 0x8C, 0, 0, 0]);
+        assert_eq!(header.kind, Kind::Chat);
+        assert_eq!(header.body_len(), Some(140));
+        let negative = Header::decode(&[7, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(negative.kind, Kind::Unknown(7));
+        assert_eq!(negative.body_len(), None);
+        let too_big = Header::decode(&[1, 0, 0, 0, 0x01, 0x10, 0, 0]);
+        assert_eq!(too_big.body_len(), None);
+        let largest = Header::decode(&[1, 0, 0, 0, 0x00, 0x10, 0, 0]);
+        assert_eq!(largest.body_len(), Some(MAX_BODY_LEN));
+    }
+
+    #[test]
+    fn every_flag_round_trips_through_its_wire_value() {
+        let wire: Vec<i32> = Flag::ALL.iter().map(|flag| flag.to_wire()).collect();
+        assert_eq!(wire, [1, 0, -1, -2, -3, -4, -5, -6, -7]);
+        for flag in Flag::ALL {
+            assert_eq!(Flag::from_wire(flag.to_wire()), Some(flag));
+        }
+        assert_eq!(Flag::from_wire(2), None);
+    }
+
+    #[test]
+    fn truncated_text_never_splits_a_character() {
+        let long = "似".repeat(40); // 120 bytes
+        let text = MessageText::truncated(&long);
+        assert_eq!(text.as_str().unwrap(), "似".repeat(33));
+    }
+
+    #[test]
+    fn set_flag_rewrites_only_the_flag() {
+        let message = ChatMessage::decode(&[0; CHAT_BODY_LEN]);
+        let mut frame = message.to_frame(Flag::Ok);
+        set_flag(&mut frame, Flag::MailboxFull);
+        assert_eq!(frame, message.to_frame(Flag::MailboxFull));
+    }
+
+    #[test]
+    fn skip_reports_a_body_cut_short() {
+        let mut input = &[0u8; 10][..];
+        assert!(skip(&mut input, 8).is_ok());
+        assert_eq!(
+            skip(&mut input, 8).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+}

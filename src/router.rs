@@ -1,0 +1,82 @@
+//! The state every session shares, and the one place that decides where a message for
+//! a user goes: to their socket if they are online, to their mailbox if not.
+//!
+//! Sessions hold a `&Router`. It owns the three pieces of shared state, each with its own
+//! lock: the account directory (read-only), the online map, and the mailboxes.
+
+use crate::config::Config;
+use crate::mailbox::{Mailboxes, Stored};
+use crate::online::Online;
+use crate::protocol::{CHAT_FRAME_LEN, ChatMessage, Flag};
+use crate::users::Directory;
+
+pub struct Router {
+    pub users: Directory,
+    pub online: Online,
+    pub mailboxes: Mailboxes,
+}
+
+impl Router {
+    /// The shared state for a server with `users`; fails if the data directory is
+    /// unusable.
+    pub fn new(config: &Config, users: Directory) -> Result<Router, String> {
+        let mailboxes = Mailboxes::new(&config.data_dir, config.mailbox_limit, &users)?;
+        Ok(Router {
+            users,
+            online: Online::new(),
+            mailboxes,
+        })
+    }
+
+    /// Delivers `messages`, oldest first, to `receiver`: all of them live in one write if
+    /// the receiver is online and the write succeeds, otherwise each into the mailbox.
+    /// Returns each message's echo flag.
+    ///
+    /// The receiver's mailbox lock is held throughout, so a login of the receiver cannot
+    /// slip in between the choice and the write (see `Mailboxes::lock`).
+    pub fn deliver(&self, receiver: &str, messages: &[ChatMessage]) -> Vec<Flag> {
+        let Some(mut mailbox) = self.mailboxes.lock(receiver) else {
+            return vec![Flag::Rejected; messages.len()];
+        };
+        if let Some(connection) = self.online.get(receiver) {
+            let mut frames = Vec::with_capacity(messages.len() * CHAT_FRAME_LEN);
+            for message in messages {
+                frames.extend_from_slice(&message.to_frame(Flag::Ok));
+            }
+            if connection.send(&frames).is_ok() {
+                for message in messages {
+                    log::debug!("{} -> {receiver}", message.sender);
+                    log::trace!("{} -> {receiver}: {}", message.sender, message.text);
+                }
+                return vec![Flag::Ok; messages.len()];
+            }
+            // `send` closed the broken connection; its session takes the user offline.
+            // Part of the batch may have reached the socket: storing all of it may repeat
+            // some, but loses none (at-least-once).
+            log::info!(
+                "delivery to {receiver} failed; storing {} messages in the mailbox",
+                messages.len()
+            );
+        }
+        messages
+            .iter()
+            .map(|message| match mailbox.append(message) {
+                Ok(Stored::Queued) => {
+                    log::debug!("{} -> {receiver} (stored)", message.sender);
+                    Flag::Queued
+                }
+                Ok(Stored::Full) => {
+                    log::info!("mailbox of {receiver} is full; message refused");
+                    Flag::MailboxFull
+                }
+                Err(error) => {
+                    log::error!(
+                        "{}: cannot store a message for {receiver}: {error}",
+                        mailbox.path().display()
+                    );
+                    Flag::MailboxFull
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,384 @@
+//! The listener: accepts connections, enforces the client limit, starts one thread per
+//! client, and shuts everything down on request.
+//!
+//! [`Server::bind`] checks everything that can be wrong before a single client is served
+//! (the users file, the data directory, the port). [`Server::run`] is the accept loop;
+//! a [`Stopper`] ends it from another thread (the Ctrl-C handler, or a test). Tests use
+//! [`Server::spawn`], which runs the loop in a thread and stops it when the returned
+//! [`ServerHandle`] is dropped.
+
+use crate::config::Config;
+use crate::online::{Connection, ConnectionId};
+use crate::protocol::{Feedback, Flag};
+use crate::router::Router;
+use crate::session;
+use crate::users::{Directory, UsersFileError};
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Stack size of a client thread. Sessions keep their buffers on the heap, so a small
+/// stack suffices, and it is what 10,000 clients multiply.
+const CLIENT_STACK_SIZE: usize = 128 * 1024;
+/// How long to pause after `accept` or a thread spawn fails (out of descriptors, out of
+/// threads): long enough not to spin, short enough to recover quickly.
+const FAILURE_BACKOFF: Duration = Duration::from_millis(100);
+/// How long shutdown waits for client threads to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long the stopper tries to reach the listener to wake its `accept`.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A bad users file: exit status 2.
+    Users(UsersFileError),
+    /// An unusable data directory: exit status 2.
+    DataDir(String),
+    /// The address could not be bound (in use, not ours, no permission): exit status 1.
+    Bind { addr: SocketAddr, error: io::Error },
+}
+
+impl StartError {
+    /// The process exit status PROTOCOL.md §2 gives this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Users(_) | StartError::DataDir(_) => 2,
+            StartError::Bind { .. } => 1,
+        }
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Users(error) => write!(f, "{error}"),
+            StartError::DataDir(problem) => write!(f, "{problem}"),
+            StartError::Bind { addr, error } if error.kind() == io::ErrorKind::AddrInUse => {
+                write!(
+                    f,
+                    "cannot listen on {addr}: the port is already in use \
+                     (is another server running? choose another with --port)"
+                )
+            }
+            StartError::Bind { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A bound, not yet running, server.
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Arc<Router>,
+    registry: Arc<Registry>,
+    write_timeout: Duration,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Server {
+    /// Loads the users (from `config.users`, or the built-in six) and binds.
+    pub fn bind(config: &Config) -> Result<Server, StartError> {
+        let users = match &config.users {
+            Some(path) => Directory::load(path).map_err(StartError::Users)?,
+            None => Directory::built_in(),
+        };
+        Server::bind_with_users(config, users)
+    }
+
+    /// Binds with an account directory made by the caller.
+    pub fn bind_with_users(config: &Config, users: Directory) -> Result<Server, StartError> {
+        let router = Router::new(config, users).map_err(StartError::DataDir)?;
+        let requested = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(requested).map_err(|error| StartError::Bind {
+            addr: requested,
+            error,
+        })?;
+        let addr = listener.local_addr().map_err(|error| StartError::Bind {
+            addr: requested,
+            error,
+        })?;
+        log::info!(
+            "listening on {addr} ({} users, data in {})",
+            router.users.len(),
+            router.mailboxes.dir().display()
+        );
+        Ok(Server {
+            listener,
+            addr,
+            router: Arc::new(router),
+            registry: Arc::new(Registry::new(config.max_clients)),
+            write_timeout: config.write_timeout,
+            stopping: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The address actually bound (with the real port when `--port 0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Something that stops this server from any thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            stopping: Arc::clone(&self.stopping),
+            wake_addr: reachable(self.addr),
+        }
+    }
+
+    /// Runs the server in a thread of its own.
+    pub fn spawn(self) -> ServerHandle {
+        let addr = self.addr;
+        let stopper = self.stopper();
+        let thread = thread::Builder::new()
+            .name("accept".to_string())
+            .spawn(move || self.run())
+            .expect("the process can start its first thread");
+        ServerHandle {
+            addr,
+            stopper,
+            thread: Some(thread),
+        }
+    }
+
+    /// Accepts clients until stopped, then closes every connection and waits for their
+    /// threads to end.
+    pub fn run(self) {
+        let mut accept_trouble = Trouble::default();
+        let mut spawn_trouble = Trouble::default();
+        for incoming in self.listener.incoming() {
+            if self.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            match incoming {
+                Ok(stream) => {
+                    accept_trouble.over();
+                    match self.admit(stream) {
+                        Ok(()) => spawn_trouble.over(),
+                        Err(error) => {
+                            spawn_trouble.report(&format!("cannot start a client thread: {error}"));
+                            thread::sleep(FAILURE_BACKOFF);
+                        }
+                    }
+                }
+                Err(error) => {
+                    // Out of descriptors (EMFILE) is the usual cause: pause rather than
+                    // spin, and keep serving the clients we have.
+                    accept_trouble.report(&format!("accept failed: {error}"));
+                    thread::sleep(FAILURE_BACKOFF);
+                }
+            }
+        }
+        log::info!(
+            "shutting down: closing {} connections",
+            self.registry.count()
+        );
+        self.registry.close_all();
+        if !self.registry.wait_until_empty(SHUTDOWN_GRACE) {
+            log::warn!(
+                "{} client threads did not end within {SHUTDOWN_GRACE:?}",
+                self.registry.count()
+            );
+        }
+        log::info!("stopped");
+    }
+
+    /// Starts a session for a new connection, or turns it away at the client limit.
+    /// Fails only if its thread cannot be started (the client is dropped).
+    fn admit(&self, stream: TcpStream) -> io::Result<()> {
+        let peer = match stream.peer_addr() {
+            Ok(peer) => peer,
+            // Gone before we looked: nothing to serve.
+            Err(_) => return Ok(()),
+        };
+        // Latency: our frames are whole already, Nagle would only hold them back.
+        let _ = stream.set_nodelay(true);
+        stream.set_write_timeout(Some(self.write_timeout))?;
+        let connection = Arc::new(Connection::new(self.registry.next_id(), peer, stream));
+        let Some(ticket) = self.registry.admit(Arc::clone(&connection)) else {
+            log::warn!(
+                "{peer}: refused: the server is at its limit of {} clients",
+                self.registry.max_clients
+            );
+            let _ = connection.send(&Feedback::login(Flag::Busy).to_bytes());
+            connection.close();
+            return Ok(());
+        };
+        let router = Arc::clone(&self.router);
+        thread::Builder::new()
+            .name(format!("client-{}", connection.id()))
+            .stack_size(CLIENT_STACK_SIZE)
+            .spawn(move || {
+                // Dropped last, even if the session panics: the slot is given back.
+                let _ticket = ticket;
+                session::run(&router, connection);
+            })?;
+        Ok(())
+    }
+}
+
+/// Logs a recurring failure once, not once per retry, and says when it is over.
+#[derive(Default)]
+struct Trouble {
+    ongoing: bool,
+}
+
+impl Trouble {
+    fn report(&mut self, what: &str) {
+        if !self.ongoing {
+            log::warn!("{what}; backing off (repeats are not logged)");
+            self.ongoing = true;
+        }
+    }
+
+    fn over(&mut self) {
+        if self.ongoing {
+            log::info!("recovered");
+            self.ongoing = false;
+        }
+    }
+}
+
+/// An address that reaches a listener bound to `addr`: a wildcard address is not one a
+/// client can connect to, so use loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// Stops a running server: cheap to clone, safe to call from a signal handler's thread.
+#[derive(Clone, Debug)]
+pub struct Stopper {
+    stopping: Arc<AtomicBool>,
+    wake_addr: SocketAddr,
+}
+
+impl Stopper {
+    /// Asks the accept loop to end. `accept` blocks, so raise the flag and then connect
+    /// to ourselves to wake it up.
+    pub fn stop(&self) {
+        if !self.stopping.swap(true, Ordering::AcqRel) {
+            let _ = TcpStream::connect_timeout(&self.wake_addr, WAKE_TIMEOUT);
+        }
+    }
+}
+
+/// A server running in its own thread; dropping it stops the server and waits for it.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stopper: Stopper,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server and waits until every client thread has ended.
+    pub fn stop(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stopper.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Every open connection, logged in or not: the client limit counts them, and shutdown
+/// closes them.
+struct Registry {
+    open: Mutex<HashMap<ConnectionId, Arc<Connection>>>,
+    emptied: Condvar,
+    max_clients: usize,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    fn new(max_clients: usize) -> Registry {
+        Registry {
+            open: Mutex::new(HashMap::new()),
+            emptied: Condvar::new(),
+            max_clients,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn next_id(&self) -> ConnectionId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Takes a slot for `connection`; `None` when all slots are taken.
+    fn admit(self: &Arc<Self>, connection: Arc<Connection>) -> Option<Ticket> {
+        let mut open = self.open.lock();
+        if open.len() >= self.max_clients {
+            return None;
+        }
+        let id = connection.id();
+        open.insert(id, connection);
+        Some(Ticket {
+            registry: Arc::clone(self),
+            id,
+        })
+    }
+
+    fn count(&self) -> usize {
+        self.open.lock().len()
+    }
+
+    fn close_all(&self) {
+        for connection in self.open.lock().values() {
+            connection.close();
+        }
+    }
+
+    /// Waits until every ticket has been given back; false if `grace` ran out first.
+    fn wait_until_empty(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        let mut open = self.open.lock();
+        while !open.is_empty() {
+            if self.emptied.wait_until(&mut open, deadline).timed_out() {
+                return open.is_empty();
+            }
+        }
+        true
+    }
+}
+
+/// A connection's slot under the client limit, given back when dropped however the
+/// connection ends.
+struct Ticket {
+    registry: Arc<Registry>,
+    id: ConnectionId,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut open = self.registry.open.lock();
+        open.remove(&self.id);
+        if open.is_empty() {
+            self.registry.emptied.notify_all();
+        }
+    }
+}

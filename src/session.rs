@@ -1,0 +1,478 @@
+//! One client's conversation: read a frame, act on it, reply. One thread runs one
+//! session, for as long as the connection lasts.
+//!
+//! The loop reads through a buffer, so a client that pipelines hands over many frames per
+//! system call. What the frames produce (echoes to this client, messages for other
+//! users) collects in an [`Outbox`] and is written out together just before the session
+//! would block on its next read, or when a batch is full: never later, so no frame
+//! waits. Deliveries are written before echoes, because an echo's flag reports what
+//! happened to its delivery (PROTOCOL.md §2).
+//!
+//! When the session ends, however it ends (EOF, reset, a protocol error, a panic), its
+//! `Drop` takes the user out of the online map and closes the socket.
+
+use crate::online::Connection;
+use crate::protocol::{
+    self, CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag,
+    HEADER_LEN, Header, Kind, LOGIN_BODY_LEN, NAME_LEN, Name,
+};
+use crate::router::Router;
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
+
+/// Bytes read per system call at most: about 55 pipelined CHAT requests.
+const READ_BUFFER_LEN: usize = 8 * 1024;
+/// Frames collected before the outbox is written out even though more input is waiting:
+/// bounds the memory and the delay a long burst can cause.
+const MAX_BATCH_FRAMES: usize = 64;
+/// Failed logins in a row a connection may make; the next one closes it (flag -6).
+pub const MAX_FAILED_LOGINS: u32 = 5;
+
+/// Serves one client until its connection ends.
+pub(crate) fn run(router: &Router, connection: Arc<Connection>) {
+    log::info!("{}: connected", connection.peer());
+    let mut session = Session {
+        router,
+        connection,
+        user: None,
+        failed_logins: 0,
+        outbox: Outbox::default(),
+    };
+    session.serve();
+}
+
+/// Whether the session reads on or hangs up.
+enum Next {
+    Continue,
+    Close,
+}
+
+struct Session<'a> {
+    router: &'a Router,
+    connection: Arc<Connection>,
+    /// The logged-in name, once a login succeeded.
+    user: Option<String>,
+    failed_logins: u32,
+    outbox: Outbox,
+}
+
+impl Session<'_> {
+    fn serve(&mut self) {
+        let connection = Arc::clone(&self.connection);
+        let peer = connection.peer();
+        let mut reader = BufReader::with_capacity(READ_BUFFER_LEN, connection.stream());
+        let ending = loop {
+            if !holds_whole_frame(reader.buffer())
+                && let Err(error) = self.flush()
+            {
+                break format!("cannot write to it ({error})");
+            }
+            let header = match next_header(&mut reader) {
+                Ok(Some(header)) => header,
+                Ok(None) => break "it closed the connection".to_string(),
+                Err(error) => break self.read_failure(&error),
+            };
+            let Some(body_len) = header.body_len() else {
+                log::warn!(
+                    "{peer}: frame length {} is outside 0..={}; closing the connection",
+                    header.length,
+                    protocol::MAX_BODY_LEN
+                );
+                break "bad frame length".to_string();
+            };
+            match self.handle(header.kind, body_len, &mut reader) {
+                Ok(Next::Continue) => {}
+                Ok(Next::Close) => break "the server hung up".to_string(),
+                Err(error) => break self.read_failure(&error),
+            }
+        };
+        // Messages from the last frames read may still wait for delivery: a client that
+        // sends and hangs up at once must not lose them.
+        let _ = self.flush();
+        log::info!("{peer}: disconnected: {ending}");
+    }
+
+    /// Explains an I/O error that ended the session, logging the surprising ones.
+    fn read_failure(&self, error: &io::Error) -> String {
+        if self.connection.is_closed() {
+            return "the server closed the connection".to_string();
+        }
+        if error.kind() == io::ErrorKind::UnexpectedEof {
+            log::warn!(
+                "{}: connection closed in the middle of a frame",
+                self.connection.peer()
+            );
+            return "closed mid-frame".to_string();
+        }
+        format!("{error}")
+    }
+
+    fn handle(&mut self, kind: Kind, body_len: usize, input: &mut impl Read) -> io::Result<Next> {
+        match kind {
+            Kind::Login => self.login(body_len, input),
+            Kind::Chat => self.chat(body_len, input),
+            Kind::Users => self.users(body_len, input),
+            Kind::Unknown(_) => {
+                protocol::skip(input, body_len)?;
+                log::warn!(
+                    "{}: unknown frame type {}; skipped {body_len} bytes",
+                    self.connection.peer(),
+                    kind.to_wire()
+                );
+                self.outbox
+                    .reply(&Feedback::new(kind, 0, Flag::Unsupported).to_bytes());
+                Ok(Next::Continue)
+            }
+        }
+    }
+
+    fn login(&mut self, body_len: usize, input: &mut impl Read) -> io::Result<Next> {
+        let peer = self.connection.peer();
+        if body_len != LOGIN_BODY_LEN {
+            protocol::skip(input, body_len)?;
+            log::warn!("{peer}: LOGIN with a {body_len}-byte body instead of {LOGIN_BODY_LEN}");
+            return self.refuse_login(Flag::Malformed);
+        }
+        let mut body = [0; LOGIN_BODY_LEN];
+        input.read_exact(&mut body)?;
+        let credentials = Credentials::decode(&body);
+        let Some(name) = credentials.name.as_str().filter(|name| !name.is_empty()) else {
+            log::warn!("{peer}: LOGIN with an empty or non-UTF-8 name");
+            return self.refuse_login(Flag::Malformed);
+        };
+        if !self
+            .router
+            .users
+            .check(name, credentials.password.as_bytes())
+        {
+            log::info!("{peer}: login refused for {name:?}");
+            return self.refuse_login(Flag::Rejected);
+        }
+        self.failed_logins = 0;
+        if self.user.as_deref() == Some(name) {
+            self.outbox.reply(&Feedback::login(Flag::Ok).to_bytes());
+            return Ok(Next::Continue);
+        }
+        let name = name.to_string();
+        // Replies to earlier frames go out before the login reply and the stored mail.
+        self.flush()?;
+        if let Some(previous) = self.user.take() {
+            self.go_offline(&previous);
+        }
+        self.go_online(name)?;
+        Ok(Next::Continue)
+    }
+
+    /// Answers a failed login, or hangs up after too many in a row.
+    fn refuse_login(&mut self, flag: Flag) -> io::Result<Next> {
+        self.failed_logins += 1;
+        if self.failed_logins >= MAX_FAILED_LOGINS {
+            log::warn!(
+                "{}: {} failed logins in a row; closing the connection",
+                self.connection.peer(),
+                self.failed_logins
+            );
+            self.outbox
+                .reply(&Feedback::login(Flag::TooManyAttempts).to_bytes());
+            self.flush()?;
+            return Ok(Next::Close);
+        }
+        self.outbox.reply(&Feedback::login(flag).to_bytes());
+        Ok(Next::Continue)
+    }
+
+    /// Accepts the login of `name`: the LOGIN reply, then the stored messages, then the
+    /// online map, all under `name`'s mailbox lock (see `Mailboxes::lock` for why).
+    fn go_online(&mut self, name: String) -> io::Result<()> {
+        let peer = self.connection.peer();
+        let mut mailbox = self
+            .router
+            .mailboxes
+            .lock(&name)
+            .expect("every account has a mailbox");
+        let stored = mailbox.load().unwrap_or_else(|error| {
+            log::error!(
+                "{}: cannot read the mailbox of {name}, leaving it for later: {error}",
+                mailbox.path().display()
+            );
+            Vec::new()
+        });
+        let mut out = Vec::with_capacity(FEEDBACK_LEN + stored.len() * CHAT_FRAME_LEN);
+        Feedback::login(Flag::Ok).encode(&mut out);
+        for message in &stored {
+            out.extend_from_slice(&message.to_frame(Flag::Ok));
+        }
+        // If this fails the mailbox is kept whole, and all of it comes again next time.
+        self.connection.send(&out)?;
+        if !stored.is_empty() {
+            log::info!(
+                "{peer}: delivered {} stored messages to {name}",
+                stored.len()
+            );
+            if let Err(error) = mailbox.clear() {
+                log::error!(
+                    "{}: cannot empty the mailbox; its messages will come again: {error}",
+                    mailbox.path().display()
+                );
+            }
+        }
+        if let Some(older) = self
+            .router
+            .online
+            .insert(&name, Arc::clone(&self.connection))
+        {
+            log::info!(
+                "{name} logged in again from {peer}; closing the older connection from {}",
+                older.peer()
+            );
+            older.close();
+        }
+        drop(mailbox);
+        log::info!(
+            "{peer}: {name} logged in ({} online)",
+            self.router.online.count()
+        );
+        self.user = Some(name);
+        Ok(())
+    }
+
+    fn go_offline(&self, name: &str) {
+        if self.router.online.remove(name, self.connection.id()) {
+            log::info!(
+                "{}: {name} went offline ({} online)",
+                self.connection.peer(),
+                self.router.online.count()
+            );
+        }
+    }
+
+    fn chat(&mut self, body_len: usize, input: &mut impl Read) -> io::Result<Next> {
+        if body_len != CHAT_BODY_LEN {
+            protocol::skip(input, body_len)?;
+            log::warn!(
+                "{}: CHAT with a {body_len}-byte body instead of {CHAT_BODY_LEN}",
+                self.connection.peer()
+            );
+            let zeroed = ChatMessage::decode(&[0; CHAT_BODY_LEN]);
+            self.outbox.reply(&zeroed.to_frame(Flag::Malformed));
+            return Ok(Next::Continue);
+        }
+        let mut message = protocol::read_chat_body(input)?;
+        let Some(sender) = &self.user else {
+            self.outbox.reply(&message.to_frame(Flag::NotLoggedIn));
+            return Ok(Next::Continue);
+        };
+        // No impersonation: the sender is whoever this session logged in as.
+        message.sender = Name::new(sender).expect("account names fit the name field");
+        match message.receiver.as_str() {
+            None | Some("") => self.outbox.reply(&message.to_frame(Flag::Malformed)),
+            Some(protocol::ROOM) => {
+                // Earlier private messages go first, so one sender's order holds.
+                self.flush()?;
+                self.broadcast(&message);
+                self.outbox.reply(&message.to_frame(Flag::Ok));
+            }
+            Some(receiver) if receiver == sender => {
+                self.outbox.reply(&message.to_frame(Flag::Ok));
+            }
+            Some(receiver) if !self.router.users.contains(receiver) => {
+                self.outbox.reply(&message.to_frame(Flag::Rejected));
+            }
+            Some(receiver) => {
+                let receiver = receiver.to_string();
+                self.outbox.deliver(receiver, message);
+            }
+        }
+        if self.outbox.is_full() {
+            self.flush()?;
+        }
+        Ok(Next::Continue)
+    }
+
+    /// Sends a room message to every other online user. Never stored: a user who is not
+    /// online when it is said does not hear it, as in a real room.
+    fn broadcast(&self, message: &ChatMessage) {
+        let frame = message.to_frame(Flag::Ok);
+        for (name, connection) in self.router.online.others(self.connection.id()) {
+            if connection.send(&frame).is_err() {
+                log::info!("room message to {name} not delivered: the connection failed");
+            }
+        }
+        log::debug!("{} -> the room", message.sender);
+        log::trace!("{} -> the room: {}", message.sender, message.text);
+    }
+
+    fn users(&mut self, body_len: usize, input: &mut impl Read) -> io::Result<Next> {
+        if body_len != 0 {
+            protocol::skip(input, body_len)?;
+            self.outbox
+                .reply(&Feedback::new(Kind::Users, 0, Flag::Malformed).to_bytes());
+            return Ok(Next::Continue);
+        }
+        if self.user.is_none() {
+            self.outbox
+                .reply(&Feedback::new(Kind::Users, 0, Flag::NotLoggedIn).to_bytes());
+            return Ok(Next::Continue);
+        }
+        let names = self.router.online.names();
+        let mut out = Vec::with_capacity(FEEDBACK_LEN + names.len() * NAME_LEN);
+        Feedback::new(Kind::Users, names.len() * NAME_LEN, Flag::Ok).encode(&mut out);
+        for name in &names {
+            let field = Name::new(name).expect("account names fit the name field");
+            out.extend_from_slice(field.field());
+        }
+        self.outbox.reply(&out);
+        Ok(Next::Continue)
+    }
+
+    /// Writes out everything the outbox holds: each receiver's messages (live, or into
+    /// the mailbox), then this client's replies with the echoes' flags filled in.
+    fn flush(&mut self) -> io::Result<()> {
+        let Outbox {
+            replies,
+            deliveries,
+            frames,
+        } = &mut self.outbox;
+        for delivery in deliveries.drain(..) {
+            let flags = self
+                .router
+                .deliver(&delivery.receiver, &delivery.messages);
+            for (echo, flag) in delivery.echoes.into_iter().zip(flags) {
+                protocol::set_flag(&mut replies[echo..echo + FEEDBACK_LEN], flag);
+            }
+        }
+        *frames = 0;
+        if replies.is_empty() {
+            return Ok(());
+        }
+        let result = self.connection.send(replies);
+        replies.clear();
+        result
+    }
+}
+
+impl Drop for Session<'_> {
+    /// Runs however the session ends, a panic included: the user leaves the online map
+    /// (unless a newer login of the same name took over) and the socket is closed.
+    fn drop(&mut self) {
+        if let Some(name) = self.user.take() {
+            self.go_offline(&name);
+        }
+        self.connection.close();
+    }
+}
+
+/// What a session has to write, collected while more input is already buffered.
+#[derive(Default)]
+struct Outbox {
+    /// This client's replies, in the order of its requests.
+    replies: Vec<u8>,
+    /// Messages for other users, grouped by receiver in the order they came.
+    deliveries: Vec<Delivery>,
+    /// Frames collected since the last flush.
+    frames: usize,
+}
+
+/// Messages for one receiver, and where each one's echo sits in `Outbox::replies`.
+struct Delivery {
+    receiver: String,
+    messages: Vec<ChatMessage>,
+    echoes: Vec<usize>,
+}
+
+impl Outbox {
+    fn reply(&mut self, bytes: &[u8]) {
+        self.replies.extend_from_slice(bytes);
+        self.frames += 1;
+    }
+
+    /// Queues `message` for `receiver`, with an echo whose flag is filled in once the
+    /// delivery has happened.
+    fn deliver(&mut self, receiver: String, message: ChatMessage) {
+        let echo = self.replies.len();
+        self.reply(&message.to_frame(Flag::Ok));
+        match self.deliveries.iter_mut().find(|d| d.receiver == receiver) {
+            Some(delivery) => {
+                delivery.messages.push(message);
+                delivery.echoes.push(echo);
+            }
+            None => self.deliveries.push(Delivery {
+                receiver,
+                messages: vec![message],
+                echoes: vec![echo],
+            }),
+        }
+        self.frames += 1;
+    }
+
+    fn is_full(&self) -> bool {
+        self.frames >= MAX_BATCH_FRAMES
+    }
+}
+
+/// True when `buffered` starts with a whole frame, so reading it cannot block. A header
+/// with an impossible length counts as whole: it is rejected without reading further.
+fn holds_whole_frame(buffered: &[u8]) -> bool {
+    let Some(header) = buffered.first_chunk::<HEADER_LEN>() else {
+        return false;
+    };
+    match Header::decode(header).body_len() {
+        Some(body_len) => buffered.len() >= HEADER_LEN + body_len,
+        None => true,
+    }
+}
+
+/// The next header, or `None` when the client closed the connection between frames.
+fn next_header(reader: &mut impl BufRead) -> io::Result<Option<Header>> {
+    if reader.fill_buf()?.is_empty() {
+        return Ok(None);
+    }
+    protocol::read_header(reader).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::users::Directory;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_whole_frame_is_recognised_only_when_all_of_it_is_buffered() {
+        let chat = protocol::request(Kind::Chat, &[0; CHAT_BODY_LEN]);
+        assert!(holds_whole_frame(&chat));
+        assert!(!holds_whole_frame(&chat[..chat.len() - 1]));
+        assert!(!holds_whole_frame(&chat[..4]));
+        assert!(holds_whole_frame(&[1, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]));
+    }
+
+    #[test]
+    fn a_panicking_session_still_leaves_the_online_map() {
+        let dir = std::env::temp_dir().join(format!("chatroom-panic-{}", std::process::id()));
+        let config = Config {
+            data_dir: dir,
+            ..Config::default()
+        };
+        let router = Arc::new(Router::new(&config, Directory::built_in()).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, peer) = listener.accept().unwrap();
+        let connection = Arc::new(Connection::new(1, peer, stream));
+        let in_thread = Arc::clone(&router);
+        let outcome = std::thread::spawn(move || {
+            let mut session = Session {
+                router: &in_thread,
+                connection: Arc::clone(&connection),
+                user: None,
+                failed_logins: 0,
+                outbox: Outbox::default(),
+            };
+            session.go_online("1001".to_string()).unwrap();
+            assert!(in_thread.online.get("1001").is_some());
+            panic!("a bug in the middle of a session");
+        })
+        .join();
+        assert!(outcome.is_err(), "the thread panicked");
+        assert!(router.online.get("1001").is_none(), "Drop took 1001 offline");
+    }
+}
