@@ -1,0 +1,276 @@
+//! The `chat-server` binary as an operator runs it: signals, exit statuses, error
+//! messages, and running out of file descriptors.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
+
+/// The running binary, its address, and its log lines as they come.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    log: mpsc::Receiver<String>,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// Waits for a log line containing `words`; panics after `READ_TIMEOUT`.
+    fn wait_for_log(&self, words: &str) -> String {
+        let deadline = Instant::now() + READ_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(words) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {words:?}"),
+            }
+        }
+    }
+
+    /// Every log line so far.
+    fn drain_log(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    fn exit_within(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running after {limit:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Starts the binary on a free port through `sh -c` (so a test can prefix `ulimit`),
+/// and waits until it is listening.
+fn run_server(shell_prefix: &str, args: &[&str]) -> Running {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = format!("{shell_prefix} exec \"$0\" --bind 127.0.0.1 --port 0");
+    command.push_str(" --data-dir \"$1\"");
+    for (i, _) in args.iter().enumerate() {
+        command.push_str(&format!(" \"${}\"", i + 2));
+    }
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .arg(SERVER)
+        .arg(data.path().join("data"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chat-server");
+    let log = forward_lines(child.stderr.take().unwrap());
+    let mut running = Running {
+        child,
+        addr: "127.0.0.1:1".parse().unwrap(),
+        log,
+        _data: data,
+    };
+    let line = running.wait_for_log("listening on ");
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("an address after `listening on`");
+    running.addr = addr.parse().expect("a socket address");
+    running
+}
+
+fn forward_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
+    let (lines, log) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    log
+}
+
+/// Runs the binary to completion: its status and everything it printed on stderr.
+fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
+    let output = Command::new(SERVER)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chat-server");
+    (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+fn assert_clean_stop_on(signal: &str) {
+    let mut server = run_server("", &[]);
+    let mut a = connect(server.addr);
+    let mut b = connect(server.addr);
+    raw_login(&mut a, "1001");
+    raw_login(&mut b, "1002");
+    let mut idle = connect(server.addr);
+    send(&mut idle, &ints(&[3, 0]));
+    read_n(&mut idle, 12); // the server has its thread running
+    server.signal(signal);
+    let status = server.exit_within(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(0), "exit status after SIG{signal}");
+    for client in [&mut a, &mut b, &mut idle] {
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).expect("EOF, not a reset");
+        assert!(rest.is_empty());
+    }
+}
+
+#[test]
+fn sigterm_stops_the_server_with_status_0_and_clients_see_eof() {
+    assert_clean_stop_on("TERM");
+}
+
+#[test]
+fn sigint_stops_the_server_with_status_0_and_clients_see_eof() {
+    assert_clean_stop_on("INT");
+}
+
+#[test]
+fn a_bad_flag_exits_2_naming_the_flag() {
+    for (args, words) in [
+        (&["--prot", "1"][..], "--prot"),
+        (&["--port", "seventy"][..], "--port"),
+        (&["--max-clients", "0"][..], "--max-clients"),
+    ] {
+        let (status, stderr) = run_to_exit(args);
+        assert_eq!(status.code(), Some(2), "{args:?}");
+        assert!(stderr.contains(words), "{args:?}: {stderr}");
+        assert!(stderr.contains("--help"), "a hint: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let output = Command::new(SERVER).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("--users FILE"));
+    let output = Command::new(SERVER).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("chat-server "));
+}
+
+#[test]
+fn a_bad_users_file_exits_2_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "# accounts\nalice:secret\nbob\n").unwrap();
+    let (status, stderr) = run_to_exit(&["--port", "0", "--users", users.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("users.txt, line 3"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+
+    let missing = dir.path().join("missing.txt");
+    let (status, stderr) = run_to_exit(&["--port", "0", "--users", missing.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("missing.txt"), "{stderr}");
+}
+
+#[test]
+fn a_users_file_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "alice:secret\r\nbob:\n").unwrap();
+    let server = run_server("", &["--users", users.to_str().unwrap()]);
+    let mut alice = connect(server.addr);
+    send(&mut alice, &login_frame("alice", "secret"));
+    assert_eq!(read_n(&mut alice, 12), ints(&[1, 40, 1]));
+    send(&mut alice, &login_frame("1001", PASSWORD));
+    assert_eq!(read_n(&mut alice, 12), ints(&[1, 40, -1]), "no built-ins");
+}
+
+#[test]
+fn an_unusable_data_directory_exits_2() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let (status, stderr) = run_to_exit(&["--port", "0", "--data-dir", file.path().to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("not a directory"), "{stderr}");
+}
+
+#[test]
+fn a_port_in_use_exits_1_with_a_clear_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (status, stderr) = run_to_exit(&["--bind", "127.0.0.1", "--port", &port]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("already in use"), "{stderr}");
+}
+
+/// With a tiny descriptor limit, `accept` fails with EMFILE: the server logs it once,
+/// backs off instead of spinning, keeps serving its clients, and recovers when
+/// descriptors come back.
+#[test]
+fn running_out_of_descriptors_is_survived() {
+    let server = run_server("ulimit -n 24 &&", &[]);
+    let mut clients: Vec<_> = (0..8).map(|_| connect(server.addr)).collect();
+    raw_login(&mut clients[0], "1001");
+    raw_login(&mut clients[1], "1002");
+    // Far more connections than descriptors: the kernel queues them, accept fails.
+    let extra: Vec<_> = (0..30).map(|_| connect(server.addr)).collect();
+    server.wait_for_log("accept failed");
+    let cpu_before = cpu_ticks(server.child.id());
+    // Existing clients chat on regardless.
+    for round in 0..5 {
+        send(&mut clients[0], &chat_frame("1001", "1002", &format!("{round}")));
+        let expected = chat_reply(1, &chat_body("1001", "1002", &format!("{round}")));
+        assert_eq!(read_n(&mut clients[1], 152), expected);
+        assert_eq!(read_n(&mut clients[0], 152), expected);
+    }
+    // Let the backoff run for a while: a busy loop would burn a core meanwhile.
+    thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks(server.child.id()) - cpu_before;
+    assert!(used < 20, "{used} ticks of CPU in half a second while out of descriptors");
+    let repeats = server
+        .drain_log()
+        .iter()
+        .filter(|line| line.contains("accept failed"))
+        .count();
+    assert_eq!(repeats, 0, "logged once, not once per retry");
+    drop(extra);
+    clients.truncate(2);
+    // Descriptors are back: a new client gets in.
+    let mut late = connect(server.addr);
+    raw_login(&mut late, "1003");
+}
+
+/// User plus system CPU time of a process, in clock ticks (usually 1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
