@@ -196,7 +196,10 @@ mod tests {
             ("--port", "--port needs a value"),
             ("--port 70000", "--port takes a port number"),
             ("--bind localhost", "--bind takes an IP address"),
-            ("--max-clients 0", "--max-clients takes a whole number above 0"),
+            (
+                "--max-clients 0",
+                "--max-clients takes a whole number above 0",
+            ),
             ("--write-timeout soon", "--write-timeout takes"),
             ("stray", "unexpected argument"),
         ] {

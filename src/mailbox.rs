@@ -216,10 +216,8 @@ mod tests {
     use crate::protocol::{MessageText, Name};
 
     fn temp_dir(label: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "chatroom-mailbox-{label}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("chatroom-mailbox-{label}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
@@ -247,7 +245,12 @@ mod tests {
         for text in ["one", "two", "three"] {
             assert_eq!(mailbox.append(&message(text)).unwrap(), Stored::Queued);
         }
-        let texts: Vec<String> = mailbox.load().unwrap().iter().map(|m| m.text.to_lossy()).collect();
+        let texts: Vec<String> = mailbox
+            .load()
+            .unwrap()
+            .iter()
+            .map(|m| m.text.to_lossy())
+            .collect();
         assert_eq!(texts, ["one", "two", "three"]);
         mailbox.clear().unwrap();
         assert!(mailbox.load().unwrap().is_empty());
@@ -272,12 +275,25 @@ mod tests {
         let mailboxes = Mailboxes::new(&dir, 10, &Directory::built_in()).unwrap();
         let mut mailbox = mailboxes.lock("1003").unwrap();
         mailbox.append(&message("whole")).unwrap();
-        let mut file = OpenOptions::new().append(true).open(mailbox.path()).unwrap();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(mailbox.path())
+            .unwrap();
         file.write_all(&message("torn").to_bytes()[..50]).unwrap();
-        let texts: Vec<String> = mailbox.load().unwrap().iter().map(|m| m.text.to_lossy()).collect();
+        let texts: Vec<String> = mailbox
+            .load()
+            .unwrap()
+            .iter()
+            .map(|m| m.text.to_lossy())
+            .collect();
         assert_eq!(texts, ["whole"]);
         mailbox.append(&message("after")).unwrap();
-        let texts: Vec<String> = mailbox.load().unwrap().iter().map(|m| m.text.to_lossy()).collect();
+        let texts: Vec<String> = mailbox
+            .load()
+            .unwrap()
+            .iter()
+            .map(|m| m.text.to_lossy())
+            .collect();
         assert_eq!(texts, ["whole", "after"]);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -287,7 +303,10 @@ mod tests {
         let dir = temp_dir("unknown");
         let mailboxes = Mailboxes::new(&dir, 10, &Directory::built_in()).unwrap();
         assert!(mailboxes.lock("nobody").is_none());
-        assert!(!dir.exists(), "nothing is created before a message is stored");
+        assert!(
+            !dir.exists(),
+            "nothing is created before a message is stored"
+        );
     }
 
     #[test]

@@ -174,9 +174,14 @@ mod tests {
         let (old, _old_client) = pair(1);
         let (new, _new_client) = pair(2);
         assert!(online.insert("1001", old).is_none());
-        let replaced = online.insert("1001", new).expect("the old login is handed back");
+        let replaced = online
+            .insert("1001", new)
+            .expect("the old login is handed back");
         assert_eq!(replaced.id(), 1);
-        assert!(!online.remove("1001", 1), "connection 1 no longer owns the name");
+        assert!(
+            !online.remove("1001", 1),
+            "connection 1 no longer owns the name"
+        );
         assert_eq!(online.get("1001").unwrap().id(), 2);
         assert!(online.remove("1001", 2));
         assert_eq!(online.count(), 0);

@@ -135,7 +135,9 @@ impl Flag {
             Flag::Queued => "queued: the receiver is offline and gets it at their next login",
             Flag::Rejected => "rejected: wrong name or password, or no such user",
             Flag::NotLoggedIn => "refused: log in first",
-            Flag::Malformed => "refused: malformed request (bad length, or a name that is empty or not UTF-8)",
+            Flag::Malformed => {
+                "refused: malformed request (bad length, or a name that is empty or not UTF-8)"
+            }
             Flag::Unsupported => "refused: the server does not know this request type",
             Flag::Busy => "the server is busy (at its client limit); try again later",
             Flag::TooManyAttempts => "too many failed logins; the server closed the connection",
@@ -166,8 +168,12 @@ impl Header {
 
     pub fn decode(bytes: &[u8; HEADER_LEN]) -> Header {
         let mut input = &bytes[..];
-        let kind = input.read_i32::<LittleEndian>().expect("8 bytes hold two i32");
-        let length = input.read_i32::<LittleEndian>().expect("8 bytes hold two i32");
+        let kind = input
+            .read_i32::<LittleEndian>()
+            .expect("8 bytes hold two i32");
+        let length = input
+            .read_i32::<LittleEndian>()
+            .expect("8 bytes hold two i32");
         Header {
             kind: Kind::from_wire(kind),
             length,
@@ -217,7 +223,11 @@ impl Feedback {
 
     pub fn decode(bytes: &[u8; FEEDBACK_LEN]) -> Feedback {
         let mut input = &bytes[..];
-        let mut next = || input.read_i32::<LittleEndian>().expect("12 bytes hold three i32");
+        let mut next = || {
+            input
+                .read_i32::<LittleEndian>()
+                .expect("12 bytes hold three i32")
+        };
         let (kind, length, flag) = (next(), next(), next());
         Feedback {
             kind: Kind::from_wire(kind),
@@ -268,7 +278,11 @@ pub struct TooLong {
 
 impl fmt::Display for TooLong {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} bytes is longer than the {}-byte field", self.len, self.max)
+        write!(
+            f,
+            "{} bytes is longer than the {}-byte field",
+            self.len, self.max
+        )
     }
 }
 

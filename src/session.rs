@@ -334,9 +334,7 @@ impl Session<'_> {
             frames,
         } = &mut self.outbox;
         for delivery in deliveries.drain(..) {
-            let flags = self
-                .router
-                .deliver(&delivery.receiver, &delivery.messages);
+            let flags = self.router.deliver(&delivery.receiver, &delivery.messages);
             for (echo, flag) in delivery.echoes.into_iter().zip(flags) {
                 protocol::set_flag(&mut replies[echo..echo + FEEDBACK_LEN], flag);
             }
@@ -473,6 +471,9 @@ mod tests {
         })
         .join();
         assert!(outcome.is_err(), "the thread panicked");
-        assert!(router.online.get("1001").is_none(), "Drop took 1001 offline");
+        assert!(
+            router.online.get("1001").is_none(),
+            "Drop took 1001 offline"
+        );
     }
 }

@@ -195,7 +195,10 @@ mod tests {
         for (contents, line, words) in cases {
             let (got_line, problem) = Directory::parse(contents).unwrap_err();
             assert_eq!(got_line, line, "{problem}");
-            assert!(problem.contains(words), "{problem:?} should mention {words:?}");
+            assert!(
+                problem.contains(words),
+                "{problem:?} should mention {words:?}"
+            );
         }
     }
 

@@ -56,7 +56,10 @@ fn hostile_frame(rng: &mut Rng) -> (Vec<u8>, bool) {
         rng.below(8)
     };
     match choice {
-        0 => (login_frame(&format!("x{}", rng.below(HOSTILE_USERS)), PASSWORD), false),
+        0 => (
+            login_frame(&format!("x{}", rng.below(HOSTILE_USERS)), PASSWORD),
+            false,
+        ),
         1 => (login_frame(pick(rng), "guess"), false),
         2 => {
             let sender = pick(rng);
@@ -164,7 +167,11 @@ fn hostile_frames_do_not_harm_honest_clients() {
                         continue; // hostile chatter is allowed to reach us
                     }
                     assert_eq!(flag, 1);
-                    assert_eq!(message.text.to_lossy(), format!("{from} {next}"), "seed {seed}");
+                    assert_eq!(
+                        message.text.to_lossy(),
+                        format!("{from} {next}"),
+                        "seed {seed}"
+                    );
                     next += 1;
                 }
                 client
@@ -201,7 +208,9 @@ fn hostile_frames_do_not_harm_honest_clients() {
                 assert_eq!(client.login(&name, HONEST_PASSWORD).unwrap(), 1);
                 let mut echoed = 0;
                 for seq in 0..HONEST_MESSAGES {
-                    client.send_chat(&format!("b{i}"), &format!("{name} {seq}")).unwrap();
+                    client
+                        .send_chat(&format!("b{i}"), &format!("{name} {seq}"))
+                        .unwrap();
                     // A window of 8 unacknowledged messages.
                     while seq + 1 - echoed > 8 || (seq + 1 == HONEST_MESSAGES && echoed < seq + 1) {
                         match client.read_reply().unwrap() {
@@ -220,8 +229,14 @@ fn hostile_frames_do_not_harm_honest_clients() {
         .collect();
 
     let started = Instant::now();
-    let senders: Vec<_> = senders.into_iter().map(|s| s.join().expect("sender")).collect();
-    let receivers: Vec<_> = receivers.into_iter().map(|r| r.join().expect("receiver")).collect();
+    let senders: Vec<_> = senders
+        .into_iter()
+        .map(|s| s.join().expect("sender"))
+        .collect();
+    let receivers: Vec<_> = receivers
+        .into_iter()
+        .map(|r| r.join().expect("receiver"))
+        .collect();
     honest_done.store(true, Ordering::Release);
     let (connections, thrown) = attackers
         .into_iter()

@@ -75,7 +75,11 @@ fn a_receiver_that_stops_reading_delays_nobody_else() {
     sleeper.read_to_end(&mut rest).unwrap();
     assert!(rest.len() > 1_000_000, "it was sent megabytes");
     for frame in rest.chunks_exact(152) {
-        assert_eq!(frame[..12], ints(&[2, 140, 1]), "whole frames up to the cut");
+        assert_eq!(
+            frame[..12],
+            ints(&[2, 140, 1]),
+            "whole frames up to the cut"
+        );
     }
     drop(server);
     writer.join().unwrap();
@@ -133,7 +137,8 @@ fn a_client_closing_mid_frame_affects_no_one_else() {
         raw_login(&mut rude, "1003");
         send(&mut rude, &chat_frame("1003", "1001", "cut short")[..cut]);
         drop(rude);
-        a.send_chat("1002", &format!("after a cut at {cut}")).unwrap();
+        a.send_chat("1002", &format!("after a cut at {cut}"))
+            .unwrap();
         assert_eq!(
             next_chat(&mut b).1.text.to_lossy(),
             format!("after a cut at {cut}")

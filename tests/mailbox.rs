@@ -26,11 +26,9 @@ fn login_and_collect_stored(addr: SocketAddr, name: &str) -> (Client, Vec<(i32, 
     let mut stored = Vec::new();
     loop {
         match client.read_reply().unwrap() {
-            Reply::Chat { flag, message } => stored.push((
-                flag,
-                message.sender.to_lossy(),
-                message.text.to_lossy(),
-            )),
+            Reply::Chat { flag, message } => {
+                stored.push((flag, message.sender.to_lossy(), message.text.to_lossy()))
+            }
             Reply::Users { .. } => return (client, stored),
             other => panic!("unexpected {other:?}"),
         }
@@ -53,7 +51,10 @@ fn messages_to_an_offline_user_are_queued_and_delivered_at_login_in_order() {
 
     let (simo, stored) = login_and_collect_stored(server.addr(), "似末");
     assert_eq!(texts(&stored), ["first", "second", "third", "from 1002"]);
-    assert!(stored.iter().all(|(flag, _, _)| *flag == 1), "delivered as flag 1");
+    assert!(
+        stored.iter().all(|(flag, _, _)| *flag == 1),
+        "delivered as flag 1"
+    );
     assert_eq!(stored[3].1, "1002");
 
     // Delivered means gone: the next login gets nothing, and live chat works.
@@ -134,8 +135,12 @@ fn a_torn_record_at_the_end_is_dropped_and_the_rest_delivered() {
     send_expecting(&mut sender, "1002", "whole two", 0);
     // A crash in the middle of the next append: part of a record at the end.
     let mailbox = data.path().join("31303032.mbox"); // "1002" in hex
-    let mut file = std::fs::OpenOptions::new().append(true).open(&mailbox).unwrap();
-    file.write_all(&chat_body("1001", "1002", "torn")[..77]).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&mailbox)
+        .unwrap();
+    file.write_all(&chat_body("1001", "1002", "torn")[..77])
+        .unwrap();
     drop(file);
     let (_client, stored) = login_and_collect_stored(server.local_addr(), "1002");
     assert_eq!(texts(&stored), ["whole one", "whole two"]);
@@ -182,7 +187,11 @@ fn messages_sent_while_the_receiver_logs_in_keep_their_order() {
         assert_eq!(flag, 1);
         let sender = message.sender.to_lossy();
         let expected = next.entry(sender.clone()).or_default();
-        assert_eq!(message.text.to_lossy(), expected.to_string(), "from {sender}");
+        assert_eq!(
+            message.text.to_lossy(),
+            expected.to_string(),
+            "from {sender}"
+        );
         *expected += 1;
     }
     let mut queued = 0;
@@ -194,7 +203,10 @@ fn messages_sent_while_the_receiver_logs_in_keep_their_order() {
     assert!(queued >= SENDERS * 11, "the early messages were queued");
     // Nothing more, nothing twice: the next bytes answer our own request.
     receiver.send_users().unwrap();
-    assert!(matches!(receiver.read_reply().unwrap(), Reply::Users { .. }));
+    assert!(matches!(
+        receiver.read_reply().unwrap(),
+        Reply::Users { .. }
+    ));
 }
 
 /// A live delivery that fails (the receiver stopped reading and its write timed out)

@@ -126,7 +126,10 @@ fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
         .stdin(Stdio::null())
         .output()
         .expect("run chat-server");
-    (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 fn assert_clean_stop_on(signal: &str) {
@@ -215,7 +218,8 @@ fn a_users_file_is_served() {
 #[test]
 fn an_unusable_data_directory_exits_2() {
     let file = tempfile::NamedTempFile::new().unwrap();
-    let (status, stderr) = run_to_exit(&["--port", "0", "--data-dir", file.path().to_str().unwrap()]);
+    let (status, stderr) =
+        run_to_exit(&["--port", "0", "--data-dir", file.path().to_str().unwrap()]);
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("not a directory"), "{stderr}");
 }
@@ -244,7 +248,10 @@ fn running_out_of_descriptors_is_survived() {
     let cpu_before = cpu_ticks(server.child.id());
     // Existing clients chat on regardless.
     for round in 0..5 {
-        send(&mut clients[0], &chat_frame("1001", "1002", &format!("{round}")));
+        send(
+            &mut clients[0],
+            &chat_frame("1001", "1002", &format!("{round}")),
+        );
         let expected = chat_reply(1, &chat_body("1001", "1002", &format!("{round}")));
         assert_eq!(read_n(&mut clients[1], 152), expected);
         assert_eq!(read_n(&mut clients[0], 152), expected);
@@ -252,7 +259,10 @@ fn running_out_of_descriptors_is_survived() {
     // Let the backoff run for a while: a busy loop would burn a core meanwhile.
     thread::sleep(Duration::from_millis(500));
     let used = cpu_ticks(server.child.id()) - cpu_before;
-    assert!(used < 20, "{used} ticks of CPU in half a second while out of descriptors");
+    assert!(
+        used < 20,
+        "{used} ticks of CPU in half a second while out of descriptors"
+    );
     let repeats = server
         .drain_log()
         .iter()

@@ -13,13 +13,16 @@ fn after_a_disconnect_the_user_can_log_in_again_and_receive() {
     let server = start();
     let mut sender = logged_in(server.addr(), "1002");
     for round in 0..3 {
-        let mut first = logged_in(server.addr(), "1001");
+        let first = logged_in(server.addr(), "1001");
         first.shutdown().unwrap();
         drop(first);
         let mut again = logged_in(server.addr(), "1001");
         sender.send_chat("1001", &format!("round {round}")).unwrap();
         let (flag, message) = next_chat(&mut again);
-        assert_eq!((flag, message.text.to_lossy()), (1, format!("round {round}")));
+        assert_eq!(
+            (flag, message.text.to_lossy()),
+            (1, format!("round {round}"))
+        );
         assert_eq!(next_chat(&mut sender).0, 1);
     }
 }
@@ -30,7 +33,10 @@ fn the_newest_login_wins_and_the_older_connection_sees_eof() {
     let mut older = connect(server.addr());
     raw_login(&mut older, "似末");
     let mut newer = logged_in(server.addr(), "似末");
-    assert!(closed_by_server(&mut older), "the older connection is closed");
+    assert!(
+        closed_by_server(&mut older),
+        "the older connection is closed"
+    );
 
     let mut friend = logged_in(server.addr(), "1001");
     friend.send_chat("似末", "which one?").unwrap();
@@ -52,7 +58,10 @@ fn an_old_connections_cleanup_never_removes_a_newer_login() {
         drop(older);
         friend.send_chat("1001", &format!("round {round}")).unwrap();
         assert_eq!(next_chat(&mut friend).0, 1, "round {round}: delivered live");
-        assert_eq!(next_chat(&mut newer).1.text.to_lossy(), format!("round {round}"));
+        assert_eq!(
+            next_chat(&mut newer).1.text.to_lossy(),
+            format!("round {round}")
+        );
         newer.send_users().unwrap();
         match newer.read_reply().unwrap() {
             Reply::Users { names, .. } => assert!(names.contains(&"1001".to_string())),
@@ -171,7 +180,11 @@ fn fifty_concurrent_senders_reach_one_receiver_intact_and_in_order() {
         let (claimed, seq) = text.split_once(' ').expect("text is `name seq`");
         assert_eq!(claimed, sender, "the frame is intact");
         let expected = next_seq.entry(sender.clone()).or_default();
-        assert_eq!(seq.parse::<usize>().unwrap(), *expected, "order from {sender}");
+        assert_eq!(
+            seq.parse::<usize>().unwrap(),
+            *expected,
+            "order from {sender}"
+        );
         *expected += 1;
     }
     for sender in senders {

@@ -11,7 +11,11 @@ use common::*;
 fn assert_nothing_pending(stream: &mut std::net::TcpStream, logged_in: bool) {
     send(stream, &ints(&[3, 0]));
     let reply = read_n(stream, 12);
-    assert_eq!(&reply[..4], &ints(&[3])[..], "next bytes are the USERS reply");
+    assert_eq!(
+        &reply[..4],
+        &ints(&[3])[..],
+        "next bytes are the USERS reply"
+    );
     if logged_in {
         assert_eq!(&reply[8..], &ints(&[1])[..]);
         let len = i32::from_le_bytes(reply[4..8].try_into().unwrap());
@@ -107,7 +111,10 @@ fn a_twenty_byte_name_with_no_nul_logs_in_and_chats() {
     raw_login(&mut long, twenty);
     raw_login(&mut friend, "friend");
 
-    send(&mut friend, &chat_frame("friend", twenty, "to the long name"));
+    send(
+        &mut friend,
+        &chat_frame("friend", twenty, "to the long name"),
+    );
     let expected = chat_reply(1, &chat_body("friend", twenty, "to the long name"));
     assert_eq!(read_n(&mut long, 152), expected);
     assert_eq!(read_n(&mut friend, 152), expected);

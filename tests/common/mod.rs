@@ -54,7 +54,9 @@ pub fn start_with(users: Directory, adjust: impl FnOnce(&mut Config)) -> TestSer
 
 /// Accounts `prefix0`, `prefix1`, … `prefix{n-1}`, password `123456`.
 pub fn numbered_users(prefix: &str, n: usize) -> Directory {
-    let file: String = (0..n).map(|i| format!("{prefix}{i}:{PASSWORD}\n")).collect();
+    let file: String = (0..n)
+        .map(|i| format!("{prefix}{i}:{PASSWORD}\n"))
+        .collect();
     Directory::parse(file.as_bytes()).expect("generated users parse")
 }
 
