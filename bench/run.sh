@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# make bench: the standard load set against chat-server and, when the original C++ server
+# can be built from ../shared/reference, against it too, in the same run on the same
+# machine. Prints one table; BENCHMARKS.md records a run.
+#
+#   RUNS=3 make bench    repeat each measurement and report the median (default 1)
+#   QUICK=1 make bench   fewer messages, for a smoke test
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-1}
+BIN=target/release
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+
+# Enough users for 256 pairs and for 10,000 idle clients: u00000 .. u19999.
+for i in $(seq 0 19999); do printf 'u%05d:123456\n' "$i"; done > "$WORK/users.txt"
+
+if [ "${QUICK:-0}" = 1 ]; then M1=2000; M16=5000; M256=200; N=1000; else M1=20000; M16=50000; M256=2000; N=10000; fi
+# name pairs window messages-per-pair
+RELAYS="k1-w1 1 1 $M1
+k1-w64 1 64 $M16
+k1-w0 1 0 $M16
+k16-w1 16 1 $((M1 / 8))
+k16-w64 16 64 $M16
+k16-w0 16 0 $M16
+k256-w1 256 1 $((M256 / 40))
+k256-w64 256 64 $M256
+k256-w0 256 0 $M256"
+
+ORIGINAL=""
+REFERENCE=../shared/reference
+if [ -f "$REFERENCE/server_many.cpp" ] && command -v g++ >/dev/null; then
+  g++ -O2 -pthread -o "$WORK/original-server-many" "$REFERENCE/server_many.cpp" && ORIGINAL="$WORK/original-server-many"
+fi
+[ -n "$ORIGINAL" ] || echo "note: ../shared/reference or g++ not found: measuring chat-server alone, no ratios"
+
+PID=""
+PORT=""
+# start_server rust|original: a fresh server on a free port (the original must be
+# restarted between runs: every client that disconnects leaves it a spinning thread).
+start_server() {
+  if [ "$1" = rust ]; then
+    RUST_LOG=warn,chatroom::server=info "$BIN/chat-server" --bind 127.0.0.1 --port 0 --users "$WORK/users.txt" \
+      --data-dir "$WORK/data" 2> "$WORK/server.log" &
+    PID=$!
+    for _ in $(seq 100); do
+      PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/server.log")
+      [ -n "$PORT" ] && break; sleep 0.05
+    done
+  else
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    PORT=$PORT "$ORIGINAL" > /dev/null 2>&1 &
+    PID=$!
+    sleep 0.3
+  fi
+}
+stop_server() { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; }
+
+# field NAME LINE: the value of NAME=... in a RESULT line
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< "$2"; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "-"; else print a[int((NR+1)/2)]}'; }
+
+# measure KIND: runs every benchmark RUNS times; writes KIND.NAME.FIELD files of values
+measure() {
+  local kind=$1 name pairs window messages line run
+  while read -r name pairs window messages; do
+    for run in $(seq "$RUNS"); do
+      start_server "$kind"
+      line=$(timeout 120 "$BIN/chat-bench" relay --addr "127.0.0.1:$PORT" --pairs "$pairs" \
+        --window "$window" --messages "$messages" 2>> "$WORK/bench.err" | grep '^RESULT')
+      stop_server
+      echo "$kind $name: ${line:-no result (timed out or failed)}" >&2
+      if [ "$(field errors "$line")" = 0 ]; then
+        for f in msgs_per_sec p50_us p99_us p999_us; do field $f "$line" >> "$WORK/$kind.$name.$f"; done
+      else
+        echo FAIL >> "$WORK/$kind.$name.fail"
+      fi
+    done
+  done <<< "$RELAYS"
+  for run in $(seq "$RUNS"); do
+    start_server "$kind"
+    line=$(timeout 600 "$BIN/chat-bench" conns --addr "127.0.0.1:$PORT" --clients "$N" \
+      --concurrency 64 --pid "$PID" 2>> "$WORK/bench.err" | grep '^RESULT')
+    stop_server
+    echo "$kind conns: ${line:-no result}" >&2
+    for f in logged_in login_seconds rss_mib threads idle_cpu_pct threads_before threads_after idle_cpu_after_pct; do
+      field $f "$line" >> "$WORK/$kind.conns.$f"
+    done
+  done
+}
+
+value() { # value KIND NAME FIELD: the median, or FAIL
+  if [ -s "$WORK/$1.$2.fail" ] && [ ! -s "$WORK/$1.$2.$3" ]; then echo FAIL; return; fi
+  [ -f "$WORK/$1.$2.$3" ] && median < "$WORK/$1.$2.$3" || echo "-"
+}
+
+measure rust
+[ -n "$ORIGINAL" ] && [ "${SKIP_ORIGINAL:-0}" != 1 ] && measure original
+
+echo
+echo "runs per figure: $RUNS (median); $(nproc) cores; chat-bench on the same machine"
+printf '%-9s | %-32s | %-32s | %s\n' relay "chat-server msgs/s  p50/p99 us" "original msgs/s  p50/p99 us" "ratio"
+while read -r name _; do
+  r=$(value rust "$name" msgs_per_sec); o=$(value original "$name" msgs_per_sec)
+  ratio="-"; [[ "$r" =~ ^[0-9]+$ && "$o" =~ ^[0-9]+$ && "$o" -gt 0 ]] && ratio=$(awk "BEGIN {printf \"%.1fx\", $r/$o}")
+  printf '%-9s | %9s  %6s / %-8s      | %9s  %6s / %-8s      | %s\n' "$name" \
+    "$r" "$(value rust "$name" p50_us)" "$(value rust "$name" p99_us)" \
+    "$o" "$(value original "$name" p50_us)" "$(value original "$name" p99_us)" "$ratio"
+done <<< "$RELAYS"
+echo
+printf '%-9s | %-9s %-8s %-9s %-8s %-10s | %-13s %s\n' conns "logged_in" "login_s" "rss_MiB" threads "idle_cpu%" "threads_after" "cpu%_after"
+for kind in rust original; do
+  [ -f "$WORK/$kind.conns.logged_in" ] || continue
+  printf '%-9s | %-9s %-8s %-9s %-8s %-10s | %-13s %s\n' "$kind" \
+    "$(value $kind conns logged_in)/$N" "$(value $kind conns login_seconds)" "$(value $kind conns rss_mib)" \
+    "$(value $kind conns threads)" "$(value $kind conns idle_cpu_pct)" \
+    "$(value $kind conns threads_after)" "$(value $kind conns idle_cpu_after_pct)"
+done

@@ -1,0 +1,557 @@
+//! `chat-bench`: the load generator. Works against this server and the original alike
+//! (it only speaks PROTOCOL.md §1), checks every byte it gets back, and ends with one
+//! machine-readable `RESULT` line.
+//!
+//! ```text
+//! chat-bench relay --addr A --pairs K --messages M --window W [--prefix u] [--password P]
+//! chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]
+//! ```
+//! `relay`: K senders each send M messages to their own receiver, with at most W
+//! unacknowledged (the echo is the acknowledgement; W = 0: no limit). Every delivery and
+//! every echo is checked byte for byte: none lost, duplicated, corrupted or out of
+//! order. Reports messages per second and the one-way latency (the send time travels in
+//! the message text).
+//!
+//! `conns`: logs N clients in, C at a time, holds them, checks that a few pairs still
+//! chat, and (given the server's PID) reports its memory, threads and idle CPU from
+//! `/proc`, with the clients held and after they are gone.
+//!
+//! Logins happen one at a time in `relay`: the original server hands each new socket to
+//! its thread through a racy pointer and cannot take concurrent logins.
+#![forbid(unsafe_code)]
+
+use chatroom::protocol::{
+    CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, MessageText, Name,
+    Password,
+};
+use std::collections::HashMap;
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A reply that does not come within this is counted lost.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read buffer of each benchmark connection: many frames per system call.
+const READ_BUFFER_LEN: usize = 64 * 1024;
+/// Frames written per system call when the window allows.
+const MAX_WRITE_BATCH: usize = 64;
+/// `conns` gives up after this many failed logins (the original leaves logins
+/// unanswered under concurrency; waiting for each would take many minutes).
+const MAX_LOGIN_FAILURES: usize = 100;
+/// How long `conns` watches the server's CPU while the clients idle.
+const IDLE_WINDOW: Duration = Duration::from_secs(2);
+/// The `CHAT` feedback header a delivered frame starts with: type 2, length 140, flag 1.
+const DELIVERED_HEADER: [u8; FEEDBACK_LEN] = [2, 0, 0, 0, 140, 0, 0, 0, 1, 0, 0, 0];
+
+const USAGE: &str = "\
+usage: chat-bench relay --addr A --pairs K --messages M --window W [--prefix u] [--password P]
+       chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("relay") => Options::parse(&args[1..]).and_then(|o| relay(&o)),
+        Some("conns") => Options::parse(&args[1..]).and_then(|o| conns(&o)),
+        Some("--help" | "-h") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => Err(format!("expected `relay` or `conns`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(problem) => {
+            eprintln!("chat-bench: {problem}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every flag of both subcommands; each takes what it needs.
+struct Options {
+    addr: String,
+    prefix: String,
+    password: String,
+    pairs: usize,
+    messages: usize,
+    window: usize,
+    clients: usize,
+    concurrency: usize,
+    pid: Option<u32>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options {
+            addr: "127.0.0.1:12345".to_string(),
+            prefix: "u".to_string(),
+            password: "123456".to_string(),
+            pairs: 16,
+            messages: 10_000,
+            window: 64,
+            clients: 10_000,
+            concurrency: 64,
+            pid: None,
+        };
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let value = args.next().ok_or(format!("{flag} needs a value"))?;
+            let number = || {
+                value
+                    .parse::<usize>()
+                    .map_err(|_| format!("{flag} takes a number, not {value:?}"))
+            };
+            match flag.as_str() {
+                "--addr" => options.addr = value.clone(),
+                "--prefix" => options.prefix = value.clone(),
+                "--password" => options.password = value.clone(),
+                "--pairs" => options.pairs = number()?,
+                "--messages" => options.messages = number()?,
+                "--window" => options.window = number()?,
+                "--clients" => options.clients = number()?,
+                "--concurrency" => options.concurrency = number()?.max(1),
+                "--pid" => options.pid = Some(number()? as u32),
+                _ => return Err(format!("unknown option {flag}\n{USAGE}")),
+            }
+        }
+        Ok(options)
+    }
+
+    fn user(&self, index: usize) -> String {
+        format!("{}{index:05}", self.prefix)
+    }
+}
+
+/// Connects and logs in; `Err` says why not.
+fn log_in(addr: &str, name: &str, password: &str) -> Result<TcpStream, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let credentials = Credentials {
+        name: Name::new(name).map_err(|e| e.to_string())?,
+        password: Password::new(password).map_err(|e| e.to_string())?,
+    };
+    stream
+        .write_all(&chatroom::protocol::login_request(&credentials))
+        .map_err(|e| format!("{name}: {e}"))?;
+    let mut reply = [0; FEEDBACK_LEN];
+    stream
+        .read_exact(&mut reply)
+        .map_err(|e| format!("{name}: no login reply: {e}"))?;
+    let feedback = chatroom::protocol::Feedback::decode(&reply);
+    if feedback.flag != 1 {
+        return Err(format!("{name}: login refused with flag {}", feedback.flag));
+    }
+    Ok(stream)
+}
+
+/// The CHAT request for message `seq` of `sender` to `receiver`, stamped `sent_us`.
+fn request(sender: &Name, receiver: &Name, seq: usize, sent_us: u64) -> Vec<u8> {
+    chatroom::protocol::chat_request(&message(sender, receiver, seq, sent_us))
+}
+
+fn message(sender: &Name, receiver: &Name, seq: usize, sent_us: u64) -> ChatMessage {
+    ChatMessage {
+        sender: *sender,
+        receiver: *receiver,
+        text: MessageText::new(&format!("{seq} {sent_us}")).expect("short text"),
+    }
+}
+
+/// Checks a received frame against what `sender` must have sent as message `seq`;
+/// returns its send time.
+fn check_frame(frame: &[u8], sender: &Name, receiver: &Name, seq: usize) -> Result<u64, String> {
+    let body: &[u8; CHAT_BODY_LEN] = frame[FEEDBACK_LEN..].try_into().expect("152-byte frame");
+    let text = ChatMessage::decode(body).text.to_lossy();
+    let (got_seq, sent_us) = text
+        .split_once(' ')
+        .and_then(|(s, t)| Some((s.parse::<usize>().ok()?, t.parse::<u64>().ok()?)))
+        .ok_or_else(|| format!("corrupted frame from {sender}: text {text:?}"))?;
+    if got_seq != seq {
+        return Err(format!(
+            "from {sender} to {receiver}: expected message {seq}, got {got_seq} (lost, duplicated or reordered)"
+        ));
+    }
+    let mut expected = DELIVERED_HEADER.to_vec();
+    message(sender, receiver, seq, sent_us).encode(&mut expected);
+    if frame != expected {
+        return Err(format!(
+            "message {seq} from {sender}: bytes differ from what was sent"
+        ));
+    }
+    Ok(sent_us)
+}
+
+fn relay(options: &Options) -> Result<(), String> {
+    let epoch = Instant::now();
+    let now_us = move || epoch.elapsed().as_micros() as u64;
+    let (pairs, messages, window) = (options.pairs, options.messages, options.window);
+    eprintln!("relay: logging in {} users", pairs * 2);
+    let mut receivers = Vec::new();
+    let mut senders = Vec::new();
+    for pair in 0..pairs {
+        let sender = options.user(2 * pair);
+        let receiver = options.user(2 * pair + 1);
+        receivers.push((
+            log_in(&options.addr, &receiver, &options.password)?,
+            sender.clone(),
+            receiver.clone(),
+        ));
+        senders.push((
+            log_in(&options.addr, &sender, &options.password)?,
+            sender,
+            receiver,
+        ));
+    }
+    let started = Instant::now();
+    let receiving: Vec<_> = receivers
+        .into_iter()
+        .map(|(stream, sender, receiver)| {
+            thread::spawn(move || receive(stream, &sender, &receiver, messages, now_us))
+        })
+        .collect();
+    let sending: Vec<_> = senders
+        .into_iter()
+        .map(|(stream, sender, receiver)| {
+            thread::spawn(move || send(stream, &sender, &receiver, messages, window, now_us))
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for handle in sending {
+        if let Err(error) = handle.join().expect("sender thread") {
+            errors.push(error);
+        }
+    }
+    let mut latencies = Vec::with_capacity(pairs * messages);
+    for handle in receiving {
+        match handle.join().expect("receiver thread") {
+            Ok(mut got) => latencies.append(&mut got),
+            Err(error) => errors.push(error),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let delivered = latencies.len();
+    latencies.sort_unstable();
+    let rate = delivered as f64 / elapsed;
+    let [p50, p99, p999] = [0.50, 0.99, 0.999].map(|q| percentile(&latencies, q));
+    for error in errors.iter().take(5) {
+        eprintln!("error: {error}");
+    }
+    println!(
+        "RESULT relay pairs={pairs} window={window} messages={} delivered={delivered} \
+         seconds={elapsed:.3} msgs_per_sec={rate:.0} p50_us={p50} p99_us={p99} p999_us={p999} errors={}",
+        pairs * messages,
+        errors.len()
+    );
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} connections saw errors", errors.len()))
+    }
+}
+
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// A sender: keeps at most `window` messages unacknowledged (0: no limit) and checks
+/// every echo.
+fn send(
+    stream: TcpStream,
+    sender: &str,
+    receiver: &str,
+    messages: usize,
+    window: usize,
+    now_us: impl Fn() -> u64 + Send + Copy + 'static,
+) -> Result<(), String> {
+    let sender_name = Name::new(sender).expect("short name");
+    let receiver_name = Name::new(receiver).expect("short name");
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut reader = BufReader::with_capacity(READ_BUFFER_LEN, stream);
+    let acked = Arc::new(AtomicUsize::new(0));
+    if window == 0 {
+        // No window: a separate thread writes everything while this one reads echoes.
+        let writing = thread::spawn(move || -> Result<(), String> {
+            let mut seq = 0;
+            while seq < messages {
+                let mut batch = Vec::with_capacity(MAX_WRITE_BATCH * 148);
+                for _ in 0..MAX_WRITE_BATCH.min(messages - seq) {
+                    batch.extend(request(&sender_name, &receiver_name, seq, now_us()));
+                    seq += 1;
+                }
+                writer.write_all(&batch).map_err(|e| format!("send: {e}"))?;
+            }
+            Ok(())
+        });
+        let checked = read_echoes(&mut reader, &sender_name, &receiver_name, 0, messages);
+        writing.join().expect("writer thread")?;
+        return checked;
+    }
+    let mut sent = 0;
+    while acked.load(Ordering::Relaxed) < messages {
+        let done = acked.load(Ordering::Relaxed);
+        let mut batch = Vec::new();
+        while sent < messages && sent - done < window {
+            batch.extend(request(&sender_name, &receiver_name, sent, now_us()));
+            sent += 1;
+        }
+        if !batch.is_empty() {
+            writer
+                .write_all(&batch)
+                .map_err(|e| format!("{sender}: send: {e}"))?;
+        }
+        // Read at least one echo, and every other whole one already buffered.
+        let mut count = 1;
+        loop {
+            read_echoes(
+                &mut reader,
+                &sender_name,
+                &receiver_name,
+                done + count - 1,
+                done + count,
+            )?;
+            if reader.buffer().len() < CHAT_FRAME_LEN {
+                break;
+            }
+            count += 1;
+        }
+        acked.store(done + count, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Reads and checks the echoes of messages `from..to`.
+fn read_echoes(
+    reader: &mut BufReader<TcpStream>,
+    sender: &Name,
+    receiver: &Name,
+    from: usize,
+    to: usize,
+) -> Result<(), String> {
+    let mut frame = [0; CHAT_FRAME_LEN];
+    for seq in from..to {
+        reader
+            .read_exact(&mut frame)
+            .map_err(|e| format!("{sender}: echo of message {seq} missing: {e}"))?;
+        check_frame(&frame, sender, receiver, seq).map_err(|e| format!("echo: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A receiver: reads and checks `messages` frames; returns their one-way latencies.
+fn receive(
+    stream: TcpStream,
+    sender: &str,
+    receiver: &str,
+    messages: usize,
+    now_us: impl Fn() -> u64,
+) -> Result<Vec<u64>, String> {
+    let sender = Name::new(sender).expect("short name");
+    let receiver = Name::new(receiver).expect("short name");
+    let mut reader = BufReader::with_capacity(READ_BUFFER_LEN, stream);
+    let mut latencies = Vec::with_capacity(messages);
+    let mut frame = [0; CHAT_FRAME_LEN];
+    for seq in 0..messages {
+        reader.read_exact(&mut frame).map_err(|e| {
+            format!("{receiver}: got {seq} of {messages} messages, then nothing ({e})")
+        })?;
+        let sent = check_frame(&frame, &sender, &receiver, seq)?;
+        latencies.push(now_us().saturating_sub(sent));
+    }
+    Ok(latencies)
+}
+
+fn conns(options: &Options) -> Result<(), String> {
+    let (clients, concurrency) = (options.clients, options.concurrency);
+    let before = options.pid.map(server_stats);
+    eprintln!("conns: logging in {clients} clients, {concurrency} at a time");
+    let next = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let held = Arc::new(Mutex::new(HashMap::new()));
+    let login_times = Arc::new(Mutex::new(Vec::with_capacity(clients)));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (next, failures, held, login_times) = (
+                Arc::clone(&next),
+                Arc::clone(&failures),
+                Arc::clone(&held),
+                Arc::clone(&login_times),
+            );
+            let (addr, password, prefix) = (
+                options.addr.clone(),
+                options.password.clone(),
+                options.prefix.clone(),
+            );
+            thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= clients
+                            || failures.load(Ordering::Relaxed) >= MAX_LOGIN_FAILURES
+                        {
+                            break;
+                        }
+                        let name = format!("{prefix}{index:05}");
+                        let begun = Instant::now();
+                        match log_in(&addr, &name, &password) {
+                            Ok(stream) => {
+                                login_times
+                                    .lock()
+                                    .unwrap()
+                                    .push(begun.elapsed().as_micros() as u64);
+                                held.lock().unwrap().insert(index, stream);
+                            }
+                            Err(error) => {
+                                if failures.fetch_add(1, Ordering::Relaxed) < 3 {
+                                    eprintln!("login failed: {error}");
+                                }
+                            }
+                        }
+                    }
+                })
+                .expect("start a login worker")
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("login worker");
+    }
+    let login_seconds = started.elapsed().as_secs_f64();
+    let mut held = std::mem::take(&mut *held.lock().unwrap());
+    let mut login_times = std::mem::take(&mut *login_times.lock().unwrap());
+    login_times.sort_unstable();
+    let logged_in = held.len();
+
+    // A few pairs still chat while everyone is connected.
+    let mut chat_errors = 0;
+    for pair in 0..4.min(logged_in / 2) {
+        let (a, b) = (pair * 2, pair * 2 + 1);
+        if let Err(error) = chat_once(&mut held, a, b, options) {
+            eprintln!("chat check failed: {error}");
+            chat_errors += 1;
+        }
+    }
+    let holding = options.pid.map(|pid| idle_stats(pid));
+    drop(held);
+    let after = options.pid.map(|pid| {
+        // Threads end as their sockets close; wait for the count to settle.
+        let settle = Instant::now();
+        let baseline = before.as_ref().map_or(0, |b| b.threads);
+        while server_stats(pid).threads > baseline && settle.elapsed() < REPLY_TIMEOUT {
+            thread::sleep(Duration::from_millis(20));
+        }
+        idle_stats(pid)
+    });
+    let mut line = format!(
+        "RESULT conns clients={clients} concurrency={concurrency} logged_in={logged_in} \
+         login_seconds={login_seconds:.2} login_p50_us={} login_p99_us={} chat_errors={chat_errors}",
+        percentile(&login_times, 0.5),
+        percentile(&login_times, 0.99)
+    );
+    if let (Some(before), Some(holding), Some(after)) = (before, holding, after) {
+        line.push_str(&format!(
+            " threads_before={} rss_mib={:.1} threads={} idle_cpu_pct={:.1} threads_after={} rss_after_mib={:.1} idle_cpu_after_pct={:.1}",
+            before.threads,
+            holding.0.rss_kib as f64 / 1024.0,
+            holding.0.threads,
+            holding.1,
+            after.0.threads,
+            after.0.rss_kib as f64 / 1024.0,
+            after.1
+        ));
+    }
+    println!("{line}");
+    if logged_in < clients || chat_errors > 0 {
+        return Err(format!(
+            "{logged_in} of {clients} logged in, {chat_errors} chat checks failed"
+        ));
+    }
+    Ok(())
+}
+
+/// Client `a` sends one message to client `b`; both must get it back intact.
+fn chat_once(
+    held: &mut HashMap<usize, TcpStream>,
+    a: usize,
+    b: usize,
+    options: &Options,
+) -> Result<(), String> {
+    let (sender, receiver) = (
+        Name::new(&options.user(a)).unwrap(),
+        Name::new(&options.user(b)).unwrap(),
+    );
+    let mut frame = [0; CHAT_FRAME_LEN];
+    held.get_mut(&a)
+        .ok_or("sender not logged in")?
+        .write_all(&request(&sender, &receiver, 0, 0))
+        .map_err(|e| e.to_string())?;
+    held.get_mut(&b)
+        .ok_or("receiver not logged in")?
+        .read_exact(&mut frame)
+        .map_err(|e| format!("{receiver}: {e}"))?;
+    check_frame(&frame, &sender, &receiver, 0)?;
+    held.get_mut(&a)
+        .expect("checked above")
+        .read_exact(&mut frame)
+        .map_err(|e| format!("{sender}: echo: {e}"))?;
+    check_frame(&frame, &sender, &receiver, 0).map(drop)
+}
+
+/// A server process's memory and threads.
+struct ServerStats {
+    rss_kib: u64,
+    threads: u64,
+    cpu_ticks: u64,
+}
+
+fn server_stats(pid: u32) -> ServerStats {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let cpu_ticks = stat
+        .rfind(')')
+        .map(|end| {
+            let fields: Vec<&str> = stat[end + 2..].split_whitespace().collect();
+            let parse = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            parse(11) + parse(12)
+        })
+        .unwrap_or(0);
+    ServerStats {
+        rss_kib: field("VmRSS:"),
+        threads: field("Threads:"),
+        cpu_ticks,
+    }
+}
+
+/// The server's stats, and its CPU use (percent of one core) over an idle window.
+fn idle_stats(pid: u32) -> (ServerStats, f64) {
+    let first = server_stats(pid);
+    thread::sleep(IDLE_WINDOW);
+    let last = server_stats(pid);
+    let ticks = last.cpu_ticks.saturating_sub(first.cpu_ticks) as f64;
+    // Linux reports CPU time in ticks of 1/100 s (USER_HZ) on every common platform.
+    let percent = ticks / IDLE_WINDOW.as_secs_f64();
+    (last, percent)
+}
