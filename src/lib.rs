@@ -5,6 +5,7 @@
 //! How the pieces fit, in the order a request meets them:
 //! - [`server`]: the accept loop; one OS thread per client; client limit; shutdown.
 //! - [`session`]: one client's loop: read a frame, act, reply.
+//! - [`frame_reader`]: whole frames off the socket, many per read when pipelined.
 //! - [`protocol`]: the frames, byte for byte, and their flags.
 //! - [`router`]: the shared state, and where a message goes (socket or mailbox).
 //! - [`online`]: who is online, and writing a frame to a client's socket.
@@ -17,6 +18,7 @@
 
 pub mod client;
 pub mod config;
+pub mod frame_reader;
 pub mod mailbox;
 pub mod online;
 pub mod protocol;

@@ -1,8 +1,8 @@
 //! One client's conversation: read a frame, act on it, reply. One thread runs one
 //! session, for as long as the connection lasts.
 //!
-//! The loop reads through a buffer, so a client that pipelines hands over many frames per
-//! system call. What the frames produce (echoes to this client, messages for other
+//! The loop reads through a [`FrameReader`], so a client that pipelines hands over many
+//! frames per system call. What the frames produce (echoes to this client, messages for other
 //! users) collects in an [`Outbox`] and is written out together just before the session
 //! would block on its next read, or when a batch is full: never later, so no frame
 //! waits. Deliveries are written before echoes, because an echo's flag reports what
@@ -11,17 +11,16 @@
 //! When the session ends, however it ends (EOF, reset, a protocol error, a panic), its
 //! `Drop` takes the user out of the online map and closes the socket.
 
+use crate::frame_reader::FrameReader;
 use crate::online::Connection;
 use crate::protocol::{
     self, CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag,
     HEADER_LEN, Header, Kind, LOGIN_BODY_LEN, NAME_LEN, Name,
 };
 use crate::router::Router;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::sync::Arc;
 
-/// Bytes read per system call at most: about 55 pipelined CHAT requests.
-const READ_BUFFER_LEN: usize = 8 * 1024;
 /// Frames collected before the outbox is written out even though more input is waiting:
 /// bounds the memory and the delay a long burst can cause.
 const MAX_BATCH_FRAMES: usize = 64;
@@ -60,9 +59,9 @@ impl Session<'_> {
     fn serve(&mut self) {
         let connection = Arc::clone(&self.connection);
         let peer = connection.peer();
-        let mut reader = BufReader::with_capacity(READ_BUFFER_LEN, connection.stream());
+        let mut reader = FrameReader::new(connection.stream());
         let ending = loop {
-            if !holds_whole_frame(reader.buffer())
+            if !holds_whole_frame(reader.buffered())
                 && let Err(error) = self.flush()
             {
                 break format!("cannot write to it ({error})");
@@ -107,13 +106,18 @@ impl Session<'_> {
         format!("{error}")
     }
 
-    fn handle(&mut self, kind: Kind, body_len: usize, input: &mut impl Read) -> io::Result<Next> {
+    fn handle(
+        &mut self,
+        kind: Kind,
+        body_len: usize,
+        input: &mut FrameReader<impl Read>,
+    ) -> io::Result<Next> {
         match kind {
             Kind::Login => self.login(body_len, input),
             Kind::Chat => self.chat(body_len, input),
             Kind::Users => self.users(body_len, input),
             Kind::Unknown(_) => {
-                protocol::skip(input, body_len)?;
+                input.take(body_len)?;
                 log::warn!(
                     "{}: unknown frame type {}; skipped {body_len} bytes",
                     self.connection.peer(),
@@ -126,16 +130,15 @@ impl Session<'_> {
         }
     }
 
-    fn login(&mut self, body_len: usize, input: &mut impl Read) -> io::Result<Next> {
+    fn login(&mut self, body_len: usize, input: &mut FrameReader<impl Read>) -> io::Result<Next> {
         let peer = self.connection.peer();
         if body_len != LOGIN_BODY_LEN {
-            protocol::skip(input, body_len)?;
+            input.take(body_len)?;
             log::warn!("{peer}: LOGIN with a {body_len}-byte body instead of {LOGIN_BODY_LEN}");
             return self.refuse_login(Flag::Malformed);
         }
-        let mut body = [0; LOGIN_BODY_LEN];
-        input.read_exact(&mut body)?;
-        let credentials = Credentials::decode(&body);
+        let body = input.take(LOGIN_BODY_LEN)?;
+        let credentials = Credentials::decode(body.try_into().expect("took 40 bytes"));
         let Some(name) = credentials.name.as_str().filter(|name| !name.is_empty()) else {
             log::warn!("{peer}: LOGIN with an empty or non-UTF-8 name");
             return self.refuse_login(Flag::Malformed);
@@ -246,9 +249,9 @@ impl Session<'_> {
         }
     }
 
-    fn chat(&mut self, body_len: usize, input: &mut impl Read) -> io::Result<Next> {
+    fn chat(&mut self, body_len: usize, input: &mut FrameReader<impl Read>) -> io::Result<Next> {
         if body_len != CHAT_BODY_LEN {
-            protocol::skip(input, body_len)?;
+            input.take(body_len)?;
             log::warn!(
                 "{}: CHAT with a {body_len}-byte body instead of {CHAT_BODY_LEN}",
                 self.connection.peer()
@@ -257,7 +260,8 @@ impl Session<'_> {
             self.outbox.reply(&zeroed.to_frame(Flag::Malformed));
             return Ok(Next::Continue);
         }
-        let mut message = protocol::read_chat_body(input)?;
+        let body = input.take(CHAT_BODY_LEN)?;
+        let mut message = ChatMessage::decode(body.try_into().expect("took 140 bytes"));
         let Some(sender) = &self.user else {
             self.outbox.reply(&message.to_frame(Flag::NotLoggedIn));
             return Ok(Next::Continue);
@@ -302,9 +306,9 @@ impl Session<'_> {
         log::trace!("{} -> the room: {}", message.sender, message.text);
     }
 
-    fn users(&mut self, body_len: usize, input: &mut impl Read) -> io::Result<Next> {
+    fn users(&mut self, body_len: usize, input: &mut FrameReader<impl Read>) -> io::Result<Next> {
         if body_len != 0 {
-            protocol::skip(input, body_len)?;
+            input.take(body_len)?;
             self.outbox
                 .reply(&Feedback::new(Kind::Users, 0, Flag::Malformed).to_bytes());
             return Ok(Next::Continue);
@@ -421,11 +425,14 @@ fn holds_whole_frame(buffered: &[u8]) -> bool {
 }
 
 /// The next header, or `None` when the client closed the connection between frames.
-fn next_header(reader: &mut impl BufRead) -> io::Result<Option<Header>> {
-    if reader.fill_buf()?.is_empty() {
+fn next_header(reader: &mut FrameReader<impl Read>) -> io::Result<Option<Header>> {
+    if reader.at_end()? {
         return Ok(None);
     }
-    protocol::read_header(reader).map(Some)
+    let header = reader.take(HEADER_LEN)?;
+    Ok(Some(Header::decode(
+        header.try_into().expect("took 8 bytes"),
+    )))
 }
 
 #[cfg(test)]
