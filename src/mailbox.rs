@@ -36,9 +36,11 @@ pub enum Stored {
 #[derive(Debug)]
 pub struct Mailboxes {
     dir: PathBuf,
+    limit: usize,
     /// One lock per account, made up front: the set of accounts never changes while the
-    /// server runs, so looking a mailbox up never needs a lock of its own.
-    boxes: HashMap<String, Mutex<Mailbox>>,
+    /// server runs, so looking a mailbox up never needs a lock of its own. Only the lock
+    /// is kept per account (a load test has 20,000 of them); paths are made when needed.
+    locks: HashMap<String, Mutex<()>>,
 }
 
 impl Mailboxes {
@@ -63,20 +65,14 @@ impl Mailboxes {
                 return Err(format!("data directory {}: {error}", dir.display()));
             }
         }
-        let boxes = users
+        let locks = users
             .names()
-            .map(|name| {
-                let mailbox = Mailbox {
-                    dir: dir.to_path_buf(),
-                    path: dir.join(file_name(name)),
-                    limit,
-                };
-                (name.to_string(), Mutex::new(mailbox))
-            })
+            .map(|name| (name.to_string(), Mutex::new(())))
             .collect();
         Ok(Mailboxes {
             dir: dir.to_path_buf(),
-            boxes,
+            limit,
+            locks,
         })
     }
 
@@ -95,8 +91,14 @@ impl Mailboxes {
     /// So a message sent during a login either lands in the mailbox before the drain (and
     /// is drained, after everything older) or is sent live after the login is complete
     /// (and so after everything drained). It can never fall between the two.
-    pub fn lock(&self, name: &str) -> Option<MutexGuard<'_, Mailbox>> {
-        self.boxes.get(name).map(Mutex::lock)
+    pub fn lock(&self, name: &str) -> Option<Mailbox<'_>> {
+        let (name, lock) = self.locks.get_key_value(name)?;
+        Some(Mailbox {
+            _held: lock.lock(),
+            owner: name,
+            dir: &self.dir,
+            limit: self.limit,
+        })
     }
 }
 
@@ -112,18 +114,20 @@ fn file_name(name: &str) -> String {
     file
 }
 
-/// One user's stored messages. Only reachable through [`Mailboxes::lock`].
-#[derive(Debug)]
-pub struct Mailbox {
-    dir: PathBuf,
-    path: PathBuf,
+/// One user's stored messages, locked. Only reachable through [`Mailboxes::lock`]; the
+/// lock is released when this is dropped.
+pub struct Mailbox<'a> {
+    _held: MutexGuard<'a, ()>,
+    owner: &'a str,
+    dir: &'a Path,
     limit: usize,
 }
 
-impl Mailbox {
+impl Mailbox<'_> {
     /// Appends `message` and syncs it to disk, unless the mailbox is full.
     pub fn append(&mut self, message: &ChatMessage) -> io::Result<Stored> {
-        let (mut file, created) = self.open_for_append()?;
+        let path = self.path();
+        let (mut file, created) = self.open_for_append(&path)?;
         let len = file.metadata()?.len();
         let torn = len % RECORD_LEN;
         if torn != 0 {
@@ -131,7 +135,7 @@ impl Mailbox {
             // after it would be misaligned.
             log::warn!(
                 "{}: dropping a torn record ({torn} bytes) at the end",
-                self.path.display()
+                path.display()
             );
             file.set_len(len - torn)?;
         }
@@ -144,26 +148,26 @@ impl Mailbox {
         if created {
             // A new file's name lives in the directory: sync that too, or a crash could
             // lose the whole file after we promised QUEUED.
-            File::open(&self.dir)?.sync_all()?;
+            File::open(self.dir)?.sync_all()?;
         }
         Ok(Stored::Queued)
     }
 
     /// Opens the file for appending, creating it and the data directory as needed.
     /// Returns the file and whether it was just created.
-    fn open_for_append(&self) -> io::Result<(File, bool)> {
+    fn open_for_append(&self, path: &Path) -> io::Result<(File, bool)> {
         let open = |create_new: bool| {
             let mut options = OpenOptions::new();
             options.append(true);
             if create_new {
                 options.create_new(true);
             }
-            options.open(&self.path)
+            options.open(path)
         };
         match open(false) {
             Ok(file) => Ok((file, false)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&self.dir)?;
+                fs::create_dir_all(self.dir)?;
                 match open(true) {
                     Ok(file) => Ok((file, true)),
                     Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
@@ -178,7 +182,8 @@ impl Mailbox {
 
     /// Every whole stored message, oldest first. A torn record at the end is left out.
     pub fn load(&self) -> io::Result<Vec<ChatMessage>> {
-        let bytes = match fs::read(&self.path) {
+        let path = self.path();
+        let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(error) => return Err(error),
@@ -187,7 +192,7 @@ impl Mailbox {
         if !records.remainder().is_empty() {
             log::warn!(
                 "{}: ignoring a torn record ({} bytes) at the end",
-                self.path.display(),
+                path.display(),
                 records.remainder().len()
             );
         }
@@ -199,14 +204,15 @@ impl Mailbox {
     /// Forgets every stored message: called once they were all written to the owner's
     /// socket.
     pub fn clear(&mut self) -> io::Result<()> {
-        match fs::remove_file(&self.path) {
+        match fs::remove_file(self.path()) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
             _ => Ok(()),
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The mailbox's file (which may not exist yet).
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(file_name(self.owner))
     }
 }
 

@@ -61,16 +61,23 @@ impl Connection {
     /// the socket's write timeout, the connection is closed: part of a frame may have gone
     /// out, and nothing sent after it could be parsed.
     pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        self.send_after(|| {}, bytes)
+    }
+
+    /// Like [`send`](Connection::send), but first runs `first` while holding the write
+    /// lock: whatever another thread sends to this connection in the meantime waits
+    /// until `bytes` are out. A login uses it to appear in the online map only with its
+    /// reply already on its way ahead of anything else.
+    pub fn send_after(&self, first: impl FnOnce(), bytes: &[u8]) -> io::Result<()> {
+        let _in_order = self.write_lock.lock();
+        first();
         if self.is_closed() {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "the connection is already closed",
             ));
         }
-        let result = {
-            let _in_order = self.write_lock.lock();
-            (&self.stream).write_all(bytes)
-        };
+        let result = (&self.stream).write_all(bytes);
         if let Err(error) = &result {
             log::warn!(
                 "{}: write failed ({error}); closing the connection",
@@ -104,6 +111,14 @@ pub struct Online {
 impl Online {
     pub fn new() -> Online {
         Online::default()
+    }
+
+    /// A map with room for `users` entries, so that it never grows (and leaves its old
+    /// tables behind in the allocator) while a crowd logs in.
+    pub fn with_capacity(users: usize) -> Online {
+        Online {
+            sessions: Mutex::new(HashMap::with_capacity(users)),
+        }
     }
 
     /// The connection `name` is logged in on, if any.

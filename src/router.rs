@@ -21,9 +21,10 @@ impl Router {
     /// unusable.
     pub fn new(config: &Config, users: Directory) -> Result<Router, String> {
         let mailboxes = Mailboxes::new(&config.data_dir, config.mailbox_limit, &users)?;
+        let online = Online::with_capacity(config.max_clients.min(users.len()));
         Ok(Router {
             users,
-            online: Online::new(),
+            online,
             mailboxes,
         })
     }

@@ -318,7 +318,7 @@ struct Registry {
 impl Registry {
     fn new(max_clients: usize) -> Registry {
         Registry {
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(HashMap::with_capacity(max_clients)),
             emptied: Condvar::new(),
             max_clients,
             next_id: AtomicU64::new(1),

@@ -205,8 +205,26 @@ impl Session<'_> {
         for message in &stored {
             out.extend_from_slice(&message.to_frame(Flag::Ok));
         }
-        // If this fails the mailbox is kept whole, and all of it comes again next time.
-        self.connection.send(&out)?;
+        // Online from now on, so that once the client reads its reply, everyone sees it
+        // (USERS, the room). Whoever writes to it meanwhile waits for the reply and the
+        // stored messages to go first: they are sent under the same write lock.
+        self.user = Some(name.clone());
+        let mut older = None;
+        let online = &self.router.online;
+        let connection = &self.connection;
+        // If this fails the mailbox is kept whole, and all of it comes again next time;
+        // `Drop` takes the name offline again.
+        connection.send_after(
+            || older = online.insert(&name, Arc::clone(connection)),
+            &out,
+        )?;
+        if let Some(older) = older {
+            log::info!(
+                "{name} logged in again from {peer}; closing the older connection from {}",
+                older.peer()
+            );
+            older.close();
+        }
         if !stored.is_empty() {
             log::info!(
                 "{peer}: delivered {} stored messages to {name}",
@@ -219,23 +237,11 @@ impl Session<'_> {
                 );
             }
         }
-        if let Some(older) = self
-            .router
-            .online
-            .insert(&name, Arc::clone(&self.connection))
-        {
-            log::info!(
-                "{name} logged in again from {peer}; closing the older connection from {}",
-                older.peer()
-            );
-            older.close();
-        }
         drop(mailbox);
         log::info!(
             "{peer}: {name} logged in ({} online)",
             self.router.online.count()
         );
-        self.user = Some(name);
         Ok(())
     }
 

@@ -441,7 +441,7 @@ fn conns(options: &Options) -> Result<(), String> {
             chat_errors += 1;
         }
     }
-    let holding = options.pid.map(|pid| idle_stats(pid));
+    let holding = options.pid.map(idle_stats);
     drop(held);
     let after = options.pid.map(|pid| {
         // Threads end as their sockets close; wait for the count to settle.
