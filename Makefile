@@ -34,7 +34,7 @@ run: build
 
 client: build
 	@if [ -z "$(NAME)" ]; then echo "usage: make client NAME=似末 [PASSWORD=123456]"; exit 2; fi
-	@CHAT_PASSWORD="$(PASSWORD)" exec $(RELEASE)/chat-client --addr "$(ADDR)" "$(NAME)"
+	@exec $(RELEASE)/chat-client --addr "$(ADDR)" "$(NAME)" $(if $(PASSWORD),"$(PASSWORD)")
 
 test:
 	$(CARGO) test --release

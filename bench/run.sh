@@ -16,7 +16,7 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 # Enough users for 256 pairs and for 10,000 idle clients: u00000 .. u19999.
 for i in $(seq 0 19999); do printf 'u%05d:123456\n' "$i"; done > "$WORK/users.txt"
 
-if [ "${QUICK:-0}" = 1 ]; then M1=2000; M16=5000; M256=200; N=1000; else M1=20000; M16=50000; M256=2000; N=10000; fi
+if [ "${QUICK:-0}" = 1 ]; then M1=2000; M16=5000; M256=200; N=1000; QUEUED=200; else M1=20000; M16=50000; M256=2000; N=10000; QUEUED=2000; fi
 # name pairs window messages-per-pair
 RELAYS="k1-w1 1 1 $M1
 k1-w64 1 64 $M16
@@ -61,42 +61,66 @@ stop_server() { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< "$2"; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "-"; else print a[int((NR+1)/2)]}'; }
 
-# measure KIND: runs every benchmark RUNS times; writes KIND.NAME.FIELD files of values
-measure() {
-  local kind=$1 name pairs window messages line run
-  while read -r name pairs window messages; do
-    for run in $(seq "$RUNS"); do
-      start_server "$kind"
-      line=$(timeout 120 "$BIN/chat-bench" relay --addr "127.0.0.1:$PORT" --pairs "$pairs" \
-        --window "$window" --messages "$messages" 2>> "$WORK/bench.err" | grep '^RESULT')
-      stop_server
-      echo "$kind $name: ${line:-no result (timed out or failed)}" >&2
-      if [ "$(field errors "$line")" = 0 ]; then
-        for f in msgs_per_sec p50_us p99_us p999_us; do field $f "$line" >> "$WORK/$kind.$name.$f"; done
-      else
-        echo FAIL >> "$WORK/$kind.$name.fail"
-      fi
-    done
-  done <<< "$RELAYS"
-  for run in $(seq "$RUNS"); do
-    start_server "$kind"
-    line=$(timeout 600 "$BIN/chat-bench" conns --addr "127.0.0.1:$PORT" --clients "$N" \
-      --concurrency 64 --pid "$PID" 2>> "$WORK/bench.err" | grep '^RESULT')
-    stop_server
-    echo "$kind conns: ${line:-no result}" >&2
-    for f in logged_in login_seconds rss_mib threads idle_cpu_pct threads_before threads_after idle_cpu_after_pct; do
-      field $f "$line" >> "$WORK/$kind.conns.$f"
-    done
+# The servers under test: chat-server, and the original when it could be built.
+KINDS=rust
+[ -n "$ORIGINAL" ] && [ "${SKIP_ORIGINAL:-0}" != 1 ] && KINDS="rust original"
+
+# relay KIND NAME PAIRS WINDOW MESSAGES: one run; appends to KIND.NAME.FIELD files
+relay() {
+  local kind=$1 name=$2 line
+  start_server "$kind"
+  line=$(timeout 120 "$BIN/chat-bench" relay --addr "127.0.0.1:$PORT" --pairs "$3" \
+    --window "$4" --messages "$5" 2>> "$WORK/bench.err" | grep '^RESULT')
+  stop_server
+  echo "$kind $name: ${line:-no result (timed out or failed)}" >&2
+  if [ "$(field errors "$line")" = 0 ]; then
+    for f in msgs_per_sec p50_us p99_us p999_us; do field $f "$line" >> "$WORK/$kind.$name.$f"; done
+  else
+    echo FAIL >> "$WORK/$kind.$name.fail"
+  fi
+}
+
+# conns KIND: one run of the 10,000 idle clients
+conns() {
+  local kind=$1 line
+  start_server "$kind"
+  line=$(timeout 600 "$BIN/chat-bench" conns --addr "127.0.0.1:$PORT" --clients "$N" \
+    --concurrency 64 --pid "$PID" 2>> "$WORK/bench.err" | grep '^RESULT')
+  stop_server
+  echo "$kind conns: ${line:-no result}" >&2
+  for f in logged_in login_seconds rss_mib threads idle_cpu_pct threads_before threads_after idle_cpu_after_pct; do
+    field $f "$line" >> "$WORK/$kind.conns.$f"
   done
 }
 
-value() { # value KIND NAME FIELD: the median, or FAIL
-  if [ -s "$WORK/$1.$2.fail" ] && [ ! -s "$WORK/$1.$2.$3" ]; then echo FAIL; return; fi
+# queue: one run of the mailbox cost (chat-server only: the original has no mailbox)
+queue() {
+  local line
+  start_server rust
+  line=$(timeout 120 "$BIN/chat-bench" queue --addr "127.0.0.1:$PORT" --messages "$QUEUED" \
+    2>> "$WORK/bench.err" | grep '^RESULT')
+  stop_server
+  echo "rust queue: ${line:-no result}" >&2
+  for f in per_message_us p50_us p99_us; do field $f "$line" >> "$WORK/rust.queue.$f"; done
+}
+
+# The two servers take turns on every benchmark, so that both see the same machine: on
+# a shared host the background load drifts from one minute to the next.
+while read -r name pairs window messages; do
+  for run in $(seq "$RUNS"); do
+    for kind in $KINDS; do relay "$kind" "$name" "$pairs" "$window" "$messages"; done
+  done
+done <<< "$RELAYS"
+for run in $(seq "$RUNS"); do
+  queue
+  for kind in $KINDS; do conns "$kind"; done
+done
+
+value() { # value KIND NAME FIELD: the median; FAIL if any run lost or corrupted a message
+  if [ -s "$WORK/$1.$2.fail" ]; then echo "FAIL($(wc -l < "$WORK/$1.$2.fail")/$RUNS)"; return; fi
   [ -f "$WORK/$1.$2.$3" ] && median < "$WORK/$1.$2.$3" || echo "-"
 }
 
-measure rust
-[ -n "$ORIGINAL" ] && [ "${SKIP_ORIGINAL:-0}" != 1 ] && measure original
 
 echo
 echo "runs per figure: $RUNS (median); $(nproc) cores; chat-bench on the same machine"
@@ -117,3 +141,6 @@ for kind in rust original; do
     "$(value $kind conns threads)" "$(value $kind conns idle_cpu_pct)" \
     "$(value $kind conns threads_after)" "$(value $kind conns idle_cpu_after_pct)"
 done
+echo
+echo "queued message (append + sync_data, then the echo): $(value rust queue per_message_us) us each" \
+  "(p50 $(value rust queue p50_us) us, p99 $(value rust queue p99_us) us)"

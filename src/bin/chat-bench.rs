@@ -16,6 +16,10 @@
 //! chat, and (given the server's PID) reports its memory, threads and idle CPU from
 //! `/proc`, with the clients held and after they are gone.
 //!
+//! `queue`: one user sends M messages, one at a time, to a user who stays offline, and
+//! reports what a QUEUED echo costs (the server appends and syncs before it answers).
+//! chat-server only: the original has no mailbox.
+//!
 //! Logins happen one at a time in `relay`: the original server hands each new socket to
 //! its thread through a racy pointer and cannot take concurrent logins.
 #![forbid(unsafe_code)]
@@ -44,18 +48,24 @@ const MAX_WRITE_BATCH: usize = 64;
 const MAX_LOGIN_FAILURES: usize = 100;
 /// How long `conns` watches the server's CPU while the clients idle.
 const IDLE_WINDOW: Duration = Duration::from_secs(2);
+/// After the last client thread is gone, how long `conns` waits before it measures the
+/// idle CPU again: the teardown of 10,000 sockets and thread stacks finishes in this
+/// moment, and it is not idling.
+const TEARDOWN_SETTLE: Duration = Duration::from_secs(1);
 /// The `CHAT` feedback header a delivered frame starts with: type 2, length 140, flag 1.
 const DELIVERED_HEADER: [u8; FEEDBACK_LEN] = [2, 0, 0, 0, 140, 0, 0, 0, 1, 0, 0, 0];
 
 const USAGE: &str = "\
 usage: chat-bench relay --addr A --pairs K --messages M --window W [--prefix u] [--password P]
-       chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]";
+       chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]
+       chat-bench queue --addr A --messages M [--prefix u] [--password P]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("relay") => Options::parse(&args[1..]).and_then(|o| relay(&o)),
         Some("conns") => Options::parse(&args[1..]).and_then(|o| conns(&o)),
+        Some("queue") => Options::parse(&args[1..]).and_then(|o| queue(&o)),
         Some("--help" | "-h") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -370,6 +380,46 @@ fn receive(
     Ok(latencies)
 }
 
+/// The QUEUED flag on the wire.
+const QUEUED: i32 = 0;
+
+fn queue(options: &Options) -> Result<(), String> {
+    // The last user of the standard set: nobody logs in as it, so it stays offline.
+    let (sender, receiver) = (options.user(0), options.user(19_999));
+    let mut stream = log_in(&options.addr, &sender, &options.password)?;
+    let (sender, receiver) = (Name::new(&sender).unwrap(), Name::new(&receiver).unwrap());
+    let mut frame = [0; CHAT_FRAME_LEN];
+    let mut times = Vec::with_capacity(options.messages);
+    let started = Instant::now();
+    for seq in 0..options.messages {
+        let sent = Instant::now();
+        stream
+            .write_all(&request(&sender, &receiver, seq, 0))
+            .map_err(|e| format!("send: {e}"))?;
+        stream
+            .read_exact(&mut frame)
+            .map_err(|e| format!("echo of message {seq} missing: {e}"))?;
+        let flag =
+            chatroom::protocol::Feedback::decode(frame[..FEEDBACK_LEN].try_into().unwrap()).flag;
+        if flag != QUEUED {
+            return Err(format!(
+                "message {seq}: echo flag {flag}, expected 0 (QUEUED)"
+            ));
+        }
+        times.push(sent.elapsed().as_micros() as u64);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    times.sort_unstable();
+    println!(
+        "RESULT queue messages={} seconds={seconds:.3} per_message_us={:.0} p50_us={} p99_us={}",
+        options.messages,
+        seconds * 1e6 / options.messages as f64,
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+    Ok(())
+}
+
 fn conns(options: &Options) -> Result<(), String> {
     let (clients, concurrency) = (options.clients, options.concurrency);
     let before = options.pid.map(server_stats);
@@ -450,6 +500,7 @@ fn conns(options: &Options) -> Result<(), String> {
         while server_stats(pid).threads > baseline && settle.elapsed() < REPLY_TIMEOUT {
             thread::sleep(Duration::from_millis(20));
         }
+        thread::sleep(TEARDOWN_SETTLE);
         idle_stats(pid)
     });
     let mut line = format!(
