@@ -73,6 +73,7 @@ relay() {
     --window "$4" --messages "$5" 2>> "$WORK/bench.err" | grep '^RESULT')
   stop_server
   echo "$kind $name: ${line:-no result (timed out or failed)}" >&2
+  [ -n "$line" ] || tail -n 3 "$WORK/bench.err" | sed 's/^/    /' >&2
   if [ "$(field errors "$line")" = 0 ]; then
     for f in msgs_per_sec p50_us p99_us p999_us; do field $f "$line" >> "$WORK/$kind.$name.$f"; done
   else

@@ -236,6 +236,11 @@ mod tests {
         }
     }
 
+    fn stored_texts(mailbox: &Mailbox<'_>) -> Vec<String> {
+        let stored = mailbox.load().unwrap();
+        stored.iter().map(|m| m.text.to_lossy()).collect()
+    }
+
     #[test]
     fn file_names_are_hex_of_the_name() {
         assert_eq!(file_name("1001"), "31303031.mbox");
@@ -251,13 +256,7 @@ mod tests {
         for text in ["one", "two", "three"] {
             assert_eq!(mailbox.append(&message(text)).unwrap(), Stored::Queued);
         }
-        let texts: Vec<String> = mailbox
-            .load()
-            .unwrap()
-            .iter()
-            .map(|m| m.text.to_lossy())
-            .collect();
-        assert_eq!(texts, ["one", "two", "three"]);
+        assert_eq!(stored_texts(&mailbox), ["one", "two", "three"]);
         mailbox.clear().unwrap();
         assert!(mailbox.load().unwrap().is_empty());
         fs::remove_dir_all(&dir).unwrap();
@@ -286,21 +285,9 @@ mod tests {
             .open(mailbox.path())
             .unwrap();
         file.write_all(&message("torn").to_bytes()[..50]).unwrap();
-        let texts: Vec<String> = mailbox
-            .load()
-            .unwrap()
-            .iter()
-            .map(|m| m.text.to_lossy())
-            .collect();
-        assert_eq!(texts, ["whole"]);
+        assert_eq!(stored_texts(&mailbox), ["whole"]);
         mailbox.append(&message("after")).unwrap();
-        let texts: Vec<String> = mailbox
-            .load()
-            .unwrap()
-            .iter()
-            .map(|m| m.text.to_lossy())
-            .collect();
-        assert_eq!(texts, ["whole", "after"]);
+        assert_eq!(stored_texts(&mailbox), ["whole", "after"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -12,7 +12,7 @@
 
 use byteorder::{ByteOrder, LittleEndian, ReadBytesExt, WriteBytesExt};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 /// Size of a request header, `HEAD { i32 type; i32 length; }`.
 pub const HEADER_LEN: usize = 8;
@@ -475,13 +475,6 @@ pub fn users_request() -> Vec<u8> {
     request(Kind::Users, &[])
 }
 
-/// Reads a request header.
-pub fn read_header(input: &mut impl Read) -> io::Result<Header> {
-    let mut bytes = [0; HEADER_LEN];
-    input.read_exact(&mut bytes)?;
-    Ok(Header::decode(&bytes))
-}
-
 /// Reads a reply header.
 pub fn read_feedback(input: &mut impl Read) -> io::Result<Feedback> {
     let mut bytes = [0; FEEDBACK_LEN];
@@ -507,11 +500,6 @@ pub fn skip(input: &mut impl Read, len: usize) -> io::Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Writes `frame` with one `write_all`, so that it leaves as one piece.
-pub fn write_frame(output: &mut impl Write, frame: &[u8]) -> io::Result<()> {
-    output.write_all(frame)
 }
 
 #[cfg(test)]

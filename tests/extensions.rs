@@ -8,15 +8,10 @@ use common::*;
 #[test]
 fn a_room_message_reaches_every_other_online_user_with_receiver_star() {
     let server = start();
-    let mut speaker = connect(server.addr());
-    raw_login(&mut speaker, "1001");
+    let mut speaker = raw_logged_in(server.addr(), "1001");
     let mut listeners: Vec<_> = ["1002", "似末", "玛卡巴卡"]
         .iter()
-        .map(|name| {
-            let mut stream = connect(server.addr());
-            raw_login(&mut stream, name);
-            stream
-        })
+        .map(|name| raw_logged_in(server.addr(), name))
         .collect();
     send(&mut speaker, &chat_frame("1001", "*", "大家好"));
     let expected = chat_reply(1, &chat_body("1001", "*", "大家好"));
@@ -57,11 +52,7 @@ fn users_lists_the_online_names_sorted_by_bytes() {
     let server = start();
     let mut clients: Vec<_> = ["玛卡巴卡", "1002", "似末", "1001"]
         .iter()
-        .map(|name| {
-            let mut stream = connect(server.addr());
-            raw_login(&mut stream, name);
-            stream
-        })
+        .map(|name| raw_logged_in(server.addr(), name))
         .collect();
     send(&mut clients[0], &ints(&[3, 0]));
     let mut expected = ints(&[3, 80, 1]);

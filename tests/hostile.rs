@@ -17,7 +17,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const DEFAULT_SEED: u64 = 0x5EED_C4A7_2026;
 const HONEST_PAIRS: usize = 4;
@@ -36,12 +36,6 @@ fn users() -> chatroom::users::Directory {
         file.push_str(&format!("x{i}:{PASSWORD}\n"));
     }
     chatroom::users::Directory::parse(file.as_bytes()).unwrap()
-}
-
-fn thread_count() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// One frame's worth of hostility; `true` in the second place when the server is
@@ -254,13 +248,5 @@ fn hostile_frames_do_not_harm_honest_clients() {
     assert_eq!(next_chat(&mut late).0, 1);
     drop((late, senders, receivers));
 
-    let deadline = Instant::now() + READ_TIMEOUT;
-    while thread_count() != baseline {
-        assert!(
-            Instant::now() < deadline,
-            "{} threads, expected {baseline} (seed {seed})",
-            thread_count()
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
+    assert_threads_return_to(baseline, &format!("seed {seed}"));
 }

@@ -72,15 +72,20 @@ fn send_expecting(client: &mut Client, to: &str, text: &str, flag: i32) {
     assert_eq!((got, message.text.to_lossy()), (flag, text.to_string()));
 }
 
+/// A server config on a free loopback port keeping its mailboxes in `dir`.
+fn config_in(dir: &Path) -> Config {
+    Config {
+        bind: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    }
+}
+
 #[test]
 fn stored_messages_survive_a_restart() {
     let data = tempfile::tempdir().unwrap();
-    let config = Config {
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        data_dir: data.path().to_path_buf(),
-        ..Config::default()
-    };
+    let config = config_in(data.path());
     let first = Server::bind_with_users(&config, Directory::built_in())
         .unwrap()
         .spawn();
@@ -121,12 +126,7 @@ fn room_messages_are_never_stored() {
 #[test]
 fn a_torn_record_at_the_end_is_dropped_and_the_rest_delivered() {
     let data = tempfile::tempdir().unwrap();
-    let config = Config {
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        data_dir: data.path().to_path_buf(),
-        ..Config::default()
-    };
+    let config = config_in(data.path());
     let server = Server::bind_with_users(&config, Directory::built_in())
         .unwrap()
         .spawn();

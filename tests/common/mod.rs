@@ -138,6 +138,13 @@ pub fn raw_login(stream: &mut TcpStream, name: &str) {
     assert_eq!(read_n(stream, 12), ints(&[1, 40, 1]), "login of {name}");
 }
 
+/// A raw connection logged in as `name`.
+pub fn raw_logged_in(addr: SocketAddr, name: &str) -> TcpStream {
+    let mut stream = connect(addr);
+    raw_login(&mut stream, name);
+    stream
+}
+
 /// True when the server has closed the stream: a read returns EOF (or a reset).
 pub fn closed_by_server(stream: &mut TcpStream) -> bool {
     let mut byte = [0; 1];
@@ -156,6 +163,27 @@ pub fn next_chat(client: &mut Client) -> (i32, ChatMessage) {
     match client.read_reply().expect("a reply") {
         Reply::Chat { flag, message } => (flag, message),
         other => panic!("expected a CHAT frame, got {other:?}"),
+    }
+}
+
+/// Threads of this process, from /proc/self/status.
+pub fn thread_count() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Polls until this process has `baseline` threads again, for at most `READ_TIMEOUT`:
+/// client threads end a moment after their sockets close.
+pub fn assert_threads_return_to(baseline: usize, context: &str) {
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    while thread_count() != baseline {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} threads, expected {baseline} ({context})",
+            thread_count()
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
