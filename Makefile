@@ -37,7 +37,7 @@ client: build
 	@exec $(RELEASE)/chat-client --addr "$(ADDR)" "$(NAME)" $(if $(PASSWORD),"$(PASSWORD)")
 
 test:
-	$(CARGO) test --release
+	$(CARGO) test --release --all-targets
 
 lint:
 	$(CARGO) fmt --all -- --check
