@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Instant;
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_chat-client");
 
@@ -57,15 +56,7 @@ impl Terminal {
 
     /// The next printed line containing `words` (earlier lines are skipped).
     fn expect_line(&self, words: &str) -> String {
-        let deadline = Instant::now() + READ_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(words) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("chat-client never printed {words:?}"),
-            }
-        }
+        next_line_with(&self.lines, words, "chat-client")
     }
 
     fn exit_code(mut self) -> Option<i32> {

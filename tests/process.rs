@@ -31,15 +31,7 @@ impl Drop for Running {
 impl Running {
     /// Waits for a log line containing `words`; panics after `READ_TIMEOUT`.
     fn wait_for_log(&self, words: &str) -> String {
-        let deadline = Instant::now() + READ_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(words) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no log line with {words:?}"),
-            }
-        }
+        next_line_with(&self.log, words, "chat-server's log")
     }
 
     /// Every log line so far.

@@ -187,6 +187,24 @@ pub fn assert_threads_return_to(baseline: usize, context: &str) {
     }
 }
 
+/// The next line from `lines` (a child process's output, read by a thread) that contains
+/// `words`; earlier lines are skipped. Panics, naming `what`, after `READ_TIMEOUT`.
+pub fn next_line_with(
+    lines: &std::sync::mpsc::Receiver<String>,
+    words: &str,
+    what: &str,
+) -> String {
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(words) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("{what} never printed {words:?}"),
+        }
+    }
+}
+
 /// A small seeded random number generator (SplitMix64): the same seed gives the same
 /// run, so a failure can be replayed.
 pub struct Rng(u64);
