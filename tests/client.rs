@@ -21,13 +21,7 @@ struct Terminal {
 
 impl Terminal {
     fn open(addr: SocketAddr, args: &[&str]) -> Terminal {
-        let mut child = Command::new(CLIENT)
-            .arg("--addr")
-            .arg(addr.to_string())
-            .args(args)
-            .env_remove("CHAT_PASSWORD")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+        let mut child = client_command(&addr.to_string(), args)
             .stderr(Stdio::null())
             .spawn()
             .expect("start chat-client");
@@ -65,15 +59,23 @@ impl Terminal {
     }
 }
 
-/// Runs the client to completion with `stdin` as its input.
-fn run_client(addr: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(CLIENT)
+/// `chat-client --addr ADDR ARGS…` with piped stdin and stdout and no password in its
+/// environment.
+fn client_command(addr: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(CLIENT);
+    command
         .arg("--addr")
         .arg(addr)
         .args(args)
         .env_remove("CHAT_PASSWORD")
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::piped());
+    command
+}
+
+/// Runs the client to completion with `stdin` as its input.
+fn run_client(addr: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = client_command(addr, args)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start chat-client");

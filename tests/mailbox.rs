@@ -72,23 +72,24 @@ fn send_expecting(client: &mut Client, to: &str, text: &str, flag: i32) {
     assert_eq!((got, message.text.to_lossy()), (flag, text.to_string()));
 }
 
-/// A server config on a free loopback port keeping its mailboxes in `dir`.
-fn config_in(dir: &Path) -> Config {
-    Config {
+/// An in-process server with the built-in users on a free loopback port, keeping its
+/// mailboxes in `dir` (which outlives it, for restarts).
+fn spawn_on(dir: &Path) -> chatroom::ServerHandle {
+    let config = Config {
         bind: "127.0.0.1".parse().unwrap(),
         port: 0,
         data_dir: dir.to_path_buf(),
         ..Config::default()
-    }
+    };
+    Server::bind_with_users(&config, Directory::built_in())
+        .unwrap()
+        .spawn()
 }
 
 #[test]
 fn stored_messages_survive_a_restart() {
     let data = tempfile::tempdir().unwrap();
-    let config = config_in(data.path());
-    let first = Server::bind_with_users(&config, Directory::built_in())
-        .unwrap()
-        .spawn();
+    let first = spawn_on(data.path());
     let mut sender = logged_in(first.local_addr(), "1001");
     for text in ["before", "the", "restart"] {
         send_expecting(&mut sender, "玛卡巴卡", text, 0);
@@ -96,9 +97,7 @@ fn stored_messages_survive_a_restart() {
     drop(sender);
     first.stop();
 
-    let second = Server::bind_with_users(&config, Directory::built_in())
-        .unwrap()
-        .spawn();
+    let second = spawn_on(data.path());
     let (_client, stored) = login_and_collect_stored(second.local_addr(), "玛卡巴卡");
     assert_eq!(texts(&stored), ["before", "the", "restart"]);
 }
@@ -126,10 +125,7 @@ fn room_messages_are_never_stored() {
 #[test]
 fn a_torn_record_at_the_end_is_dropped_and_the_rest_delivered() {
     let data = tempfile::tempdir().unwrap();
-    let config = config_in(data.path());
-    let server = Server::bind_with_users(&config, Directory::built_in())
-        .unwrap()
-        .spawn();
+    let server = spawn_on(data.path());
     let mut sender = logged_in(server.local_addr(), "1001");
     send_expecting(&mut sender, "1002", "whole one", 0);
     send_expecting(&mut sender, "1002", "whole two", 0);
