@@ -12,11 +12,11 @@
 use crate::protocol::{CHAT_BODY_LEN, ChatMessage};
 use crate::users::Directory;
 use parking_lot::{Mutex, MutexGuard};
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The file name extension of a mailbox.
 const MAILBOX_EXTENSION: &str = "mbox";
@@ -37,17 +37,18 @@ pub enum Stored {
 pub struct Mailboxes {
     dir: PathBuf,
     limit: usize,
-    /// One lock per account, made up front: the set of accounts never changes while the
-    /// server runs, so looking a mailbox up never needs a lock of its own. Only the lock
-    /// is kept per account (a load test has 20,000 of them); paths are made when needed.
-    locks: HashMap<String, Mutex<()>>,
+    users: Arc<Directory>,
+    /// One lock per account, indexed by `AccountId`, made up front: the set of accounts
+    /// never changes while the server runs, so finding a mailbox needs no lock of its
+    /// own. Only the lock (one byte) is kept per account; paths are made when needed.
+    locks: Vec<Mutex<()>>,
 }
 
 impl Mailboxes {
     /// Mailboxes for every account of `users` under `dir`, each holding at most `limit`
     /// messages. The directory is created when the first message is stored; an existing
     /// path that is not a usable directory is an error now, not at the first message.
-    pub fn new(dir: &Path, limit: usize, users: &Directory) -> Result<Mailboxes, String> {
+    pub fn new(dir: &Path, limit: usize, users: Arc<Directory>) -> Result<Mailboxes, String> {
         match fs::metadata(dir) {
             Ok(metadata) if !metadata.is_dir() => {
                 return Err(format!(
@@ -65,13 +66,11 @@ impl Mailboxes {
                 return Err(format!("data directory {}: {error}", dir.display()));
             }
         }
-        let locks = users
-            .names()
-            .map(|name| (name.to_string(), Mutex::new(())))
-            .collect();
+        let locks = (0..users.len()).map(|_| Mutex::new(())).collect();
         Ok(Mailboxes {
             dir: dir.to_path_buf(),
             limit,
+            users,
             locks,
         })
     }
@@ -92,10 +91,10 @@ impl Mailboxes {
     /// is drained, after everything older) or is sent live after the login is complete
     /// (and so after everything drained). It can never fall between the two.
     pub fn lock(&self, name: &str) -> Option<Mailbox<'_>> {
-        let (name, lock) = self.locks.get_key_value(name)?;
+        let id = self.users.id(name)?;
         Some(Mailbox {
-            _held: lock.lock(),
-            owner: name,
+            _held: self.locks[id].lock(),
+            owner: self.users.name(id),
             dir: &self.dir,
             limit: self.limit,
         })
@@ -251,7 +250,7 @@ mod tests {
     #[test]
     fn messages_come_back_oldest_first_and_clear_empties() {
         let dir = temp_dir("order");
-        let mailboxes = Mailboxes::new(&dir, 10, &Directory::built_in()).unwrap();
+        let mailboxes = Mailboxes::new(&dir, 10, Arc::new(Directory::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
         for text in ["one", "two", "three"] {
             assert_eq!(mailbox.append(&message(text)).unwrap(), Stored::Queued);
@@ -265,7 +264,7 @@ mod tests {
     #[test]
     fn a_full_mailbox_stores_nothing() {
         let dir = temp_dir("full");
-        let mailboxes = Mailboxes::new(&dir, 2, &Directory::built_in()).unwrap();
+        let mailboxes = Mailboxes::new(&dir, 2, Arc::new(Directory::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("1002").unwrap();
         assert_eq!(mailbox.append(&message("a")).unwrap(), Stored::Queued);
         assert_eq!(mailbox.append(&message("b")).unwrap(), Stored::Queued);
@@ -277,7 +276,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_never_delivered_and_is_cut_before_the_next_append() {
         let dir = temp_dir("torn");
-        let mailboxes = Mailboxes::new(&dir, 10, &Directory::built_in()).unwrap();
+        let mailboxes = Mailboxes::new(&dir, 10, Arc::new(Directory::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("1003").unwrap();
         mailbox.append(&message("whole")).unwrap();
         let mut file = OpenOptions::new()
@@ -294,7 +293,7 @@ mod tests {
     #[test]
     fn unknown_users_have_no_mailbox() {
         let dir = temp_dir("unknown");
-        let mailboxes = Mailboxes::new(&dir, 10, &Directory::built_in()).unwrap();
+        let mailboxes = Mailboxes::new(&dir, 10, Arc::new(Directory::built_in())).unwrap();
         assert!(mailboxes.lock("nobody").is_none());
         assert!(
             !dir.exists(),
@@ -306,7 +305,7 @@ mod tests {
     fn a_file_in_place_of_the_directory_is_an_error_at_startup() {
         let dir = temp_dir("notadir");
         fs::write(&dir, b"").unwrap();
-        let error = Mailboxes::new(&dir, 10, &Directory::built_in()).unwrap_err();
+        let error = Mailboxes::new(&dir, 10, Arc::new(Directory::built_in())).unwrap_err();
         assert!(error.contains("not a directory"), "{error}");
         fs::remove_file(&dir).unwrap();
     }

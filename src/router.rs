@@ -9,9 +9,10 @@ use crate::mailbox::{Mailboxes, Stored};
 use crate::online::Online;
 use crate::protocol::{CHAT_FRAME_LEN, ChatMessage, Flag};
 use crate::users::Directory;
+use std::sync::Arc;
 
 pub struct Router {
-    pub users: Directory,
+    pub users: Arc<Directory>,
     pub online: Online,
     pub mailboxes: Mailboxes,
 }
@@ -20,7 +21,8 @@ impl Router {
     /// The shared state for a server with `users`; fails if the data directory is
     /// unusable.
     pub fn new(config: &Config, users: Directory) -> Result<Router, String> {
-        let mailboxes = Mailboxes::new(&config.data_dir, config.mailbox_limit, &users)?;
+        let users = Arc::new(users);
+        let mailboxes = Mailboxes::new(&config.data_dir, config.mailbox_limit, Arc::clone(&users))?;
         let online = Online::with_capacity(config.max_clients.min(users.len()));
         Ok(Router {
             users,
