@@ -1,11 +1,12 @@
 //! Reading whole frames from a socket, many per system call when the client pipelines,
-//! with a buffer that costs an idle client almost nothing.
+//! with a buffer that costs an idle client nothing on the heap.
 //!
 //! Ten thousand idle clients each hold a read buffer, so its size is multiplied: it
-//! starts small, enough for any one request a client sends and waits on. When a single
-//! read fills it, the client is sending faster than we read, and the buffer grows so
-//! that the next reads take dozens of frames at once. Once the client goes quiet (the
-//! buffer runs empty and a read comes back short) it shrinks again.
+//! starts small, enough for any one request a client sends and waits on, and lives
+//! inside the reader, on the session thread's stack (whose pages are resident anyway).
+//! When a single read fills it, the client is sending faster than we read, and the
+//! reader moves to a large heap buffer so that the next reads take dozens of frames at
+//! once. Once the client goes quiet (a read comes back short) it moves back.
 
 use std::io::{self, Read};
 
@@ -17,8 +18,11 @@ pub const LARGE_BUFFER_LEN: usize = 8 * 1024;
 
 pub struct FrameReader<R> {
     inner: R,
-    buf: Vec<u8>,
-    /// `buf[start..end]` is read but not yet consumed.
+    small: [u8; SMALL_BUFFER_LEN],
+    /// Empty while the small buffer is in use; allocated only while a client pipelines
+    /// or sends a frame larger than the small buffer.
+    large: Vec<u8>,
+    /// `buffer()[start..end]` is read but not yet consumed.
     start: usize,
     end: usize,
 }
@@ -27,7 +31,8 @@ impl<R: Read> FrameReader<R> {
     pub fn new(inner: R) -> FrameReader<R> {
         FrameReader {
             inner,
-            buf: vec![0; SMALL_BUFFER_LEN],
+            small: [0; SMALL_BUFFER_LEN],
+            large: Vec::new(),
             start: 0,
             end: 0,
         }
@@ -35,7 +40,7 @@ impl<R: Read> FrameReader<R> {
 
     /// What has been read and not yet consumed: reading this much cannot block.
     pub fn buffered(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        &self.buffer()[self.start..self.end]
     }
 
     /// True at a clean end of the stream: nothing buffered and the peer closed its side.
@@ -59,40 +64,75 @@ impl<R: Read> FrameReader<R> {
         }
         let taken = self.start..self.start + len;
         self.start += len;
-        Ok(&self.buf[taken])
+        Ok(&self.buffer()[taken])
+    }
+
+    fn is_large(&self) -> bool {
+        !self.large.is_empty()
+    }
+
+    fn buffer(&self) -> &[u8] {
+        if self.is_large() {
+            &self.large
+        } else {
+            &self.small
+        }
+    }
+
+    fn buffer_mut(&mut self) -> &mut [u8] {
+        if self.is_large() {
+            &mut self.large
+        } else {
+            &mut self.small
+        }
     }
 
     /// Reads once more into the free space; returns how many bytes came (0: end).
     fn fill(&mut self) -> io::Result<usize> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        } else if self.start > 0 {
-            // Move the partial frame to the front, making room behind it.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        // Move the unconsumed bytes (a partial frame, or none) to the front.
+        let (start, end) = (self.start, self.end);
+        self.buffer_mut().copy_within(start..end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if self.end == self.buffer().len() {
+            // A frame larger than the buffer (bodies go up to 4096 bytes).
+            self.grow();
         }
-        if self.end == self.buf.len() {
-            // A frame larger than the small buffer (bodies go up to 4096 bytes).
-            self.buf.resize(LARGE_BUFFER_LEN.max(self.end * 2), 0);
-        }
+        // Borrowed field by field, as `inner` is read into the buffer.
+        let free = if self.large.is_empty() {
+            &mut self.small[self.end..]
+        } else {
+            &mut self.large[self.end..]
+        };
         let read = loop {
-            match self.inner.read(&mut self.buf[self.end..]) {
+            match self.inner.read(free) {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 result => break result?,
             }
         };
         self.end += read;
-        if self.end == self.buf.len() && self.buf.len() < LARGE_BUFFER_LEN {
+        if self.end == self.buffer().len() && !self.is_large() {
             // The client sent more than we could take at once: it is pipelining.
-            self.buf.resize(LARGE_BUFFER_LEN, 0);
-        } else if self.end < SMALL_BUFFER_LEN / 2 && self.buf.len() > SMALL_BUFFER_LEN {
-            // A short read into a large buffer: the burst is over, give the memory back.
-            self.buf.truncate(SMALL_BUFFER_LEN);
-            self.buf.shrink_to_fit();
+            self.grow();
+        } else if self.end < SMALL_BUFFER_LEN / 2 && self.is_large() {
+            // A short read: the burst is over, give the memory back.
+            self.small[..self.end].copy_from_slice(&self.large[..self.end]);
+            self.large = Vec::new();
         }
         Ok(read)
+    }
+
+    /// Moves to a large buffer (or a larger one), keeping the unconsumed bytes, which
+    /// `fill` has put at the front.
+    fn grow(&mut self) {
+        let len = LARGE_BUFFER_LEN.max(self.buffer().len() * 2);
+        if self.is_large() {
+            self.large.resize(len, 0);
+        } else {
+            let mut large = vec![0; len];
+            large[..self.end].copy_from_slice(&self.small[..self.end]);
+            self.large = large;
+        }
     }
 }
 
@@ -163,18 +203,19 @@ mod tests {
         let mut reader = FrameReader::new(Chunks(vec![vec![1; 1000], vec![2; 100]]));
         reader.take(512).unwrap();
         assert_eq!(
-            reader.buf.len(),
+            reader.buffer().len(),
             LARGE_BUFFER_LEN,
             "a full read means pipelining"
         );
         assert_eq!(reader.take(488).unwrap(), &[1; 488][..]);
-        assert_eq!(reader.buf.len(), LARGE_BUFFER_LEN);
+        assert_eq!(reader.buffer().len(), LARGE_BUFFER_LEN);
         assert_eq!(reader.take(100).unwrap(), &[2; 100][..]);
         assert_eq!(
-            reader.buf.len(),
+            reader.buffer().len(),
             SMALL_BUFFER_LEN,
             "a short read: quiet again"
         );
+        assert_eq!(reader.large.capacity(), 0, "the heap buffer is given back");
     }
 
     #[test]
