@@ -10,7 +10,7 @@
 //! delivery and login agree (see [`Mailboxes::lock`]).
 
 use crate::protocol::{CHAT_BODY_LEN, ChatMessage};
-use crate::users::Directory;
+use crate::users::{AccountId, Directory};
 use parking_lot::{Mutex, MutexGuard};
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
@@ -40,8 +40,12 @@ pub struct Mailboxes {
     users: Arc<Directory>,
     /// One lock per account, indexed by `AccountId`, made up front: the set of accounts
     /// never changes while the server runs, so finding a mailbox needs no lock of its
-    /// own. Only the lock (one byte) is kept per account; paths are made when needed.
-    locks: Vec<Mutex<()>>,
+    /// own. Two bytes per account; paths are made only when a file is touched.
+    ///
+    /// The lock guards whether the file may hold messages: true if it was there at
+    /// startup or has been appended to since it was last cleared. Most logins find it
+    /// false and skip the file system altogether.
+    locks: Vec<Mutex<bool>>,
 }
 
 impl Mailboxes {
@@ -56,17 +60,18 @@ impl Mailboxes {
                     dir.display()
                 ));
             }
-            Ok(_) => {
-                fs::read_dir(dir).map_err(|error| {
-                    format!("data directory {}: cannot be read: {error}", dir.display())
-                })?;
-            }
+            Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => {
                 return Err(format!("data directory {}: {error}", dir.display()));
             }
         }
-        let locks = (0..users.len()).map(|_| Mutex::new(())).collect();
+        let mut locks: Vec<Mutex<bool>> = (0..users.len()).map(|_| Mutex::new(false)).collect();
+        if dir.exists() {
+            for id in stored_mailboxes(dir, &users)? {
+                *locks[id].get_mut() = true;
+            }
+        }
         Ok(Mailboxes {
             dir: dir.to_path_buf(),
             limit,
@@ -93,12 +98,33 @@ impl Mailboxes {
     pub fn lock(&self, name: &str) -> Option<Mailbox<'_>> {
         let id = self.users.id(name)?;
         Some(Mailbox {
-            _held: self.locks[id].lock(),
+            may_hold_mail: self.locks[id].lock(),
             owner: self.users.name(id),
             dir: &self.dir,
             limit: self.limit,
         })
     }
+}
+
+/// The accounts that have a mailbox file in `dir`.
+fn stored_mailboxes(dir: &Path, users: &Directory) -> Result<Vec<AccountId>, String> {
+    let unreadable = |error| format!("data directory {}: cannot be read: {error}", dir.display());
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(unreadable)? {
+        let file = entry.map_err(unreadable)?.file_name();
+        match file
+            .to_str()
+            .and_then(owner)
+            .and_then(|name| users.id(&name))
+        {
+            Some(id) => found.push(id),
+            None => log::warn!(
+                "{}: not the mailbox of any account; ignored",
+                dir.join(&file).display()
+            ),
+        }
+    }
+    Ok(found)
 }
 
 /// The file name for `name`'s mailbox: the name's bytes in hex, safe for any UTF-8 name
@@ -113,10 +139,26 @@ fn file_name(name: &str) -> String {
     file
 }
 
+/// The account a mailbox file name belongs to: [`file_name`] backwards.
+fn owner(file_name: &str) -> Option<String> {
+    let hex = file_name
+        .strip_suffix(MAILBOX_EXTENSION)?
+        .strip_suffix('.')?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
 /// One user's stored messages, locked. Only reachable through [`Mailboxes::lock`]; the
 /// lock is released when this is dropped.
 pub struct Mailbox<'a> {
-    _held: MutexGuard<'a, ()>,
+    /// The lock, and whether the file may hold messages.
+    may_hold_mail: MutexGuard<'a, bool>,
     owner: &'a str,
     dir: &'a Path,
     limit: usize,
@@ -127,6 +169,8 @@ impl Mailbox<'_> {
     pub fn append(&mut self, message: &ChatMessage) -> io::Result<Stored> {
         let path = self.path();
         let (mut file, created) = self.open_for_append(&path)?;
+        // From here on the file exists, and may hold a torn record if this append fails.
+        *self.may_hold_mail = true;
         let len = file.metadata()?.len();
         let torn = len % RECORD_LEN;
         if torn != 0 {
@@ -181,6 +225,9 @@ impl Mailbox<'_> {
 
     /// Every whole stored message, oldest first. A torn record at the end is left out.
     pub fn load(&self) -> io::Result<Vec<ChatMessage>> {
+        if !*self.may_hold_mail {
+            return Ok(Vec::new());
+        }
         let path = self.path();
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -205,7 +252,10 @@ impl Mailbox<'_> {
     pub fn clear(&mut self) -> io::Result<()> {
         match fs::remove_file(self.path()) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
+            _ => {
+                *self.may_hold_mail = false;
+                Ok(())
+            }
         }
     }
 
@@ -245,6 +295,31 @@ mod tests {
         assert_eq!(file_name("1001"), "31303031.mbox");
         assert_eq!(file_name("似末"), "e4bcbce69cab.mbox");
         assert_eq!(file_name("../x"), "2e2e2f78.mbox");
+        for name in ["1001", "似末", "../x"] {
+            assert_eq!(owner(&file_name(name)).as_deref(), Some(name));
+        }
+        for stranger in ["notes.txt", "313.mbox", "zz.mbox", "ff.mbox", ".mbox31"] {
+            assert_eq!(owner(stranger), None, "{stranger}");
+        }
+    }
+
+    #[test]
+    fn mailboxes_left_by_an_earlier_run_are_found_at_startup() {
+        let dir = temp_dir("restart");
+        let users = Arc::new(Directory::built_in());
+        {
+            let mailboxes = Mailboxes::new(&dir, 10, Arc::clone(&users)).unwrap();
+            mailboxes
+                .lock("似末")
+                .unwrap()
+                .append(&message("kept"))
+                .unwrap();
+        }
+        fs::write(dir.join("notes.txt"), b"not a mailbox").unwrap();
+        let mailboxes = Mailboxes::new(&dir, 10, users).unwrap();
+        assert_eq!(stored_texts(&mailboxes.lock("似末").unwrap()), ["kept"]);
+        assert!(mailboxes.lock("1001").unwrap().load().unwrap().is_empty());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
