@@ -242,6 +242,20 @@ mod tests {
     }
 
     #[test]
+    fn every_account_of_a_large_file_is_found_by_name() {
+        let file: String = (0..1000).rev().map(|i| format!("u{i}:pw{i}\n")).collect();
+        let directory = Directory::parse(file.as_bytes()).unwrap();
+        for i in 0..1000 {
+            let name = format!("u{i}");
+            let id = directory.id(&name).expect("listed");
+            assert_eq!(directory.name(id), name);
+            assert!(directory.check(&name, format!("pw{i}").as_bytes()));
+        }
+        assert_eq!(directory.id("u1000"), None);
+        assert_eq!(directory.id(""), None);
+    }
+
+    #[test]
     fn a_twenty_byte_chinese_name_fits() {
         // Six three-byte characters and two ASCII digits: exactly 20 bytes.
         let directory = Directory::parse("花开富贵花开12:pw".as_bytes()).unwrap();
