@@ -139,11 +139,11 @@ fn file_name(name: &str) -> String {
     file
 }
 
-/// The account a mailbox file name belongs to: [`file_name`] backwards.
-fn owner(file_name: &str) -> Option<String> {
-    let hex = file_name
-        .strip_suffix(MAILBOX_EXTENSION)?
-        .strip_suffix('.')?;
+/// The account a mailbox file name belongs to: [`file_name`] backwards. Only the exact
+/// spelling `file_name` gives counts (lower-case hex), since that is the file a login
+/// reads.
+fn owner(file: &str) -> Option<String> {
+    let hex = file.strip_suffix(MAILBOX_EXTENSION)?.strip_suffix('.')?;
     if hex.len() % 2 != 0 {
         return None;
     }
@@ -151,7 +151,8 @@ fn owner(file_name: &str) -> Option<String> {
         .step_by(2)
         .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
         .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
+    let name = String::from_utf8(bytes).ok()?;
+    (file_name(&name) == file).then_some(name)
 }
 
 /// One user's stored messages, locked. Only reachable through [`Mailboxes::lock`]; the
@@ -298,7 +299,15 @@ mod tests {
         for name in ["1001", "似末", "../x"] {
             assert_eq!(owner(&file_name(name)).as_deref(), Some(name));
         }
-        for stranger in ["notes.txt", "313.mbox", "zz.mbox", "ff.mbox", ".mbox31"] {
+        for stranger in [
+            "notes.txt",
+            "313.mbox",
+            "zz.mbox",
+            "ff.mbox",
+            ".mbox31",
+            "+1+1.mbox",
+            "E4BCBCE69CAB.mbox",
+        ] {
             assert_eq!(owner(stranger), None, "{stranger}");
         }
     }
