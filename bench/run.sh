@@ -130,16 +130,24 @@ value() { # value KIND NAME FIELD: the median; FAIL if any run lost or corrupted
 }
 
 
+# cell KIND NAME: one server's msgs/s and p50 / p99 for a relay, or its failures
+cell() {
+  local rate; rate=$(value "$1" "$2" msgs_per_sec)
+  case $rate in
+    FAIL*) echo "$rate" ;;
+    *) printf '%9s  %6s / %-8s' "$rate" "$(value "$1" "$2" p50_us)" "$(value "$1" "$2" p99_us)" ;;
+  esac
+}
+
 echo
 echo "runs per figure: $RUNS, k1-w1: $(runs_of k1-w1) (median); $(nproc) cores; chat-bench on the same machine"
 printf '%-9s | %-32s | %-32s | %s\n' relay "chat-server msgs/s  p50/p99 us" "original msgs/s  p50/p99 us" "ratio"
 while read -r name _; do
   r=$(value rust "$name" msgs_per_sec); o=$(value original "$name" msgs_per_sec)
   ratio="-"; [[ "$r" =~ ^[0-9]+$ && "$o" =~ ^[0-9]+$ && "$o" -gt 0 ]] && ratio=$(awk "BEGIN {printf \"%.1fx\", $r/$o}")
-  printf '%-9s | %9s  %6s / %-8s      | %9s  %6s / %-8s      | %s\n' "$name" \
-    "$r" "$(value rust "$name" p50_us)" "$(value rust "$name" p99_us)" \
-    "$o" "$(value original "$name" p50_us)" "$(value original "$name" p99_us)" "$ratio"
+  printf '%-9s | %-32s | %-32s | %s\n' "$name" "$(cell rust "$name")" "$(cell original "$name")" "$ratio"
 done <<< "$RELAYS"
+echo "FAIL(n/m): n of m runs lost, duplicated, corrupted or reordered a message, or gave no result"
 echo
 printf '%-9s | %-9s %-8s %-9s %-8s %-10s | %-13s %s\n' conns "logged_in" "login_s" "rss_MiB" threads "idle_cpu%" "threads_after" "cpu%_after"
 for kind in rust original; do
