@@ -7,7 +7,7 @@
 //! [`Server::spawn`], which runs the loop in a thread and stops it when the returned
 //! [`ServerHandle`] is dropped.
 
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_MAX_CLIENTS};
 use crate::online::{Connection, ConnectionId};
 use crate::protocol::{Feedback, Flag};
 use crate::router::Router;
@@ -318,7 +318,10 @@ struct Registry {
 impl Registry {
     fn new(max_clients: usize) -> Registry {
         Registry {
-            open: Mutex::new(HashMap::with_capacity(max_clients)),
+            // Room for the default limit up front, so that a crowd that size never
+            // regrows the table; a higher limit grows as clients come, rather than
+            // reserving memory for clients that may never come.
+            open: Mutex::new(HashMap::with_capacity(max_clients.min(DEFAULT_MAX_CLIENTS))),
             emptied: Condvar::new(),
             max_clients,
             next_id: AtomicU64::new(1),

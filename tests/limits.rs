@@ -127,6 +127,20 @@ fn past_the_client_limit_a_connection_gets_minus_five_and_is_closed() {
     assert!(admitted, "the freed slot is reused");
 }
 
+/// A limit far above what the machine could hold is a limit, not a reservation: the
+/// server starts and serves (it used to size a table for every allowed client up front,
+/// and aborted asking for gigabytes).
+#[test]
+fn a_huge_client_limit_reserves_nothing_up_front() {
+    let server = start_with(chatroom::users::Directory::built_in(), |config| {
+        config.max_clients = usize::MAX;
+    });
+    let mut alice = logged_in(server.addr(), "1001");
+    let mut bob = logged_in(server.addr(), "1002");
+    alice.send_chat("1002", "plenty of room").unwrap();
+    assert_eq!(next_chat(&mut bob).1.text.to_lossy(), "plenty of room");
+}
+
 #[test]
 fn a_client_closing_mid_frame_affects_no_one_else() {
     let server = start();
