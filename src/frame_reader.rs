@@ -67,6 +67,14 @@ impl<R: Read> FrameReader<R> {
         Ok(&self.buffer()[taken])
     }
 
+    /// The next `N` bytes as an array: a fixed-size header or body, ready to decode.
+    pub fn take_array<const N: usize>(&mut self) -> io::Result<&[u8; N]> {
+        let bytes = self.take(N)?;
+        Ok(bytes
+            .try_into()
+            .expect("take returns exactly the length asked for"))
+    }
+
     fn is_large(&self) -> bool {
         !self.large.is_empty()
     }

@@ -137,8 +137,7 @@ impl Session<'_> {
             log::warn!("{peer}: LOGIN with a {body_len}-byte body instead of {LOGIN_BODY_LEN}");
             return self.refuse_login(Flag::Malformed);
         }
-        let body = input.take(LOGIN_BODY_LEN)?;
-        let credentials = Credentials::decode(body.try_into().expect("took 40 bytes"));
+        let credentials = Credentials::decode(input.take_array()?);
         let Some(name) = credentials.name.as_str().filter(|name| !name.is_empty()) else {
             log::warn!("{peer}: LOGIN with an empty or non-UTF-8 name");
             return self.refuse_login(Flag::Malformed);
@@ -266,8 +265,7 @@ impl Session<'_> {
             self.outbox.reply(&zeroed.to_frame(Flag::Malformed));
             return Ok(Next::Continue);
         }
-        let body = input.take(CHAT_BODY_LEN)?;
-        let mut message = ChatMessage::decode(body.try_into().expect("took 140 bytes"));
+        let mut message = ChatMessage::decode(input.take_array()?);
         let Some(sender) = &self.user else {
             self.outbox.reply(&message.to_frame(Flag::NotLoggedIn));
             return Ok(Next::Continue);
@@ -435,10 +433,7 @@ fn next_header(reader: &mut FrameReader<impl Read>) -> io::Result<Option<Header>
     if reader.at_end()? {
         return Ok(None);
     }
-    let header = reader.take(HEADER_LEN)?;
-    Ok(Some(Header::decode(
-        header.try_into().expect("took 8 bytes"),
-    )))
+    Ok(Some(Header::decode(reader.take_array()?)))
 }
 
 #[cfg(test)]
