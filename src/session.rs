@@ -286,10 +286,7 @@ impl Session<'_> {
             Some(receiver) if !self.router.users.contains(receiver) => {
                 self.outbox.reply(&message.to_frame(Flag::Rejected));
             }
-            Some(receiver) => {
-                let receiver = receiver.to_string();
-                self.outbox.deliver(receiver, message);
-            }
+            Some(_) => self.outbox.deliver(message),
         }
         if self.outbox.is_full() {
             self.flush()?;
@@ -342,7 +339,11 @@ impl Session<'_> {
             frames,
         } = &mut self.outbox;
         for delivery in deliveries.drain(..) {
-            let flags = self.router.deliver(&delivery.receiver, &delivery.messages);
+            let receiver = delivery
+                .receiver
+                .as_str()
+                .expect("chat() queues only receivers that are account names");
+            let flags = self.router.deliver(receiver, &delivery.messages);
             for (echo, flag) in delivery.echoes.into_iter().zip(flags) {
                 protocol::set_flag(&mut replies[echo..echo + FEEDBACK_LEN], flag);
             }
@@ -381,7 +382,7 @@ struct Outbox {
 
 /// Messages for one receiver, and where each one's echo sits in `Outbox::replies`.
 struct Delivery {
-    receiver: String,
+    receiver: Name,
     messages: Vec<ChatMessage>,
     echoes: Vec<usize>,
 }
@@ -392,11 +393,12 @@ impl Outbox {
         self.frames += 1;
     }
 
-    /// Queues `message` for `receiver`, with an echo whose flag is filled in once the
+    /// Queues `message` for its receiver, with an echo whose flag is filled in once the
     /// delivery has happened.
-    fn deliver(&mut self, receiver: String, message: ChatMessage) {
+    fn deliver(&mut self, message: ChatMessage) {
         let echo = self.replies.len();
         self.reply(&message.to_frame(Flag::Ok));
+        let receiver = message.receiver;
         match self.deliveries.iter_mut().find(|d| d.receiver == receiver) {
             Some(delivery) => {
                 delivery.messages.push(message);
