@@ -12,6 +12,8 @@
 use crate::protocol::{CHAT_BODY_LEN, ChatMessage};
 use crate::users::{AccountId, Directory};
 use parking_lot::{Mutex, MutexGuard};
+use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -106,23 +108,22 @@ impl Mailboxes {
     }
 }
 
-/// The accounts that have a mailbox file in `dir`.
+/// The accounts that have a mailbox file in `dir`. Any other file is reported and left
+/// alone.
 fn stored_mailboxes(dir: &Path, users: &Directory) -> Result<Vec<AccountId>, String> {
     let unreadable = |error| format!("data directory {}: cannot be read: {error}", dir.display());
-    let mut found = Vec::new();
+    let mut files = HashSet::new();
     for entry in fs::read_dir(dir).map_err(unreadable)? {
-        let file = entry.map_err(unreadable)?.file_name();
-        match file
-            .to_str()
-            .and_then(owner)
-            .and_then(|name| users.id(&name))
-        {
-            Some(id) => found.push(id),
-            None => log::warn!(
-                "{}: not the mailbox of any account; ignored",
-                dir.join(&file).display()
-            ),
-        }
+        files.insert(entry.map_err(unreadable)?.file_name());
+    }
+    let found = (0..users.len())
+        .filter(|&id| files.remove(OsStr::new(&file_name(users.name(id)))))
+        .collect();
+    for stranger in files {
+        log::warn!(
+            "{}: not the mailbox of any account; ignored",
+            dir.join(stranger).display()
+        );
     }
     Ok(found)
 }
@@ -137,22 +138,6 @@ fn file_name(name: &str) -> String {
     file.push('.');
     file.push_str(MAILBOX_EXTENSION);
     file
-}
-
-/// The account a mailbox file name belongs to: [`file_name`] backwards. Only the exact
-/// spelling `file_name` gives counts (lower-case hex), since that is the file a login
-/// reads.
-fn owner(file: &str) -> Option<String> {
-    let hex = file.strip_suffix(MAILBOX_EXTENSION)?.strip_suffix('.')?;
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    let name = String::from_utf8(bytes).ok()?;
-    (file_name(&name) == file).then_some(name)
 }
 
 /// One user's stored messages, locked. Only reachable through [`Mailboxes::lock`]; the
@@ -296,20 +281,6 @@ mod tests {
         assert_eq!(file_name("1001"), "31303031.mbox");
         assert_eq!(file_name("似末"), "e4bcbce69cab.mbox");
         assert_eq!(file_name("../x"), "2e2e2f78.mbox");
-        for name in ["1001", "似末", "../x"] {
-            assert_eq!(owner(&file_name(name)).as_deref(), Some(name));
-        }
-        for stranger in [
-            "notes.txt",
-            "313.mbox",
-            "zz.mbox",
-            "ff.mbox",
-            ".mbox31",
-            "+1+1.mbox",
-            "E4BCBCE69CAB.mbox",
-        ] {
-            assert_eq!(owner(stranger), None, "{stranger}");
-        }
     }
 
     #[test]
@@ -324,10 +295,24 @@ mod tests {
                 .append(&message("kept"))
                 .unwrap();
         }
-        fs::write(dir.join("notes.txt"), b"not a mailbox").unwrap();
+        // Not mailboxes: another name, near misses of 1001's "31303031.mbox", and an
+        // upper-case twin of 花开富贵's.
+        for stranger in [
+            "notes.txt",
+            "3130303.mbox",
+            "+31303031.mbox",
+            "E88AB1E5BC80E5AF8CE8B4B5.mbox",
+        ] {
+            fs::write(dir.join(stranger), message("stray").to_bytes()).unwrap();
+        }
         let mailboxes = Mailboxes::new(&dir, 10, users).unwrap();
         assert_eq!(stored_texts(&mailboxes.lock("似末").unwrap()), ["kept"]);
-        assert!(mailboxes.lock("1001").unwrap().load().unwrap().is_empty());
+        for name in ["1001", "花开富贵"] {
+            assert!(
+                mailboxes.lock(name).unwrap().load().unwrap().is_empty(),
+                "{name}"
+            );
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 
