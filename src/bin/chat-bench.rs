@@ -25,8 +25,8 @@
 #![forbid(unsafe_code)]
 
 use chatroom::protocol::{
-    CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, MessageText, Name,
-    Password,
+    CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag,
+    MessageText, Name, Password, read_feedback,
 };
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
@@ -52,8 +52,6 @@ const IDLE_WINDOW: Duration = Duration::from_secs(2);
 /// idle CPU again: the teardown of 10,000 sockets and thread stacks finishes in this
 /// moment, and it is not idling.
 const TEARDOWN_SETTLE: Duration = Duration::from_secs(1);
-/// The `CHAT` feedback header a delivered frame starts with: type 2, length 140, flag 1.
-const DELIVERED_HEADER: [u8; FEEDBACK_LEN] = [2, 0, 0, 0, 140, 0, 0, 0, 1, 0, 0, 0];
 
 const USAGE: &str = "\
 usage: chat-bench relay --addr A --pairs K --messages M --window W [--prefix u] [--password P]
@@ -150,12 +148,9 @@ fn log_in(addr: &str, name: &str, password: &str) -> Result<TcpStream, String> {
     stream
         .write_all(&chatroom::protocol::login_request(&credentials))
         .map_err(|e| format!("{name}: {e}"))?;
-    let mut reply = [0; FEEDBACK_LEN];
-    stream
-        .read_exact(&mut reply)
-        .map_err(|e| format!("{name}: no login reply: {e}"))?;
-    let feedback = chatroom::protocol::Feedback::decode(&reply);
-    if feedback.flag != 1 {
+    let feedback =
+        read_feedback(&mut stream).map_err(|e| format!("{name}: no login reply: {e}"))?;
+    if feedback.outcome() != Some(Flag::Ok) {
         return Err(format!("{name}: login refused with flag {}", feedback.flag));
     }
     Ok(stream)
@@ -188,9 +183,7 @@ fn check_frame(frame: &[u8], sender: &Name, receiver: &Name, seq: usize) -> Resu
             "from {sender} to {receiver}: expected message {seq}, got {got_seq} (lost, duplicated or reordered)"
         ));
     }
-    let mut expected = DELIVERED_HEADER.to_vec();
-    message(sender, receiver, seq, sent_us).encode(&mut expected);
-    if frame != expected {
+    if frame != message(sender, receiver, seq, sent_us).to_frame(Flag::Ok) {
         return Err(format!(
             "message {seq} from {sender}: bytes differ from what was sent"
         ));
@@ -380,9 +373,6 @@ fn receive(
     Ok(latencies)
 }
 
-/// The QUEUED flag on the wire.
-const QUEUED: i32 = 0;
-
 fn queue(options: &Options) -> Result<(), String> {
     // The last user of the standard set: nobody logs in as it, so it stays offline.
     let (sender, receiver) = (options.user(0), options.user(19_999));
@@ -399,9 +389,9 @@ fn queue(options: &Options) -> Result<(), String> {
         stream
             .read_exact(&mut frame)
             .map_err(|e| format!("echo of message {seq} missing: {e}"))?;
-        let flag =
-            chatroom::protocol::Feedback::decode(frame[..FEEDBACK_LEN].try_into().unwrap()).flag;
-        if flag != QUEUED {
+        let echo = Feedback::decode(frame.first_chunk().expect("a frame starts with a feedback"));
+        let flag = echo.flag;
+        if echo.outcome() != Some(Flag::Queued) {
             return Err(format!(
                 "message {seq}: echo flag {flag}, expected 0 (QUEUED)"
             ));

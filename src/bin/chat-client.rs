@@ -336,7 +336,9 @@ fn print_incoming(reader: &mut impl io::Read, me: &str) {
                 println!("[room] {}: {}", message.sender, message.text);
             }
             Reply::Chat { message, .. } => println!("{}: {}", message.sender, message.text),
-            Reply::Users { flag: 1, names } => println!("online: {}", names.join(", ")),
+            Reply::Users { flag, names } if flag == Flag::Ok.to_wire() => {
+                println!("online: {}", names.join(", "))
+            }
             Reply::Users { flag, .. } => println!("(who is online: {})", describe(flag)),
             Reply::Login { flag } => println!("(login: {})", describe(flag)),
             Reply::Other(feedback) => println!("(server: {})", describe(feedback.flag)),
