@@ -17,11 +17,20 @@ pub const DEFAULT_BIND: &str = "0.0.0.0";
 pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
 pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 10;
+/// How long the rest of a frame may take once its first byte is in.
+pub const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 10;
+/// Failed logins one client address may make within [`LOGIN_FAILURE_WINDOW`].
+pub const DEFAULT_LOGIN_FAILURES: usize = 20;
+/// The window `--login-failures` counts in.
+pub const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAILBOX_LIMIT: usize = 10_000;
+/// Messages in all mailboxes together.
+pub const DEFAULT_STORE_LIMIT: usize = 1_000_000;
 
 pub const USAGE: &str = "\
 usage: chat-server [--bind ADDR] [--port N] [--users FILE] [--data-dir DIR]
-                   [--max-clients N] [--write-timeout SECS] [--mailbox-limit N]
+                   [--max-clients N] [--write-timeout SECS] [--frame-timeout SECS]
+                   [--login-failures N] [--mailbox-limit N] [--store-limit N]
                    [--help] [--version]
 
 A wire-compatible Rust replacement for the original C++ QQ-style chat server.
@@ -31,10 +40,16 @@ A wire-compatible Rust replacement for the original C++ QQ-style chat server.
   --users FILE          accounts, one `name:password` a line (default: the six
                         built-in users 1001 1002 1003 似末 玛卡巴卡 花开富贵, password 123456)
   --data-dir DIR        where offline messages are kept (default ./data)
-  --max-clients N       open connections allowed at once (default 10000)
-  --write-timeout SECS  how long a receiver may stall a write before it is
-                        disconnected (default 10)
+  --max-clients N       open connections allowed at once; when full, the oldest
+                        connection that has not logged in makes room (default 10000)
+  --write-timeout SECS  how long one write to a client may take, first byte to
+                        last, before that client is disconnected (default 10)
+  --frame-timeout SECS  how long the rest of a frame may take once its first
+                        byte is in; idle connections are never closed (default 10)
+  --login-failures N    failed logins one client address may make in a minute;
+                        past that its logins get -6 (default 20)
   --mailbox-limit N     stored messages per offline user (default 10000)
+  --store-limit N       stored messages in all mailboxes together (default 1000000)
   --help                show this and exit
   --version             show the version and exit
 
@@ -49,8 +64,14 @@ pub struct Config {
     pub users: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub max_clients: usize,
+    /// Bounds each whole write to a client, not each system call.
     pub write_timeout: Duration,
+    /// Bounds the time from a frame's first byte to its last.
+    pub frame_timeout: Duration,
+    /// Failed logins per client address within [`LOGIN_FAILURE_WINDOW`].
+    pub login_failures: usize,
     pub mailbox_limit: usize,
+    pub store_limit: usize,
 }
 
 impl Default for Config {
@@ -62,7 +83,10 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_clients: DEFAULT_MAX_CLIENTS,
             write_timeout: Duration::from_secs(DEFAULT_WRITE_TIMEOUT_SECS),
+            frame_timeout: Duration::from_secs(DEFAULT_FRAME_TIMEOUT_SECS),
+            login_failures: DEFAULT_LOGIN_FAILURES,
             mailbox_limit: DEFAULT_MAILBOX_LIMIT,
+            store_limit: DEFAULT_STORE_LIMIT,
         }
     }
 }
@@ -118,8 +142,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, UsageErr
                 let secs = positive(&flag, &value()?)?;
                 config.write_timeout = Duration::from_secs(secs as u64);
             }
+            "--frame-timeout" => {
+                let secs = positive(&flag, &value()?)?;
+                config.frame_timeout = Duration::from_secs(secs as u64);
+            }
+            "--login-failures" => {
+                config.login_failures = positive(&flag, &value()?)?;
+            }
             "--mailbox-limit" => {
                 config.mailbox_limit = number_or_address(&flag, &value()?, "a number")?;
+            }
+            "--store-limit" => {
+                config.store_limit = number_or_address(&flag, &value()?, "a number")?;
             }
             _ if arg.starts_with('-') => {
                 return Err(UsageError(format!("unknown option {arg}")));
@@ -164,13 +198,17 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("data"));
         assert_eq!(config.max_clients, 10_000);
         assert_eq!(config.write_timeout, Duration::from_secs(10));
+        assert_eq!(config.frame_timeout, Duration::from_secs(10));
+        assert_eq!(config.login_failures, 20);
         assert_eq!(config.mailbox_limit, 10_000);
+        assert_eq!(config.store_limit, 1_000_000);
     }
 
     #[test]
     fn every_flag_is_read_in_both_spellings() {
         let line = "--bind 127.0.0.1 --port=0 --users u.txt --data-dir=/tmp/d \
-                    --max-clients 3 --write-timeout=2 --mailbox-limit 0";
+                    --max-clients 3 --write-timeout=2 --frame-timeout 4 \
+                    --login-failures=7 --mailbox-limit 0 --store-limit=9";
         let Command::Run(config) = parse_line(line).unwrap() else {
             panic!("expected a config")
         };
@@ -180,7 +218,10 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/tmp/d"));
         assert_eq!(config.max_clients, 3);
         assert_eq!(config.write_timeout, Duration::from_secs(2));
+        assert_eq!(config.frame_timeout, Duration::from_secs(4));
+        assert_eq!(config.login_failures, 7);
         assert_eq!(config.mailbox_limit, 0);
+        assert_eq!(config.store_limit, 9);
     }
 
     #[test]
@@ -201,6 +242,15 @@ mod tests {
                 "--max-clients takes a whole number above 0",
             ),
             ("--write-timeout soon", "--write-timeout takes"),
+            (
+                "--frame-timeout 0",
+                "--frame-timeout takes a whole number above 0",
+            ),
+            (
+                "--login-failures 0",
+                "--login-failures takes a whole number above 0",
+            ),
+            ("--store-limit lots", "--store-limit takes a number"),
             ("stray", "unexpected argument"),
         ] {
             let error = parse_line(line).unwrap_err().to_string();

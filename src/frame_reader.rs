@@ -7,8 +7,31 @@
 //! When a single read fills it, the client is sending faster than we read, and the
 //! reader moves to a large heap buffer so that the next reads take dozens of frames at
 //! once. Once the client goes quiet (a read comes back short) it moves back.
+//!
+//! The reader also enforces the frame timeout: once a frame has begun, the rest of it
+//! must come within `--frame-timeout`, or the read fails with `TimedOut`. Waiting for the
+//! first byte of a frame has no timeout at all (an idle client is not a slow one, and
+//! original clients send no keep-alives), so an idle connection costs no wake-ups. The
+//! socket's read timeout is set only while the reader waits for the rest of a frame,
+//! which a client that writes whole frames rarely makes it do.
 
+use crate::online::is_timeout;
 use std::io::{self, Read};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// A byte source whose reads can be given a time limit: a socket in the server, a plain
+/// reader in unit tests.
+pub trait TimedRead: Read {
+    /// Limits each following read to `timeout`; `None` removes the limit.
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl TimedRead for &TcpStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
 
 /// The buffer of a client that sends one request at a time: a CHAT request (148 bytes)
 /// fits, and this is what 10,000 idle clients multiply.
@@ -18,6 +41,14 @@ pub const LARGE_BUFFER_LEN: usize = 8 * 1024;
 
 pub struct FrameReader<R> {
     inner: R,
+    /// How long the rest of a frame may take; `None`: forever (unit tests).
+    frame_timeout: Option<Duration>,
+    /// When the frame being read must be complete; set when the reader first waits for
+    /// the rest of a frame, cleared when a new frame begins.
+    deadline: Option<Instant>,
+    /// Whether the socket has a read timeout set, which must go before the reader waits
+    /// for the next frame.
+    timeout_set: bool,
     small: [u8; SMALL_BUFFER_LEN],
     /// Empty while the small buffer is in use; allocated only while a client pipelines
     /// or sends a frame larger than the small buffer.
@@ -27,10 +58,14 @@ pub struct FrameReader<R> {
     end: usize,
 }
 
-impl<R: Read> FrameReader<R> {
-    pub fn new(inner: R) -> FrameReader<R> {
+impl<R: TimedRead> FrameReader<R> {
+    /// A reader whose frames, once begun, must be complete within `frame_timeout`.
+    pub fn new(inner: R, frame_timeout: Option<Duration>) -> FrameReader<R> {
         FrameReader {
             inner,
+            frame_timeout,
+            deadline: None,
+            timeout_set: false,
             small: [0; SMALL_BUFFER_LEN],
             large: Vec::new(),
             start: 0,
@@ -43,19 +78,29 @@ impl<R: Read> FrameReader<R> {
         &self.buffer()[self.start..self.end]
     }
 
-    /// True at a clean end of the stream: nothing buffered and the peer closed its side.
-    /// Blocks until there is at least one byte or the end.
+    /// Called at the start of every frame: true at a clean end of the stream (nothing
+    /// buffered and the peer closed its side). Blocks, with no timeout, until there is
+    /// at least one byte or the end.
     pub fn at_end(&mut self) -> io::Result<bool> {
+        self.deadline = None;
         if self.start < self.end {
             return Ok(false);
+        }
+        if self.timeout_set {
+            self.inner.set_read_timeout(None)?;
+            self.timeout_set = false;
         }
         Ok(self.fill()? == 0)
     }
 
-    /// The next `len` bytes, reading as needed; `UnexpectedEof` if the stream ends first.
+    /// The next `len` bytes of the frame begun at the last [`at_end`], reading as
+    /// needed; `UnexpectedEof` if the stream ends first, `TimedOut` if the frame timeout
+    /// runs out first.
+    ///
+    /// [`at_end`]: FrameReader::at_end
     pub fn take(&mut self, len: usize) -> io::Result<&[u8]> {
         while self.end - self.start < len {
-            if self.fill()? == 0 {
+            if self.fill_before_deadline()? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "connection closed in the middle of a frame",
@@ -73,6 +118,33 @@ impl<R: Read> FrameReader<R> {
         Ok(bytes
             .try_into()
             .expect("take returns exactly the length asked for"))
+    }
+
+    /// Reads more of the current frame, within what is left of the frame timeout. The
+    /// clock starts at the first wait for the rest of a frame: that is right after its
+    /// first bytes came in, unless the session was busy writing in between.
+    fn fill_before_deadline(&mut self) -> io::Result<usize> {
+        let Some(frame_timeout) = self.frame_timeout else {
+            return self.fill();
+        };
+        let now = Instant::now();
+        if self.deadline.is_none() {
+            self.deadline = now.checked_add(frame_timeout);
+        }
+        // A timeout too large to add to the clock is no timeout.
+        let Some(deadline) = self.deadline else {
+            return self.fill();
+        };
+        let left = deadline.saturating_duration_since(now);
+        if left.is_zero() {
+            return Err(frame_timed_out(frame_timeout));
+        }
+        self.inner.set_read_timeout(Some(left))?;
+        self.timeout_set = true;
+        match self.fill() {
+            Err(error) if is_timeout(&error) => Err(frame_timed_out(frame_timeout)),
+            result => result,
+        }
     }
 
     fn is_large(&self) -> bool {
@@ -144,6 +216,16 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
+fn frame_timed_out(frame_timeout: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "timed out: the rest of a frame did not arrive within {} s",
+            frame_timeout.as_secs_f64()
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +234,19 @@ mod tests {
     struct Trickle<'a> {
         data: &'a [u8],
         step: usize,
+    }
+
+    /// Readers in memory have nothing to time out.
+    impl TimedRead for Trickle<'_> {
+        fn set_read_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl TimedRead for Chunks {
+        fn set_read_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
     }
 
     impl Read for Trickle<'_> {
@@ -167,7 +262,7 @@ mod tests {
     fn takes_reassemble_frames_split_across_reads() {
         let data: Vec<u8> = (0..=255).cycle().take(2000).collect();
         for step in [1, 7, 148, 511, 4096] {
-            let mut reader = FrameReader::new(Trickle { data: &data, step });
+            let mut reader = FrameReader::new(Trickle { data: &data, step }, None);
             let mut got = Vec::new();
             for len in [8, 140, 8, 40, 1000, 804] {
                 got.extend_from_slice(reader.take(len).unwrap());
@@ -179,10 +274,13 @@ mod tests {
 
     #[test]
     fn a_stream_ending_mid_frame_is_unexpected_eof() {
-        let mut reader = FrameReader::new(Trickle {
-            data: &[1, 2, 3],
-            step: 2,
-        });
+        let mut reader = FrameReader::new(
+            Trickle {
+                data: &[1, 2, 3],
+                step: 2,
+            },
+            None,
+        );
         assert!(!reader.at_end().unwrap());
         let error = reader.take(8).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
@@ -208,7 +306,7 @@ mod tests {
 
     #[test]
     fn the_buffer_grows_for_a_pipelining_client_and_shrinks_when_it_goes_quiet() {
-        let mut reader = FrameReader::new(Chunks(vec![vec![1; 1000], vec![2; 100]]));
+        let mut reader = FrameReader::new(Chunks(vec![vec![1; 1000], vec![2; 100]]), None);
         reader.take(512).unwrap();
         assert_eq!(
             reader.buffer().len(),
@@ -229,10 +327,49 @@ mod tests {
     #[test]
     fn a_body_larger_than_the_small_buffer_is_read_whole() {
         let big = vec![9u8; 4096];
-        let mut reader = FrameReader::new(Trickle {
-            data: &big,
-            step: 300,
-        });
+        let mut reader = FrameReader::new(
+            Trickle {
+                data: &big,
+                step: 300,
+            },
+            None,
+        );
         assert_eq!(reader.take(4096).unwrap().len(), 4096);
+    }
+
+    #[test]
+    fn a_frame_begun_and_not_finished_times_out_and_the_next_wait_has_no_timeout() {
+        use std::io::Write;
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let timeout = Duration::from_millis(100);
+        let mut reader = FrameReader::new(&server, Some(timeout));
+
+        // A whole frame: no timeout is ever set.
+        client.write_all(&[1; 8]).unwrap();
+        assert!(!reader.at_end().unwrap());
+        reader.take(8).unwrap();
+        assert_eq!(server.read_timeout().unwrap(), None);
+
+        // A frame in two pieces: the second read has a timeout...
+        client.write_all(&[2; 4]).unwrap();
+        assert!(!reader.at_end().unwrap());
+        client.write_all(&[2; 4]).unwrap();
+        assert_eq!(reader.take(8).unwrap(), &[2; 8]);
+        assert!(server.read_timeout().unwrap().is_some());
+        // ...and waiting for the next frame has none.
+        client.write_all(&[3; 8]).unwrap();
+        assert!(!reader.at_end().unwrap());
+        assert_eq!(server.read_timeout().unwrap(), None);
+        reader.take(8).unwrap();
+
+        // Half a header, then silence.
+        client.write_all(&[4; 4]).unwrap();
+        assert!(!reader.at_end().unwrap());
+        let error = reader.take(8).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
+        assert!(error.to_string().contains("did not arrive"), "{error}");
     }
 }

@@ -3,12 +3,15 @@
 //! fast where the original was not. `shared/PROTOCOL.md` is the contract.
 //!
 //! How the pieces fit, in the order a request meets them:
-//! - [`server`]: the accept loop; one OS thread per client; client limit; shutdown.
+//! - [`server`]: the accept loop; one OS thread per client; shutdown.
+//! - [`slots`]: the client limit, and evicting connections that never log in.
 //! - [`session`]: one client's loop: read a frame, act, reply.
 //! - [`frame_reader`]: whole frames off the socket, many per read when pipelined.
 //! - [`protocol`]: the frames, byte for byte, and their flags.
 //! - [`router`]: the shared state, and where a message goes (socket or mailbox).
 //! - [`online`]: who is online, and writing a frame to a client's socket.
+//! - [`login_throttle`]: failed logins counted per client address.
+//! - [`log_limit`]: log lines a flood cannot multiply.
 //! - [`mailbox`]: offline messages on disk.
 //! - [`users`]: the accounts and the users file.
 //! - [`config`]: the command line.
@@ -19,12 +22,15 @@
 pub mod client;
 pub mod config;
 pub mod frame_reader;
+pub mod log_limit;
+pub mod login_throttle;
 pub mod mailbox;
 pub mod online;
 pub mod protocol;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod slots;
 pub mod users;
 
 pub use config::Config;

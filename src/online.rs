@@ -2,9 +2,14 @@
 //!
 //! A [`Connection`] is one client's socket as every thread sees it: its own session
 //! thread reads from it, and any thread may write a frame to it. Writes go through a
-//! per-connection lock and one `write_all` each, so frames from different threads never
+//! per-connection lock and one whole write each, so frames from different threads never
 //! interleave on the wire. A write that fails or times out leaves a frame half-sent, so
 //! the connection is closed at once: the client sees the stream end rather than garbage.
+//!
+//! The write timeout bounds each whole write, from its first byte to its last. The
+//! socket's own timeout (`SO_SNDTIMEO`) bounds one system call, so a receiver reading a
+//! trickle at a time could stretch a plain `write_all` forever; [`Connection::send`]
+//! shortens the socket's timeout to what is left of the budget after each partial write.
 //!
 //! The [`Online`] map says which connection a logged-in name is on. Its lock is held only
 //! to look up, insert or remove an entry, never across a socket write: callers take the
@@ -16,6 +21,7 @@ use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// Tells connections apart even when the same user logs in twice, so that the cleanup of
 /// an old connection never removes a newer login of the same name.
@@ -30,18 +36,31 @@ pub struct Connection {
     /// Held for the whole of one frame's `write_all`; guards no data, only the order of
     /// bytes on the socket (`&TcpStream` is itself `Write`).
     write_lock: Mutex<()>,
+    /// How long one whole [`send`](Connection::send) may take.
+    write_timeout: Duration,
     closed: AtomicBool,
+    /// Set when the connection was evicted to make room at the client limit.
+    evicted: AtomicBool,
 }
 
 impl Connection {
-    pub fn new(id: ConnectionId, peer: SocketAddr, stream: TcpStream) -> Connection {
-        Connection {
+    /// Wraps an accepted socket whose every send must finish within `write_timeout`.
+    pub fn new(
+        id: ConnectionId,
+        peer: SocketAddr,
+        stream: TcpStream,
+        write_timeout: Duration,
+    ) -> io::Result<Connection> {
+        stream.set_write_timeout(Some(write_timeout))?;
+        Ok(Connection {
             id,
             peer,
             stream,
             write_lock: Mutex::new(()),
+            write_timeout,
             closed: AtomicBool::new(false),
-        }
+            evicted: AtomicBool::new(false),
+        })
     }
 
     pub fn id(&self) -> ConnectionId {
@@ -77,15 +96,80 @@ impl Connection {
                 "the connection is already closed",
             ));
         }
-        let result = (&self.stream).write_all(bytes);
+        let result = self.write_all_within_timeout(bytes);
         if let Err(error) = &result {
-            log::warn!(
+            crate::warn_limited!(
                 "{}: write failed ({error}); closing the connection",
                 self.peer
             );
             self.close();
         }
         result
+    }
+
+    /// `write_all`, but the whole of it within the write timeout. The socket's timeout
+    /// is already the whole budget, so a write that goes out in one call (nearly all of
+    /// them) costs no extra system call; only after a partial write is the socket's
+    /// timeout cut to what is left, and restored at the end.
+    fn write_all_within_timeout(&self, mut bytes: &[u8]) -> io::Result<()> {
+        let started = Instant::now();
+        let mut stream = &self.stream;
+        let mut shortened = false;
+        let result = loop {
+            match stream.write(bytes) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => {
+                    bytes = &bytes[written..];
+                    if bytes.is_empty() {
+                        break Ok(());
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                // SO_SNDTIMEO expiring shows as EAGAIN, "Resource temporarily
+                // unavailable": say what it means.
+                Err(error) if is_timeout(&error) => break Err(self.timed_out()),
+                Err(error) => break Err(error),
+            }
+            let left = self.write_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break Err(self.timed_out());
+            }
+            if let Err(error) = stream.set_write_timeout(Some(left)) {
+                break Err(error);
+            }
+            shortened = true;
+        };
+        if shortened {
+            // Only matters if the connection is still usable, which it is not after a
+            // failure; an error here surfaces at the next write anyway.
+            let _ = stream.set_write_timeout(Some(self.write_timeout));
+        }
+        result
+    }
+
+    fn timed_out(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "timed out: the client did not take the data within {} s",
+                self.write_timeout.as_secs_f64()
+            ),
+        )
+    }
+
+    /// Evicts the connection to make room at the client limit: its session thread's
+    /// blocked read returns at once (the read side is shut), sees [`was_evicted`], and
+    /// tells the client `-5` before closing. The telling is left to that thread, so the
+    /// accept loop never blocks on a client that does not read.
+    ///
+    /// [`was_evicted`]: Connection::was_evicted
+    pub fn evict(&self) {
+        self.evicted.store(true, Ordering::Release);
+        let _ = self.stream.shutdown(Shutdown::Read);
+    }
+
+    pub fn was_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Acquire)
     }
 
     /// Shuts the socket down both ways. The session thread's blocked read returns at once
@@ -126,12 +210,19 @@ impl Online {
         self.sessions.lock().get(name).cloned()
     }
 
-    /// Puts `name` online on `connection`; returns the connection it was on before, if it
-    /// was another one (the caller closes it: the newest login wins).
+    /// Puts `name` online on `connection`. The connection it was on before, if another
+    /// one, is closed here and returned (for the log): the newest login wins.
+    ///
+    /// Closing it here, and not left to the caller, is what keeps the map honest: an
+    /// open connection logged in as a name is always the one the map names, whatever
+    /// happens next to the new connection (its login reply may fail, and then it takes
+    /// the name offline again, with the old connection already gone).
     pub fn insert(&self, name: &str, connection: Arc<Connection>) -> Option<Arc<Connection>> {
         let id = connection.id();
         let previous = self.sessions.lock().insert(name.to_string(), connection);
-        previous.filter(|old| old.id() != id)
+        let displaced = previous.filter(|old| old.id() != id)?;
+        displaced.close();
+        Some(displaced)
     }
 
     /// Takes `name` offline, but only if it is still on connection `id`: a newer login of
@@ -169,6 +260,15 @@ impl Online {
     }
 }
 
+/// True for the error a socket timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) produces: the
+/// system calls report it as EAGAIN, which std calls `WouldBlock`.
+pub fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,7 +280,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
-        (Arc::new(Connection::new(id, peer, server)), client)
+        let connection = Connection::new(id, peer, server, Duration::from_secs(1)).unwrap();
+        (Arc::new(connection), client)
     }
 
     #[test]
@@ -193,6 +294,10 @@ mod tests {
             .insert("1001", new)
             .expect("the old login is handed back");
         assert_eq!(replaced.id(), 1);
+        assert!(
+            replaced.is_closed(),
+            "the map closes the displaced connection"
+        );
         assert!(
             !online.remove("1001", 1),
             "connection 1 no longer owns the name"
@@ -223,6 +328,41 @@ mod tests {
         let others: Vec<ConnectionId> = online.others(2).iter().map(|(_, c)| c.id()).collect();
         assert_eq!(others.len(), 3);
         assert!(!others.contains(&2));
+    }
+
+    #[test]
+    fn a_receiver_that_reads_a_trickle_cannot_stretch_a_write_past_its_timeout() {
+        let (connection, mut client) = pair(1);
+        let timeout = Duration::from_secs(1);
+        let sent = Arc::new(AtomicBool::new(false));
+        let trickler = std::thread::spawn({
+            let sent = Arc::clone(&sent);
+            move || {
+                // Reads 1 KiB every 20 ms: every system call makes progress, none times
+                // out. It stops once the send is over, whatever is still buffered, or
+                // after ten seconds (without a whole-write deadline the send would
+                // go on for half an hour, and would then fail too late instead).
+                let mut chunk = [0; 1024];
+                let started = Instant::now();
+                while !sent.load(Ordering::Acquire)
+                    && started.elapsed() < Duration::from_secs(10)
+                    && matches!(client.read(&mut chunk), Ok(n) if n > 0)
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        let started = Instant::now();
+        let error = connection.send(&vec![7; 64 << 20]).unwrap_err();
+        let took = started.elapsed();
+        sent.store(true, Ordering::Release);
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
+        assert!(error.to_string().contains("timed out"), "{error}");
+        // Without the whole-write deadline this write would last as long as the
+        // trickle; the bound is loose so that a loaded machine cannot fail it.
+        assert!(took < timeout * 5, "took {took:?}");
+        assert!(connection.is_closed());
+        trickler.join().unwrap();
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The state every session shares, and the one place that decides where a message for
 //! a user goes: to their socket if they are online, to their mailbox if not.
 //!
-//! Sessions hold a `&Router`. It owns the three pieces of shared state, each with its own
-//! lock: the account directory (read-only), the online map, and the mailboxes.
+//! Sessions hold a `&Router`. It owns the shared state, each piece with its own lock:
+//! the account directory (read-only), the online map, the mailboxes, and the failed
+//! logins per client address.
 
 use crate::config::Config;
+use crate::login_throttle::LoginThrottle;
 use crate::mailbox::{Mailboxes, Stored};
 use crate::online::Online;
 use crate::protocol::{CHAT_FRAME_LEN, ChatMessage, Flag};
@@ -15,6 +17,9 @@ pub struct Router {
     pub users: Arc<Directory>,
     pub online: Online,
     pub mailboxes: Mailboxes,
+    pub login_throttle: LoginThrottle,
+    /// How long the rest of a frame may take once it has begun.
+    pub frame_timeout: std::time::Duration,
 }
 
 impl Router {
@@ -28,6 +33,8 @@ impl Router {
             users,
             online,
             mailboxes,
+            login_throttle: LoginThrottle::new(config.login_failures),
+            frame_timeout: config.frame_timeout,
         })
     }
 
@@ -56,7 +63,7 @@ impl Router {
             // `send` closed the broken connection; its session takes the user offline.
             // Part of the batch may have reached the socket: storing all of it may repeat
             // some, but loses none (at-least-once).
-            log::info!(
+            crate::info_limited!(
                 "delivery to {receiver} failed; storing {} messages in the mailbox",
                 messages.len()
             );
@@ -69,11 +76,12 @@ impl Router {
                     Flag::Queued
                 }
                 Ok(Stored::Full) => {
-                    log::info!("mailbox of {receiver} is full; message refused");
+                    crate::info_limited!("mailbox of {receiver} is full; message refused");
                     Flag::MailboxFull
                 }
                 Err(error) => {
-                    log::error!(
+                    crate::log_limited!(
+                        log::Level::Error,
                         "{}: cannot store a message for {receiver}: {error}",
                         mailbox.path().display()
                     );

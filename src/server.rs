@@ -8,23 +8,24 @@
 //! [`ServerHandle`] is dropped.
 
 use crate::config::{Config, DEFAULT_MAX_CLIENTS};
-use crate::online::{Connection, ConnectionId};
+use crate::online::Connection;
 use crate::protocol::{Feedback, Flag};
 use crate::router::Router;
 use crate::session;
+use crate::slots::{Admission, Slots};
 use crate::users::{Directory, UsersFileError};
-use parking_lot::{Condvar, Mutex};
-use std::collections::HashMap;
+use crate::warn_limited;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Stack size of a client thread. Sessions keep their buffers on the heap, so a small
-/// stack suffices, and it is what 10,000 clients multiply.
+/// Stack size of a client thread. A session's buffers are small (its read buffer of
+/// 256 bytes lives on this stack; larger ones go to the heap only while a client
+/// pipelines), and the stack is what 10,000 clients multiply.
 const CLIENT_STACK_SIZE: usize = 128 * 1024;
 /// How long to pause after `accept` or a thread spawn fails (out of descriptors, out of
 /// threads): long enough not to spin, short enough to recover quickly.
@@ -79,7 +80,7 @@ pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
     router: Arc<Router>,
-    registry: Arc<Registry>,
+    slots: Arc<Slots>,
     write_timeout: Duration,
     stopping: Arc<AtomicBool>,
 }
@@ -87,10 +88,19 @@ pub struct Server {
 impl Server {
     /// Loads the users (from `config.users`, or the built-in six) and binds.
     pub fn bind(config: &Config) -> Result<Server, StartError> {
-        let users = match &config.users {
-            Some(path) => Directory::load(path).map_err(StartError::Users)?,
-            None => Directory::built_in(),
+        let Some(path) = &config.users else {
+            let server = Server::bind_with_users(config, Directory::built_in())?;
+            if !config.bind.is_loopback() {
+                log::warn!(
+                    "serving the six built-in users, whose password 123456 is public, on {}: \
+                     anyone who can reach this port can log in as them; give your own \
+                     accounts with --users FILE (one name:password a line)",
+                    config.bind
+                );
+            }
+            return Ok(server);
         };
+        let users = Directory::load(path).map_err(StartError::Users)?;
         Server::bind_with_users(config, users)
     }
 
@@ -115,7 +125,9 @@ impl Server {
             listener,
             addr,
             router: Arc::new(router),
-            registry: Arc::new(Registry::new(config.max_clients)),
+            // Room for the default limit up front, so that a crowd that size never
+            // regrows the table; a higher limit grows as clients come.
+            slots: Slots::new(config.max_clients, DEFAULT_MAX_CLIENTS),
             write_timeout: config.write_timeout,
             stopping: Arc::new(AtomicBool::new(false)),
         })
@@ -177,22 +189,21 @@ impl Server {
                 }
             }
         }
-        log::info!(
-            "shutting down: closing {} connections",
-            self.registry.count()
-        );
-        self.registry.close_all();
-        if !self.registry.wait_until_empty(SHUTDOWN_GRACE) {
+        log::info!("shutting down: closing {} connections", self.slots.count());
+        self.slots.close_all();
+        if !self.slots.wait_until_empty(SHUTDOWN_GRACE) {
             log::warn!(
                 "{} client threads did not end within {SHUTDOWN_GRACE:?}",
-                self.registry.count()
+                self.slots.count()
             );
         }
         log::info!("stopped");
     }
 
-    /// Starts a session for a new connection, or turns it away at the client limit.
-    /// Fails only if its thread cannot be started (the client is dropped).
+    /// Starts a session for a new connection, or turns it away at the client limit
+    /// (after evicting, if it can, a connection that has not logged in). Fails only if
+    /// the connection cannot be set up or its thread cannot be started (the client is
+    /// dropped).
     fn admit(&self, stream: TcpStream) -> io::Result<()> {
         let peer = match stream.peer_addr() {
             Ok(peer) => peer,
@@ -201,26 +212,31 @@ impl Server {
         };
         // Latency: our frames are whole already, Nagle would only hold them back.
         let _ = stream.set_nodelay(true);
-        stream.set_write_timeout(Some(self.write_timeout))?;
-        let connection = Arc::new(Connection::new(self.registry.next_id(), peer, stream));
-        let Some(ticket) = self.registry.admit(Arc::clone(&connection)) else {
-            log::warn!(
-                "{peer}: refused: the server is at its limit of {} clients",
-                self.registry.max_clients
-            );
-            let _ = connection.send(&Feedback::login(Flag::Busy).to_bytes());
-            connection.close();
-            return Ok(());
+        let connection = Connection::new(self.slots.next_id(), peer, stream, self.write_timeout)?;
+        let connection = Arc::new(connection);
+        let slot = match self.slots.admit(Arc::clone(&connection)) {
+            Admission::Admitted { slot, evicted } => {
+                if let Some(evicted) = evicted {
+                    evicted.evict();
+                }
+                slot
+            }
+            Admission::Full => {
+                warn_limited!(
+                    "{peer}: refused: the server is at its limit of {} clients, all logged in",
+                    self.slots.max_clients()
+                );
+                // A new socket's send buffer is empty: 12 bytes go out without blocking.
+                let _ = connection.send(&Feedback::login(Flag::Busy).to_bytes());
+                connection.close();
+                return Ok(());
+            }
         };
         let router = Arc::clone(&self.router);
         thread::Builder::new()
             .name(format!("client-{}", connection.id()))
             .stack_size(CLIENT_STACK_SIZE)
-            .spawn(move || {
-                // Dropped last, even if the session panics: the slot is given back.
-                let _ticket = ticket;
-                session::run(&router, connection);
-            })?;
+            .spawn(move || session::run(&router, connection, slot))?;
         Ok(())
     }
 }
@@ -303,85 +319,5 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         self.stop_and_join();
-    }
-}
-
-/// Every open connection, logged in or not: the client limit counts them, and shutdown
-/// closes them.
-struct Registry {
-    open: Mutex<HashMap<ConnectionId, Arc<Connection>>>,
-    emptied: Condvar,
-    max_clients: usize,
-    next_id: AtomicU64,
-}
-
-impl Registry {
-    fn new(max_clients: usize) -> Registry {
-        Registry {
-            // Room for the default limit up front, so that a crowd that size never
-            // regrows the table; a higher limit grows as clients come, rather than
-            // reserving memory for clients that may never come.
-            open: Mutex::new(HashMap::with_capacity(max_clients.min(DEFAULT_MAX_CLIENTS))),
-            emptied: Condvar::new(),
-            max_clients,
-            next_id: AtomicU64::new(1),
-        }
-    }
-
-    fn next_id(&self) -> ConnectionId {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Takes a slot for `connection`; `None` when all slots are taken.
-    fn admit(self: &Arc<Self>, connection: Arc<Connection>) -> Option<Ticket> {
-        let mut open = self.open.lock();
-        if open.len() >= self.max_clients {
-            return None;
-        }
-        let id = connection.id();
-        open.insert(id, connection);
-        Some(Ticket {
-            registry: Arc::clone(self),
-            id,
-        })
-    }
-
-    fn count(&self) -> usize {
-        self.open.lock().len()
-    }
-
-    fn close_all(&self) {
-        for connection in self.open.lock().values() {
-            connection.close();
-        }
-    }
-
-    /// Waits until every ticket has been given back; false if `grace` ran out first.
-    fn wait_until_empty(&self, grace: Duration) -> bool {
-        let deadline = Instant::now() + grace;
-        let mut open = self.open.lock();
-        while !open.is_empty() {
-            if self.emptied.wait_until(&mut open, deadline).timed_out() {
-                return open.is_empty();
-            }
-        }
-        true
-    }
-}
-
-/// A connection's slot under the client limit, given back when dropped however the
-/// connection ends.
-struct Ticket {
-    registry: Arc<Registry>,
-    id: ConnectionId,
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut open = self.registry.open.lock();
-        open.remove(&self.id);
-        if open.is_empty() {
-            self.registry.emptied.notify_all();
-        }
     }
 }

@@ -3,36 +3,48 @@
 //!
 //! The loop reads through a [`FrameReader`], so a client that pipelines hands over many
 //! frames per system call. What the frames produce (echoes to this client, messages for other
-//! users) collects in an [`Outbox`] and is written out together just before the session
+//! users) collects in an `Outbox` and is written out together just before the session
 //! would block on its next read, or when a batch is full: never later, so no frame
 //! waits. Deliveries are written before echoes, because an echo's flag reports what
-//! happened to its delivery (PROTOCOL.md §2).
+//! happened to its delivery (PROTOCOL.md §2). A full batch is written before the next
+//! frame is read, so however much a client pipelines without reading its replies, the
+//! session holds at most [`MAX_UNSENT_REPLY_BYTES`] (plus one reply) for it.
 //!
 //! When the session ends, however it ends (EOF, reset, a protocol error, a panic), its
 //! `Drop` takes the user out of the online map and closes the socket.
 
 use crate::frame_reader::FrameReader;
+use crate::frame_reader::TimedRead;
 use crate::online::Connection;
 use crate::protocol::{
     self, CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag,
     HEADER_LEN, Header, Kind, LOGIN_BODY_LEN, NAME_LEN, Name,
 };
 use crate::router::Router;
-use std::io::{self, Read};
+use crate::slots::Slot;
+use crate::{info_limited, warn_limited};
+use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Frames collected before the outbox is written out even though more input is waiting:
 /// bounds the memory and the delay a long burst can cause.
 const MAX_BATCH_FRAMES: usize = 64;
-/// Failed logins in a row a connection may make; the next one closes it (flag -6).
+/// Bytes of replies collected before the outbox is written out even though more input
+/// is waiting: bounds what a client that pipelines requests (USERS, say) and never
+/// reads the replies can make the server hold for it.
+pub const MAX_UNSENT_REPLY_BYTES: usize = 64 * 1024;
+/// Failed logins a connection may make; the next one closes it (flag -6). A success in
+/// between does not reset the count, or a guesser would interleave its own login.
 pub const MAX_FAILED_LOGINS: u32 = 5;
 
 /// Serves one client until its connection ends.
-pub(crate) fn run(router: &Router, connection: Arc<Connection>) {
-    log::info!("{}: connected", connection.peer());
+pub(crate) fn run(router: &Router, connection: Arc<Connection>, slot: Slot) {
+    info_limited!("{}: connected", connection.peer());
     let mut session = Session {
         router,
         connection,
+        slot,
         user: None,
         failed_logins: 0,
         outbox: Outbox::default(),
@@ -49,6 +61,8 @@ enum Next {
 struct Session<'a> {
     router: &'a Router,
     connection: Arc<Connection>,
+    /// Its place under the client limit, given back when the session ends.
+    slot: Slot,
     /// The logged-in name, once a login succeeded.
     user: Option<String>,
     failed_logins: u32,
@@ -59,7 +73,7 @@ impl Session<'_> {
     fn serve(&mut self) {
         let connection = Arc::clone(&self.connection);
         let peer = connection.peer();
-        let mut reader = FrameReader::new(connection.stream());
+        let mut reader = FrameReader::new(connection.stream(), Some(self.router.frame_timeout));
         let ending = loop {
             if !holds_whole_frame(reader.buffered())
                 && let Err(error) = self.flush()
@@ -72,7 +86,7 @@ impl Session<'_> {
                 Err(error) => break self.read_failure(&error),
             };
             let Some(body_len) = header.body_len() else {
-                log::warn!(
+                warn_limited!(
                     "{peer}: frame length {} is outside 0..={}; closing the connection",
                     header.length,
                     protocol::MAX_BODY_LEN
@@ -84,33 +98,55 @@ impl Session<'_> {
                 Ok(Next::Close) => break "the server hung up".to_string(),
                 Err(error) => break self.read_failure(&error),
             }
+            if self.outbox.is_full()
+                && let Err(error) = self.flush()
+            {
+                break format!("cannot write to it ({error})");
+            }
         };
         // Messages from the last frames read may still wait for delivery: a client that
         // sends and hangs up at once must not lose them.
         let _ = self.flush();
-        log::info!("{peer}: disconnected: {ending}");
+        if connection.was_evicted() {
+            warn_limited!(
+                "{peer}: evicted to make room at the limit of {} clients: it had not logged in",
+                self.slot.max_clients()
+            );
+            let _ = connection.send(&Feedback::login(Flag::Busy).to_bytes());
+            return;
+        }
+        info_limited!("{peer}: disconnected: {ending}");
     }
 
     /// Explains an I/O error that ended the session, logging the surprising ones.
     fn read_failure(&self, error: &io::Error) -> String {
-        if self.connection.is_closed() {
+        if self.connection.is_closed() || self.connection.was_evicted() {
             return "the server closed the connection".to_string();
         }
-        if error.kind() == io::ErrorKind::UnexpectedEof {
-            log::warn!(
-                "{}: connection closed in the middle of a frame",
-                self.connection.peer()
-            );
-            return "closed mid-frame".to_string();
+        match error.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                warn_limited!(
+                    "{}: connection closed in the middle of a frame",
+                    self.connection.peer()
+                );
+                "closed mid-frame".to_string()
+            }
+            io::ErrorKind::TimedOut => {
+                warn_limited!(
+                    "{}: {error}; closing the connection",
+                    self.connection.peer()
+                );
+                "frame timeout".to_string()
+            }
+            _ => format!("{error}"),
         }
-        format!("{error}")
     }
 
     fn handle(
         &mut self,
         kind: Kind,
         body_len: usize,
-        input: &mut FrameReader<impl Read>,
+        input: &mut FrameReader<impl TimedRead>,
     ) -> io::Result<Next> {
         match kind {
             Kind::Login => self.login(body_len, input),
@@ -118,7 +154,7 @@ impl Session<'_> {
             Kind::Users => self.users(body_len, input),
             Kind::Unknown(_) => {
                 input.take(body_len)?;
-                log::warn!(
+                warn_limited!(
                     "{}: unknown frame type {}; skipped {body_len} bytes",
                     self.connection.peer(),
                     kind.to_wire()
@@ -130,16 +166,35 @@ impl Session<'_> {
         }
     }
 
-    fn login(&mut self, body_len: usize, input: &mut FrameReader<impl Read>) -> io::Result<Next> {
+    fn login(
+        &mut self,
+        body_len: usize,
+        input: &mut FrameReader<impl TimedRead>,
+    ) -> io::Result<Next> {
         let peer = self.connection.peer();
+        if self
+            .router
+            .login_throttle
+            .is_blocked(peer.ip(), Instant::now())
+        {
+            // Read the body all the same: closing with unread input would reset the
+            // connection, and the client might never see the -6.
+            input.take(body_len)?;
+            warn_limited!(
+                "{peer}: login refused unchecked: {} has had too many failed logins \
+                 in the last minute; closing the connection",
+                peer.ip()
+            );
+            return self.hang_up(Flag::TooManyAttempts);
+        }
         if body_len != LOGIN_BODY_LEN {
             input.take(body_len)?;
-            log::warn!("{peer}: LOGIN with a {body_len}-byte body instead of {LOGIN_BODY_LEN}");
+            warn_limited!("{peer}: LOGIN with a {body_len}-byte body instead of {LOGIN_BODY_LEN}");
             return self.refuse_login(Flag::Malformed);
         }
         let credentials = Credentials::decode(input.take_array()?);
         let Some(name) = credentials.name.as_str().filter(|name| !name.is_empty()) else {
-            log::warn!("{peer}: LOGIN with an empty or non-UTF-8 name");
+            warn_limited!("{peer}: LOGIN with an empty or non-UTF-8 name");
             return self.refuse_login(Flag::Malformed);
         };
         if !self
@@ -147,13 +202,17 @@ impl Session<'_> {
             .users
             .check(name, credentials.password.as_bytes())
         {
-            log::info!("{peer}: login refused for {name:?}");
+            info_limited!("{peer}: login refused for {name:?}");
             return self.refuse_login(Flag::Rejected);
         }
-        self.failed_logins = 0;
         if self.user.as_deref() == Some(name) {
             self.outbox.reply(&Feedback::login(Flag::Ok).to_bytes());
             return Ok(Next::Continue);
+        }
+        if !self.slot.log_in() {
+            // Evicted between reading this frame and now: it had not logged in yet.
+            // The end of the session tells the client -5.
+            return Ok(Next::Close);
         }
         let name = name.to_string();
         // Replies to earlier frames go out before the login reply and the stored mail.
@@ -165,22 +224,31 @@ impl Session<'_> {
         Ok(Next::Continue)
     }
 
-    /// Answers a failed login, or hangs up after too many in a row.
+    /// Answers a failed login, counting it against the connection and the client's
+    /// address; the connection's fifth failure hangs up instead.
     fn refuse_login(&mut self, flag: Flag) -> io::Result<Next> {
+        let peer = self.connection.peer();
         self.failed_logins += 1;
+        self.router
+            .login_throttle
+            .record_failure(peer.ip(), Instant::now());
         if self.failed_logins >= MAX_FAILED_LOGINS {
-            log::warn!(
-                "{}: {} failed logins in a row; closing the connection",
-                self.connection.peer(),
+            warn_limited!(
+                "{peer}: {} failed logins on this connection; closing it",
                 self.failed_logins
             );
-            self.outbox
-                .reply(&Feedback::login(Flag::TooManyAttempts).to_bytes());
-            self.flush()?;
-            return Ok(Next::Close);
+            return self.hang_up(Flag::TooManyAttempts);
         }
         self.outbox.reply(&Feedback::login(flag).to_bytes());
         Ok(Next::Continue)
+    }
+
+    /// Sends a last LOGIN reply with `flag`, after everything before it, and ends the
+    /// session.
+    fn hang_up(&mut self, flag: Flag) -> io::Result<Next> {
+        self.outbox.reply(&Feedback::login(flag).to_bytes());
+        self.flush()?;
+        Ok(Next::Close)
     }
 
     /// Accepts the login of `name`: the LOGIN reply, then the stored messages, then the
@@ -211,18 +279,18 @@ impl Session<'_> {
         let mut older = None;
         let online = &self.router.online;
         let connection = &self.connection;
-        // If this fails the mailbox is kept whole, and all of it comes again next time;
-        // `Drop` takes the name offline again.
+        // `insert` closes an older connection of the same name. If the send fails, the
+        // mailbox is kept whole, and all of it comes again next time; `Drop` takes the
+        // name offline again.
         connection.send_after(
             || older = online.insert(&name, Arc::clone(connection)),
             &out,
         )?;
         if let Some(older) = older {
-            log::info!(
-                "{name} logged in again from {peer}; closing the older connection from {}",
+            info_limited!(
+                "{name} logged in again from {peer}; closed the older connection from {}",
                 older.peer()
             );
-            older.close();
         }
         if !stored.is_empty() {
             log::info!(
@@ -237,7 +305,7 @@ impl Session<'_> {
             }
         }
         drop(mailbox);
-        log::info!(
+        info_limited!(
             "{peer}: {name} logged in ({} online)",
             self.router.online.count()
         );
@@ -246,7 +314,7 @@ impl Session<'_> {
 
     fn go_offline(&self, name: &str) {
         if self.router.online.remove(name, self.connection.id()) {
-            log::info!(
+            info_limited!(
                 "{}: {name} went offline ({} online)",
                 self.connection.peer(),
                 self.router.online.count()
@@ -254,10 +322,14 @@ impl Session<'_> {
         }
     }
 
-    fn chat(&mut self, body_len: usize, input: &mut FrameReader<impl Read>) -> io::Result<Next> {
+    fn chat(
+        &mut self,
+        body_len: usize,
+        input: &mut FrameReader<impl TimedRead>,
+    ) -> io::Result<Next> {
         if body_len != CHAT_BODY_LEN {
             input.take(body_len)?;
-            log::warn!(
+            warn_limited!(
                 "{}: CHAT with a {body_len}-byte body instead of {CHAT_BODY_LEN}",
                 self.connection.peer()
             );
@@ -288,9 +360,6 @@ impl Session<'_> {
             }
             Some(_) => self.outbox.deliver(message),
         }
-        if self.outbox.is_full() {
-            self.flush()?;
-        }
         Ok(Next::Continue)
     }
 
@@ -300,14 +369,18 @@ impl Session<'_> {
         let frame = message.to_frame(Flag::Ok);
         for (name, connection) in self.router.online.others(self.connection.id()) {
             if connection.send(&frame).is_err() {
-                log::info!("room message to {name} not delivered: the connection failed");
+                info_limited!("room message to {name} not delivered: the connection failed");
             }
         }
         log::debug!("{} -> the room", message.sender);
         log::trace!("{} -> the room: {}", message.sender, message.text);
     }
 
-    fn users(&mut self, body_len: usize, input: &mut FrameReader<impl Read>) -> io::Result<Next> {
+    fn users(
+        &mut self,
+        body_len: usize,
+        input: &mut FrameReader<impl TimedRead>,
+    ) -> io::Result<Next> {
         if body_len != 0 {
             input.take(body_len)?;
             self.outbox
@@ -354,6 +427,8 @@ impl Session<'_> {
         }
         let result = self.connection.send(replies);
         replies.clear();
+        // One huge reply (USERS with thousands online) must not stay allocated.
+        replies.shrink_to(MAX_UNSENT_REPLY_BYTES);
         result
     }
 }
@@ -414,7 +489,7 @@ impl Outbox {
     }
 
     fn is_full(&self) -> bool {
-        self.frames >= MAX_BATCH_FRAMES
+        self.frames >= MAX_BATCH_FRAMES || self.replies.len() >= MAX_UNSENT_REPLY_BYTES
     }
 }
 
@@ -431,7 +506,7 @@ fn holds_whole_frame(buffered: &[u8]) -> bool {
 }
 
 /// The next header, or `None` when the client closed the connection between frames.
-fn next_header(reader: &mut FrameReader<impl Read>) -> io::Result<Option<Header>> {
+fn next_header(reader: &mut FrameReader<impl TimedRead>) -> io::Result<Option<Header>> {
     if reader.at_end()? {
         return Ok(None);
     }
@@ -442,6 +517,7 @@ fn next_header(reader: &mut FrameReader<impl Read>) -> io::Result<Option<Header>
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::slots::{Admission, Slots};
     use crate::users::Directory;
     use std::net::{TcpListener, TcpStream};
 
@@ -465,12 +541,18 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (stream, peer) = listener.accept().unwrap();
-        let connection = Arc::new(Connection::new(1, peer, stream));
+        let slots = Slots::new(1, 1);
+        let connection = Connection::new(slots.next_id(), peer, stream, config.write_timeout);
+        let connection = Arc::new(connection.unwrap());
+        let Admission::Admitted { slot, .. } = slots.admit(Arc::clone(&connection)) else {
+            panic!("an empty server has room");
+        };
         let in_thread = Arc::clone(&router);
         let outcome = std::thread::spawn(move || {
             let mut session = Session {
                 router: &in_thread,
                 connection: Arc::clone(&connection),
+                slot,
                 user: None,
                 failed_logins: 0,
                 outbox: Outbox::default(),

@@ -278,3 +278,76 @@ fn cpu_ticks(pid: u32) -> u64 {
     // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
+
+/// A flood of events that each log a line (messages into a full mailbox, unknown frame
+/// types, logins from a blocked address) costs a few lines a second per kind. (That the
+/// next line to get out counts the held-back ones is a unit test of src/log_limit.rs.)
+#[test]
+fn a_flood_of_bad_requests_costs_a_few_log_lines_a_second() {
+    const FLOOD: usize = 3_000;
+    const BLOCKED_LOGINS: usize = 200;
+    // Lines of one kind per second, as src/log_limit.rs allows.
+    const LINES_PER_SECOND: usize = chatroom::log_limit::LINES_PER_WINDOW as usize;
+    let mut server = run_server("", &["--mailbox-limit", "0", "--login-failures", "1"]);
+    let started = Instant::now();
+
+    let mut flooder = connect(server.addr);
+    raw_login(&mut flooder, "1001");
+    let mut burst = Vec::new();
+    for _ in 0..FLOOD {
+        burst.extend(chat_frame("1001", "1002", "into a full mailbox"));
+        burst.extend(ints(&[99, 0]));
+    }
+    send(&mut flooder, &burst);
+    for i in 0..FLOOD {
+        assert_eq!(read_n(&mut flooder, 12), ints(&[2, 140, -7]), "echo {i}");
+        read_n(&mut flooder, 140);
+        assert_eq!(read_n(&mut flooder, 12), ints(&[99, 0, -4]), "reply {i}");
+    }
+    // One failure blocks 127.0.0.1; every later login from it is refused unchecked.
+    let mut guesser = connect(server.addr);
+    send(&mut guesser, &login_frame("1002", "guess"));
+    assert_eq!(read_n(&mut guesser, 12), ints(&[1, 40, -1]));
+    for _ in 0..BLOCKED_LOGINS {
+        let mut blocked = connect(server.addr);
+        send(&mut blocked, &login_frame("1002", PASSWORD));
+        assert_eq!(read_n(&mut blocked, 12), ints(&[1, 40, -6]));
+    }
+    let seconds = started.elapsed().as_secs() as usize + 1;
+    server.signal("TERM");
+    server.exit_within(Duration::from_secs(2));
+    let log: Vec<String> = server.log.iter().collect();
+
+    // Each second may hold a window's worth, and a window may straddle two seconds.
+    let allowed = LINES_PER_SECOND * (seconds + 1);
+    for (kind, floods) in [
+        ("is full", FLOOD),
+        ("unknown frame type", FLOOD),
+        ("login refused unchecked", BLOCKED_LOGINS),
+        ("connected", BLOCKED_LOGINS),
+    ] {
+        let lines: Vec<&String> = log.iter().filter(|line| line.contains(kind)).collect();
+        assert!(
+            !lines.is_empty() && lines.len() <= allowed,
+            "{} lines with {kind:?} for {floods} events in {seconds} s",
+            lines.len()
+        );
+    }
+}
+
+#[test]
+fn the_built_in_users_on_a_public_address_are_warned_about() {
+    let server = run_server("", &["--bind", "0.0.0.0"]);
+    let warning = server.wait_for_log("anyone who can reach this port");
+    assert!(warning.contains("--users"), "{warning}");
+    drop(server);
+
+    let server = run_server("", &[]); // 127.0.0.1
+    let mut client = connect(server.addr);
+    raw_login(&mut client, "1001"); // the server is up and past its startup
+    let log = server.drain_log();
+    assert!(
+        !log.iter().any(|line| line.contains("anyone who can reach")),
+        "no warning on loopback: {log:?}"
+    );
+}

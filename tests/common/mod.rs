@@ -67,6 +67,24 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// A raw connection from `source`, as if from another machine: on Linux every
+/// `127.x.y.z` is loopback, so binding to `127.0.0.2` before connecting gives the server
+/// a different client address.
+pub fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    let source: std::net::IpAddr = source.parse().expect("a source address");
+    socket
+        .bind(&SocketAddr::new(source, 0).into())
+        .unwrap_or_else(|error| panic!("bind to {source}: {error}"));
+    socket
+        .connect(&addr.into())
+        .expect("connect to the test server");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    stream
+}
+
 /// A library client, logged in as `name` with the usual password.
 pub fn logged_in(addr: SocketAddr, name: &str) -> Client {
     let mut client = Client::connect(addr).expect("connect to the test server");

@@ -1,0 +1,214 @@
+//! The client limit: every open connection, logged in or not, holds a [`Slot`], and
+//! there are `--max-clients` of them.
+//!
+//! A limit alone invites squatting: a script that opens connections and never logs in
+//! would fill every slot and lock everyone out for as long as it liked. So when a
+//! connection arrives at a full server, the open connection that has gone longest
+//! without logging in is evicted to make room (it is sent `FEEDBACK{1, 40, -5}` and
+//! closed); only when every open connection is logged in is the newcomer turned away.
+//! Connection ids grow with each accept, so "longest without logging in" is the
+//! smallest id among those still waiting, found in a `BTreeMap` in O(log n).
+//!
+//! Shutdown uses the same table: it closes every open connection and waits for their
+//! slots to come back.
+
+use crate::online::{Connection, ConnectionId};
+use parking_lot::{Condvar, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Every open connection, and which of them have not logged in yet.
+pub struct Slots {
+    table: Mutex<Table>,
+    emptied: Condvar,
+    max_clients: usize,
+    next_id: AtomicU64,
+}
+
+struct Table {
+    open: HashMap<ConnectionId, Arc<Connection>>,
+    /// The open connections that have not logged in, oldest first.
+    waiting: BTreeMap<ConnectionId, Arc<Connection>>,
+}
+
+/// What [`Slots::admit`] decided for a new connection.
+pub enum Admission {
+    /// The connection has a slot. If the server was full, `evicted` is the connection
+    /// that made room: the caller tells it with [`Connection::evict`], outside the lock.
+    Admitted {
+        slot: Slot,
+        evicted: Option<Arc<Connection>>,
+    },
+    /// Every slot is held by a logged-in user: the newcomer is turned away.
+    Full,
+}
+
+impl Slots {
+    /// `max_clients` slots. The table is sized for at most `presize` connections up
+    /// front (a limit is a limit, not a reservation).
+    pub fn new(max_clients: usize, presize: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            table: Mutex::new(Table {
+                open: HashMap::with_capacity(max_clients.min(presize)),
+                waiting: BTreeMap::new(),
+            }),
+            emptied: Condvar::new(),
+            max_clients,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn max_clients(&self) -> usize {
+        self.max_clients
+    }
+
+    /// A fresh connection id: ids only grow, so a smaller id is an older connection.
+    pub fn next_id(&self) -> ConnectionId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Takes a slot for `connection`, evicting the oldest connection that has not
+    /// logged in if the server is full.
+    pub fn admit(self: &Arc<Self>, connection: Arc<Connection>) -> Admission {
+        let mut table = self.table.lock();
+        let mut evicted = None;
+        if table.open.len() >= self.max_clients {
+            let Some((oldest, connection)) = table.waiting.pop_first() else {
+                return Admission::Full;
+            };
+            // Its slot is free from now on; its thread ends as soon as it sees the
+            // eviction, and its own `Slot` then finds nothing left to remove.
+            table.open.remove(&oldest);
+            evicted = Some(connection);
+        }
+        let id = connection.id();
+        table.open.insert(id, Arc::clone(&connection));
+        table.waiting.insert(id, connection);
+        Admission::Admitted {
+            slot: Slot {
+                slots: Arc::clone(self),
+                id,
+            },
+            evicted,
+        }
+    }
+
+    /// How many connections are open.
+    pub fn count(&self) -> usize {
+        self.table.lock().open.len()
+    }
+
+    /// Closes every open connection (shutdown).
+    pub fn close_all(&self) {
+        for connection in self.table.lock().open.values() {
+            connection.close();
+        }
+    }
+
+    /// Waits until every slot has been given back; false if `grace` ran out first.
+    pub fn wait_until_empty(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        let mut table = self.table.lock();
+        while !table.open.is_empty() {
+            if self.emptied.wait_until(&mut table, deadline).timed_out() {
+                return table.open.is_empty();
+            }
+        }
+        true
+    }
+}
+
+/// One connection's slot under the client limit, given back when dropped however the
+/// connection ends.
+pub struct Slot {
+    slots: Arc<Slots>,
+    id: ConnectionId,
+}
+
+impl Slot {
+    /// The client limit this slot counts under.
+    pub fn max_clients(&self) -> usize {
+        self.slots.max_clients
+    }
+
+    /// Marks the connection as logged in, so it is never evicted. False if it was
+    /// evicted already: the login must not go ahead.
+    pub fn log_in(&self) -> bool {
+        let mut table = self.slots.table.lock();
+        table.waiting.remove(&self.id);
+        table.open.contains_key(&self.id)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut table = self.slots.table.lock();
+        table.open.remove(&self.id);
+        table.waiting.remove(&self.id);
+        if table.open.is_empty() {
+            self.slots.emptied.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A connection whose other end the test keeps open.
+    fn open_connection(slots: &Slots, listener: &TcpListener) -> (Arc<Connection>, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, peer) = listener.accept().unwrap();
+        let connection = Connection::new(slots.next_id(), peer, stream, Duration::from_secs(1));
+        (Arc::new(connection.unwrap()), client)
+    }
+
+    fn admitted(admission: Admission) -> (Slot, Option<ConnectionId>) {
+        match admission {
+            Admission::Admitted { slot, evicted } => (slot, evicted.map(|c| c.id())),
+            Admission::Full => panic!("expected a slot"),
+        }
+    }
+
+    #[test]
+    fn a_full_server_evicts_the_oldest_connection_not_logged_in() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::new(3, 3);
+        let mut held = Vec::new();
+        let mut admit = |slots: &Arc<Slots>| {
+            let (connection, client) = open_connection(slots, &listener);
+            let id = connection.id();
+            let (slot, evicted) = admitted(slots.admit(connection));
+            held.push(client);
+            (slot, id, evicted)
+        };
+        let (first, _, _) = admit(&slots);
+        let (second, second_id, _) = admit(&slots);
+        let (third, third_id, _) = admit(&slots);
+        assert!(first.log_in());
+        let (_fourth, fourth_id, evicted) = admit(&slots);
+        assert_eq!(evicted, Some(second_id), "the oldest not logged in");
+        assert!(!second.log_in(), "an evicted connection cannot log in");
+        let (_fifth, _, evicted) = admit(&slots);
+        assert_eq!(evicted, Some(third_id));
+        drop(third);
+        assert!(third_id < fourth_id);
+        assert_eq!(slots.count(), 3);
+    }
+
+    #[test]
+    fn when_everyone_is_logged_in_the_newcomer_is_turned_away() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::new(1, 1);
+        let (connection, _client) = open_connection(&slots, &listener);
+        let (slot, _) = admitted(slots.admit(connection));
+        assert!(slot.log_in());
+        let (newcomer, _other) = open_connection(&slots, &listener);
+        assert!(matches!(slots.admit(newcomer), Admission::Full));
+        drop(slot);
+        assert_eq!(slots.count(), 0);
+    }
+}
