@@ -160,3 +160,14 @@ done
 echo
 echo "queued message (append + sync_data, then the echo): $(value rust queue per_message_us) us each" \
   "(p50 $(value rust queue p50_us) us, p99 $(value rust queue p99_us) us)"
+
+# The attack benchmarks (bench/attacks.py): squatting, guessing, a trickling receiver,
+# pipelined USERS, log floods, each against a fresh chat-server.
+if [ "${SKIP_ATTACKS:-0}" != 1 ]; then
+  echo
+  if command -v python3 >/dev/null; then
+    python3 bench/attacks.py "$BIN/chat-server" "$WORK/users.txt"
+  else
+    echo "attacks: skipped, python3 not found"
+  fi
+fi

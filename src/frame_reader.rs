@@ -11,9 +11,15 @@
 //! The reader also enforces the frame timeout: once a frame has begun, the rest of it
 //! must come within `--frame-timeout`, or the read fails with `TimedOut`. Waiting for the
 //! first byte of a frame has no timeout at all (an idle client is not a slow one, and
-//! original clients send no keep-alives), so an idle connection costs no wake-ups. The
-//! socket's read timeout is set only while the reader waits for the rest of a frame,
-//! which a client that writes whole frames rarely makes it do.
+//! original clients send no keep-alives), so an idle connection costs no wake-ups.
+//!
+//! Setting the socket's read timeout is a system call, and a pipelining client makes
+//! the reader wait for the rest of a frame on almost every read (frames straddle the
+//! buffer's end). So the timeout is set to the whole frame timeout once and left there;
+//! it is changed only for a frame that needs a second wait (a trickle), and removed only
+//! when a wait *between* frames runs into it: then the reader drops it and waits again,
+//! with none. An idle connection wakes at most once, a frame timeout after its last
+//! frame, and never again.
 
 use crate::online::is_timeout;
 use std::io::{self, Read};
@@ -46,9 +52,8 @@ pub struct FrameReader<R> {
     /// When the frame being read must be complete; set when the reader first waits for
     /// the rest of a frame, cleared when a new frame begins.
     deadline: Option<Instant>,
-    /// Whether the socket has a read timeout set, which must go before the reader waits
-    /// for the next frame.
-    timeout_set: bool,
+    /// The read timeout currently set on the socket.
+    socket_timeout: Option<Duration>,
     small: [u8; SMALL_BUFFER_LEN],
     /// Empty while the small buffer is in use; allocated only while a client pipelines
     /// or sends a frame larger than the small buffer.
@@ -65,7 +70,7 @@ impl<R: TimedRead> FrameReader<R> {
             inner,
             frame_timeout,
             deadline: None,
-            timeout_set: false,
+            socket_timeout: None,
             small: [0; SMALL_BUFFER_LEN],
             large: Vec::new(),
             start: 0,
@@ -86,11 +91,15 @@ impl<R: TimedRead> FrameReader<R> {
         if self.start < self.end {
             return Ok(false);
         }
-        if self.timeout_set {
-            self.inner.set_read_timeout(None)?;
-            self.timeout_set = false;
+        loop {
+            match self.fill() {
+                // The timeout left by the last frame: between frames there is none.
+                Err(error) if is_timeout(&error) && self.socket_timeout.is_some() => {
+                    self.set_socket_timeout(None)?;
+                }
+                result => return Ok(result? == 0),
+            }
         }
-        Ok(self.fill()? == 0)
     }
 
     /// The next `len` bytes of the frame begun at the last [`at_end`], reading as
@@ -128,23 +137,34 @@ impl<R: TimedRead> FrameReader<R> {
             return self.fill();
         };
         let now = Instant::now();
-        if self.deadline.is_none() {
-            self.deadline = now.checked_add(frame_timeout);
-        }
-        // A timeout too large to add to the clock is no timeout.
-        let Some(deadline) = self.deadline else {
-            return self.fill();
+        let wait = match self.deadline {
+            // The first wait of this frame: all of the frame timeout is left.
+            None => match now.checked_add(frame_timeout) {
+                Some(deadline) => {
+                    self.deadline = Some(deadline);
+                    frame_timeout
+                }
+                // A timeout too large to add to the clock is no timeout.
+                None => return self.fill(),
+            },
+            Some(deadline) => deadline.saturating_duration_since(now),
         };
-        let left = deadline.saturating_duration_since(now);
-        if left.is_zero() {
+        if wait.is_zero() {
             return Err(frame_timed_out(frame_timeout));
         }
-        self.inner.set_read_timeout(Some(left))?;
-        self.timeout_set = true;
+        if self.socket_timeout != Some(wait) {
+            self.set_socket_timeout(Some(wait))?;
+        }
         match self.fill() {
             Err(error) if is_timeout(&error) => Err(frame_timed_out(frame_timeout)),
             result => result,
         }
+    }
+
+    fn set_socket_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_read_timeout(timeout)?;
+        self.socket_timeout = timeout;
+        Ok(())
     }
 
     fn is_large(&self) -> bool {
@@ -338,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_begun_and_not_finished_times_out_and_the_next_wait_has_no_timeout() {
+    fn a_frame_begun_and_not_finished_times_out_and_an_idle_wait_does_not() {
         use std::io::Write;
         use std::net::TcpListener;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -358,12 +378,18 @@ mod tests {
         assert!(!reader.at_end().unwrap());
         client.write_all(&[2; 4]).unwrap();
         assert_eq!(reader.take(8).unwrap(), &[2; 8]);
-        assert!(server.read_timeout().unwrap().is_some());
-        // ...and waiting for the next frame has none.
-        client.write_all(&[3; 8]).unwrap();
+        assert_eq!(server.read_timeout().unwrap(), Some(timeout));
+        // ...and a wait between frames outlasts it: the next frame comes three frame
+        // timeouts later, and is read.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(timeout * 3);
+            client.write_all(&[3; 8]).unwrap();
+            client
+        });
         assert!(!reader.at_end().unwrap());
-        assert_eq!(server.read_timeout().unwrap(), None);
-        reader.take(8).unwrap();
+        assert_eq!(reader.take(8).unwrap(), &[3; 8]);
+        let mut client = late.join().unwrap();
+        assert_eq!(server.read_timeout().unwrap(), None, "dropped between frames");
 
         // Half a header, then silence.
         client.write_all(&[4; 4]).unwrap();
