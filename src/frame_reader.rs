@@ -389,7 +389,11 @@ mod tests {
         assert!(!reader.at_end().unwrap());
         assert_eq!(reader.take(8).unwrap(), &[3; 8]);
         let mut client = late.join().unwrap();
-        assert_eq!(server.read_timeout().unwrap(), None, "dropped between frames");
+        assert_eq!(
+            server.read_timeout().unwrap(),
+            None,
+            "dropped between frames"
+        );
 
         // Half a header, then silence.
         client.write_all(&[4; 4]).unwrap();

@@ -1,4 +1,4 @@
-//! Offline messages on disk: one append-only file per user (PROTOCOL.md §2).
+//! Offline messages on disk: one append-only file per user.
 //!
 //! A record is the 140-byte CHAT body exactly as it will be delivered, so a mailbox file
 //! is a plain array of them. Appending syncs the data before returning, because the
@@ -6,84 +6,159 @@
 //! middle of an append leaves a torn record at the end of the file; loading drops it and
 //! the next append cuts it off, so it is never delivered as garbage.
 //!
+//! What the store promises, and what it refuses:
+//! - Limits: `--mailbox-limit` messages per user and `--store-limit` in all mailboxes
+//!   together, both counted in memory (rebuilt at startup from the files' sizes) and
+//!   answered -7 when reached; a delivery frees its room at once.
+//! - A failure to store (a full disk, an I/O error, no descriptors left) is an error,
+//!   which the sender hears as -8: nothing was kept, and the log says why.
+//! - The data directory is created at startup (`0700`: private messages are private)
+//!   and probed for writing; mailbox files are created `0600`.
+//! - An entry named as a mailbox that is not a regular file (a symbolic link, a
+//!   directory, a FIFO, a device) is never opened, followed, read or written: it is
+//!   reported at startup, and its owner gets no stored messages and -8 for messages
+//!   while offline.
+//! - A stored record that is not what this server writes (a sender that is no account,
+//!   a name that is not NUL-padded UTF-8, another receiver) is reported and skipped.
+//!
 //! Each user's [`Mailbox`] sits behind its own lock, and that lock is also what makes
 //! delivery and login agree (see [`Mailboxes::lock`]).
 
 use crate::protocol::{CHAT_BODY_LEN, ChatMessage};
 use crate::users::{AccountId, Directory};
+use crate::warn_limited;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The file name extension of a mailbox.
 const MAILBOX_EXTENSION: &str = "mbox";
 /// The record size: one CHAT body.
 const RECORD_LEN: u64 = CHAT_BODY_LEN as u64;
+/// The data directory's permissions: the server's user only.
+const DIR_MODE: u32 = 0o700;
+/// A mailbox file's permissions: the server's user only.
+const FILE_MODE: u32 = 0o600;
+/// Permission bits that let anyone but the owner in.
+const GROUP_AND_OTHER_BITS: u32 = 0o077;
+/// Linux's error number for "too many levels of symbolic links", which is what
+/// `O_NOFOLLOW` answers when the entry is a link (the same on every architecture).
+const ELOOP: i32 = 40;
+/// The file the startup probe creates and removes to prove the directory is writable.
+const PROBE_FILE: &str = ".chat-server-write-probe";
+
+/// Flags that make opening a mailbox safe whatever its entry turned into since it was
+/// checked: `O_NOFOLLOW` (a symbolic link fails to open instead of being followed) and
+/// `O_NONBLOCK` (a FIFO fails or returns at once instead of blocking; no effect on a
+/// regular file). std has no names for them and the design allows no libc crate, so
+/// these are Linux's values, which differ between architectures. Elsewhere the type
+/// check after opening still refuses anything but a regular file, but a FIFO swapped in
+/// between the check and the open could block.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "x86", target_arch = "riscv64")
+))]
+const SAFE_OPEN_FLAGS: i32 = 0o400_000 | 0o4_000;
+#[cfg(all(target_os = "linux", any(target_arch = "aarch64", target_arch = "arm")))]
+const SAFE_OPEN_FLAGS: i32 = 0o100_000 | 0o4_000;
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "riscv64",
+        target_arch = "aarch64",
+        target_arch = "arm"
+    )
+)))]
+const SAFE_OPEN_FLAGS: i32 = 0;
 
 /// What happened to a message handed to [`Mailbox::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
     /// Written and synced: it will be delivered.
     Queued,
-    /// The mailbox is at its limit; nothing was written.
-    Full,
+    /// The owner's mailbox is at its limit; nothing was written.
+    MailboxFull,
+    /// All mailboxes together are at the store limit; nothing was written.
+    StoreFull,
 }
 
 /// Every user's mailbox, under one data directory.
 #[derive(Debug)]
 pub struct Mailboxes {
     dir: PathBuf,
+    /// Messages one mailbox may hold.
     limit: usize,
+    /// Messages all mailboxes together may hold.
+    store_limit: usize,
+    /// Messages in all mailboxes together.
+    stored: AtomicUsize,
     users: Arc<Directory>,
     /// One lock per account, indexed by `AccountId`, made up front: the set of accounts
     /// never changes while the server runs, so finding a mailbox needs no lock of its
-    /// own. Two bytes per account; paths are made only when a file is touched.
-    ///
-    /// The lock guards whether the file may hold messages: true if it was there at
-    /// startup or has been appended to since it was last cleared. Most logins find it
-    /// false and skip the file system altogether.
-    locks: Vec<Mutex<bool>>,
+    /// own. Paths are made only when a file is touched.
+    entries: Vec<Mutex<Entry>>,
+}
+
+/// What the server knows of one mailbox, guarded by its lock.
+#[derive(Debug, Default)]
+struct Entry {
+    /// Whole messages in the file. Most logins find 0 and skip the file system.
+    count: usize,
+    /// Why the entry may not be touched, if it is not a regular file.
+    unusable: Option<&'static str>,
 }
 
 impl Mailboxes {
     /// Mailboxes for every account of `users` under `dir`, each holding at most `limit`
-    /// messages. The directory is created when the first message is stored; an existing
-    /// path that is not a usable directory is an error now, not at the first message.
-    pub fn new(dir: &Path, limit: usize, users: Arc<Directory>) -> Result<Mailboxes, String> {
-        match fs::metadata(dir) {
-            Ok(metadata) if !metadata.is_dir() => {
-                return Err(format!(
-                    "data directory {}: exists and is not a directory",
-                    dir.display()
-                ));
-            }
-            Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => {
-                return Err(format!("data directory {}: {error}", dir.display()));
-            }
-        }
-        let mut locks: Vec<Mutex<bool>> = (0..users.len()).map(|_| Mutex::new(false)).collect();
-        if dir.exists() {
-            for id in stored_mailboxes(dir, &users)? {
-                *locks[id].get_mut() = true;
-            }
+    /// messages, all together at most `store_limit`. Creates the directory if it is
+    /// missing, checks that it can be written, and reads what an earlier run left there.
+    /// An error is a one-line message naming the directory.
+    pub fn open(
+        dir: &Path,
+        limit: usize,
+        store_limit: usize,
+        users: Arc<Directory>,
+    ) -> Result<Mailboxes, String> {
+        prepare_dir(dir)?;
+        let mut entries: Vec<Mutex<Entry>> = (0..users.len())
+            .map(|_| Mutex::new(Entry::default()))
+            .collect();
+        let mut stored = 0;
+        for (id, entry) in scan(dir, &users)? {
+            stored += entry.count;
+            *entries[id].get_mut() = entry;
         }
         Ok(Mailboxes {
             dir: dir.to_path_buf(),
             limit,
+            store_limit,
+            stored: AtomicUsize::new(stored),
             users,
-            locks,
+            entries,
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Messages all mailboxes together may hold.
+    pub fn store_limit(&self) -> usize {
+        self.store_limit
+    }
+
+    /// Messages in all mailboxes together.
+    pub fn stored(&self) -> usize {
+        self.stored.load(Ordering::Acquire)
     }
 
     /// Locks `name`'s mailbox; `None` if `name` is not an account.
@@ -100,32 +175,149 @@ impl Mailboxes {
     pub fn lock(&self, name: &str) -> Option<Mailbox<'_>> {
         let id = self.users.id(name)?;
         Some(Mailbox {
-            may_hold_mail: self.locks[id].lock(),
+            entry: self.entries[id].lock(),
             owner: self.users.name(id),
-            dir: &self.dir,
-            limit: self.limit,
+            mailboxes: self,
         })
+    }
+
+    /// Takes room for one message in the store; false if it is full.
+    fn reserve(&self) -> bool {
+        self.stored
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |stored| {
+                (stored < self.store_limit).then_some(stored + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, messages: usize) {
+        self.stored.fetch_sub(messages, Ordering::AcqRel);
     }
 }
 
-/// The accounts that have a mailbox file in `dir`. Any other file is reported and left
-/// alone.
-fn stored_mailboxes(dir: &Path, users: &Directory) -> Result<Vec<AccountId>, String> {
-    let unreadable = |error| format!("data directory {}: cannot be read: {error}", dir.display());
-    let mut files = HashSet::new();
-    for entry in fs::read_dir(dir).map_err(unreadable)? {
-        files.insert(entry.map_err(unreadable)?.file_name());
+/// Creates the data directory if it is missing (with its parents, `0700`), makes an
+/// existing one private, and proves that files can be created in it.
+fn prepare_dir(dir: &Path) -> Result<(), String> {
+    let problem =
+        |what: &str, error: io::Error| format!("data directory {}: {what}: {error}", dir.display());
+    let existing = match fs::metadata(dir) {
+        Ok(metadata) if !metadata.is_dir() => {
+            return Err(format!(
+                "data directory {}: exists and is not a directory",
+                dir.display()
+            ));
+        }
+        Ok(metadata) => Some(metadata),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(dir)
+                .map_err(|error| problem("cannot be created", error))?;
+            None
+        }
+        Err(error) => return Err(problem("cannot be used", error)),
+    };
+    let probe = dir.join(PROBE_FILE);
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .custom_flags(SAFE_OPEN_FLAGS)
+        .open(&probe)
+        .and_then(|_| fs::remove_file(&probe))
+        .map_err(|error| problem("cannot write there", error))?;
+    if let Some(metadata) = existing {
+        make_private(dir, &metadata, DIR_MODE);
     }
-    let found = (0..users.len())
-        .filter(|&id| files.remove(OsStr::new(&file_name(users.name(id)))))
-        .collect();
-    for stranger in files {
-        log::warn!(
+    Ok(())
+}
+
+/// Takes away the group's and others' permissions from a directory or mailbox that an
+/// earlier version created with the process umask: every local user could read the
+/// messages. Only reported if it cannot be done.
+fn make_private(path: &Path, metadata: &Metadata, mode: u32) {
+    if metadata.mode() & GROUP_AND_OTHER_BITS == 0 {
+        return;
+    }
+    match fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
+        Ok(()) => log::info!("{}: made private (mode {mode:o})", path.display()),
+        Err(error) => log::warn!(
+            "{}: readable by other users, and cannot be made private: {error}",
+            path.display()
+        ),
+    }
+}
+
+/// The mailboxes an earlier run left in `dir`: each account's message count, or why its
+/// entry is unusable. Every other file is reported and left alone.
+fn scan(dir: &Path, users: &Directory) -> Result<Vec<(AccountId, Entry)>, String> {
+    let unreadable = |error| format!("data directory {}: cannot be read: {error}", dir.display());
+    let mut names = HashSet::new();
+    for entry in fs::read_dir(dir).map_err(unreadable)? {
+        names.insert(entry.map_err(unreadable)?.file_name());
+    }
+    let mut found = Vec::new();
+    for id in 0..users.len() {
+        let file = file_name(users.name(id));
+        if !names.remove(OsStr::new(&file)) {
+            continue;
+        }
+        let path = dir.join(&file);
+        // Never follows a symbolic link: the link itself is what is there.
+        let entry = match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_file() => {
+                make_private(&path, &metadata, FILE_MODE);
+                Entry {
+                    count: usize::try_from(metadata.len() / RECORD_LEN).unwrap_or(usize::MAX),
+                    unusable: None,
+                }
+            }
+            Ok(metadata) => {
+                let kind = describe_file_type(&metadata);
+                warn_limited!(
+                    "{}: the mailbox of {} is {kind}, not a regular file: it is never \
+                     opened; {} gets no stored messages, and messages for them while \
+                     offline are refused (-8)",
+                    path.display(),
+                    users.name(id),
+                    users.name(id)
+                );
+                Entry {
+                    count: 0,
+                    unusable: Some(kind),
+                }
+            }
+            Err(error) => return Err(unreadable(error)),
+        };
+        found.push((id, entry));
+    }
+    for stranger in names {
+        warn_limited!(
             "{}: not the mailbox of any account; ignored",
             dir.join(stranger).display()
         );
     }
     Ok(found)
+}
+
+fn describe_file_type(metadata: &Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = metadata.file_type();
+    if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// The file name for `name`'s mailbox: the name's bytes in hex, safe for any UTF-8 name
@@ -140,106 +332,186 @@ fn file_name(name: &str) -> String {
     file
 }
 
+/// Opens a mailbox file without following a link or blocking, and refuses anything but
+/// a regular file (checked on the open file, so a swap after the check cannot fool it).
+fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    let file = options
+        .custom_flags(SAFE_OPEN_FLAGS)
+        .open(path)
+        .map_err(|error| {
+            if error.raw_os_error() == Some(ELOOP) {
+                not_regular("a symbolic link")
+            } else {
+                error
+            }
+        })?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(not_regular(describe_file_type(&metadata)));
+    }
+    Ok(file)
+}
+
+/// The error for an entry that is not a regular file (its kind is `InvalidData`, which
+/// nothing else here produces, so the log can name the cause).
+fn not_regular(kind: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the mailbox is {kind}, not a regular file; it is never opened"),
+    )
+}
+
 /// One user's stored messages, locked. Only reachable through [`Mailboxes::lock`]; the
 /// lock is released when this is dropped.
 pub struct Mailbox<'a> {
-    /// The lock, and whether the file may hold messages.
-    may_hold_mail: MutexGuard<'a, bool>,
+    entry: MutexGuard<'a, Entry>,
     owner: &'a str,
-    dir: &'a Path,
-    limit: usize,
+    mailboxes: &'a Mailboxes,
 }
 
 impl Mailbox<'_> {
-    /// Appends `message` and syncs it to disk, unless the mailbox is full.
+    /// Appends `message` and syncs it to disk, unless a limit is reached. An error means
+    /// nothing was stored (the sender is told -8).
     pub fn append(&mut self, message: &ChatMessage) -> io::Result<Stored> {
+        if let Some(kind) = self.entry.unusable {
+            return Err(not_regular(kind));
+        }
+        if self.entry.count >= self.mailboxes.limit {
+            return Ok(Stored::MailboxFull);
+        }
+        if !self.mailboxes.reserve() {
+            return Ok(Stored::StoreFull);
+        }
+        match self.write(message) {
+            Ok(()) => {
+                self.entry.count += 1;
+                Ok(Stored::Queued)
+            }
+            Err(error) => {
+                self.mailboxes.release(1);
+                Err(error)
+            }
+        }
+    }
+
+    fn write(&mut self, message: &ChatMessage) -> io::Result<()> {
         let path = self.path();
         let (mut file, created) = self.open_for_append(&path)?;
-        // From here on the file exists, and may hold a torn record if this append fails.
-        *self.may_hold_mail = true;
         let len = file.metadata()?.len();
         let torn = len % RECORD_LEN;
         if torn != 0 {
             // A crash cut the last append short: drop the fragment, or every record
             // after it would be misaligned.
-            log::warn!(
+            warn_limited!(
                 "{}: dropping a torn record ({torn} bytes) at the end",
                 path.display()
             );
             file.set_len(len - torn)?;
-        }
-        let count = len / RECORD_LEN;
-        if count >= u64::try_from(self.limit).unwrap_or(u64::MAX) {
-            return Ok(Stored::Full);
         }
         file.write_all(&message.to_bytes())?;
         file.sync_data()?;
         if created {
             // A new file's name lives in the directory: sync that too, or a crash could
             // lose the whole file after we promised QUEUED.
-            File::open(self.dir)?.sync_all()?;
+            File::open(&self.mailboxes.dir)?.sync_all()?;
         }
-        Ok(Stored::Queued)
+        Ok(())
     }
 
-    /// Opens the file for appending, creating it and the data directory as needed.
-    /// Returns the file and whether it was just created.
+    /// Opens the file for appending, creating it (`0600`) if needed. Returns the file
+    /// and whether it was just created. `create_new` never follows a link either: it
+    /// fails if anything at all is in the way.
     fn open_for_append(&self, path: &Path) -> io::Result<(File, bool)> {
         let open = |create_new: bool| {
             let mut options = OpenOptions::new();
-            options.append(true);
+            options.append(true).mode(FILE_MODE);
             if create_new {
                 options.create_new(true);
             }
-            options.open(path)
+            open_regular(path, &mut options)
         };
         match open(false) {
             Ok(file) => Ok((file, false)),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(self.dir)?;
-                match open(true) {
-                    Ok(file) => Ok((file, true)),
-                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                        Ok((open(false)?, false))
-                    }
-                    Err(error) => Err(error),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => match open(true) {
+                Ok(file) => Ok((file, true)),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                    Ok((open(false)?, false))
                 }
-            }
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         }
     }
 
-    /// Every whole stored message, oldest first. A torn record at the end is left out.
+    /// True if no message is stored (or the entry is unusable).
+    pub fn is_empty(&self) -> bool {
+        self.entry.count == 0 || self.entry.unusable.is_some()
+    }
+
+    /// Every whole, valid stored message, oldest first. A torn record at the end is
+    /// left out, and so is every record this server would not have written (reported).
     pub fn load(&self) -> io::Result<Vec<ChatMessage>> {
-        if !*self.may_hold_mail {
+        if self.entry.count == 0 || self.entry.unusable.is_some() {
             return Ok(Vec::new());
         }
         let path = self.path();
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
+        let mut bytes = Vec::new();
+        match open_regular(&path, OpenOptions::new().read(true)) {
+            Ok(mut file) => file.read_to_end(&mut bytes)?,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(error) => return Err(error),
         };
         let records = bytes.chunks_exact(CHAT_BODY_LEN);
         if !records.remainder().is_empty() {
-            log::warn!(
+            warn_limited!(
                 "{}: ignoring a torn record ({} bytes) at the end",
                 path.display(),
                 records.remainder().len()
             );
         }
-        Ok(records
-            .map(|record| ChatMessage::decode(record.try_into().expect("chunks are 140 bytes")))
-            .collect())
+        let mut messages = Vec::with_capacity(records.len());
+        for (index, record) in records.enumerate() {
+            let record: &[u8; CHAT_BODY_LEN] = record.try_into().expect("chunks are 140 bytes");
+            match self.check_record(record) {
+                Ok(message) => messages.push(message),
+                Err(problem) => warn_limited!(
+                    "{}: record {} is not a message this server wrote ({problem}); skipped",
+                    path.display(),
+                    index + 1
+                ),
+            }
+        }
+        Ok(messages)
+    }
+
+    /// The message a record holds, if it is one this server could have written: every
+    /// field NUL-padded, the sender an account, the receiver this mailbox's owner.
+    fn check_record(&self, record: &[u8; CHAT_BODY_LEN]) -> Result<ChatMessage, &'static str> {
+        let message = ChatMessage::decode(record);
+        if message.to_bytes() != *record {
+            return Err("bytes after a field's end");
+        }
+        match message.sender.as_str() {
+            Some(sender) if self.mailboxes.users.contains(sender) => {}
+            _ => return Err("the sender is not an account"),
+        }
+        if message.receiver.as_bytes() != self.owner.as_bytes() {
+            return Err("addressed to someone else");
+        }
+        Ok(message)
     }
 
     /// Forgets every stored message: called once they were all written to the owner's
-    /// socket.
+    /// socket. Their room in the store is free at once.
     pub fn clear(&mut self) -> io::Result<()> {
+        if self.entry.unusable.is_some() {
+            return Ok(());
+        }
         match fs::remove_file(self.path()) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
             _ => {
-                *self.may_hold_mail = false;
+                self.mailboxes.release(self.entry.count);
+                self.entry.count = 0;
                 Ok(())
             }
         }
@@ -247,7 +519,7 @@ impl Mailbox<'_> {
 
     /// The mailbox's file (which may not exist yet).
     pub fn path(&self) -> PathBuf {
-        self.dir.join(file_name(self.owner))
+        self.mailboxes.dir.join(file_name(self.owner))
     }
 }
 
@@ -255,6 +527,8 @@ impl Mailbox<'_> {
 mod tests {
     use super::*;
     use crate::protocol::{MessageText, Name};
+
+    const NO_STORE_LIMIT: usize = usize::MAX;
 
     fn temp_dir(label: &str) -> PathBuf {
         let dir =
@@ -288,7 +562,7 @@ mod tests {
         let dir = temp_dir("restart");
         let users = Arc::new(Directory::built_in());
         {
-            let mailboxes = Mailboxes::new(&dir, 10, Arc::clone(&users)).unwrap();
+            let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::clone(&users)).unwrap();
             mailboxes
                 .lock("似末")
                 .unwrap()
@@ -305,7 +579,7 @@ mod tests {
         ] {
             fs::write(dir.join(stranger), message("stray").to_bytes()).unwrap();
         }
-        let mailboxes = Mailboxes::new(&dir, 10, users).unwrap();
+        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users).unwrap();
         assert_eq!(stored_texts(&mailboxes.lock("似末").unwrap()), ["kept"]);
         for name in ["1001", "花开富贵"] {
             assert!(
@@ -319,7 +593,8 @@ mod tests {
     #[test]
     fn messages_come_back_oldest_first_and_clear_empties() {
         let dir = temp_dir("order");
-        let mailboxes = Mailboxes::new(&dir, 10, Arc::new(Directory::built_in())).unwrap();
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
         for text in ["one", "two", "three"] {
             assert_eq!(mailbox.append(&message(text)).unwrap(), Stored::Queued);
@@ -333,11 +608,12 @@ mod tests {
     #[test]
     fn a_full_mailbox_stores_nothing() {
         let dir = temp_dir("full");
-        let mailboxes = Mailboxes::new(&dir, 2, Arc::new(Directory::built_in())).unwrap();
-        let mut mailbox = mailboxes.lock("1002").unwrap();
+        let mailboxes =
+            Mailboxes::open(&dir, 2, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
         assert_eq!(mailbox.append(&message("a")).unwrap(), Stored::Queued);
         assert_eq!(mailbox.append(&message("b")).unwrap(), Stored::Queued);
-        assert_eq!(mailbox.append(&message("c")).unwrap(), Stored::Full);
+        assert_eq!(mailbox.append(&message("c")).unwrap(), Stored::MailboxFull);
         assert_eq!(mailbox.load().unwrap().len(), 2);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -345,8 +621,9 @@ mod tests {
     #[test]
     fn a_torn_tail_is_never_delivered_and_is_cut_before_the_next_append() {
         let dir = temp_dir("torn");
-        let mailboxes = Mailboxes::new(&dir, 10, Arc::new(Directory::built_in())).unwrap();
-        let mut mailbox = mailboxes.lock("1003").unwrap();
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
         mailbox.append(&message("whole")).unwrap();
         let mut file = OpenOptions::new()
             .append(true)
@@ -362,20 +639,94 @@ mod tests {
     #[test]
     fn unknown_users_have_no_mailbox() {
         let dir = temp_dir("unknown");
-        let mailboxes = Mailboxes::new(&dir, 10, Arc::new(Directory::built_in())).unwrap();
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap();
         assert!(mailboxes.lock("nobody").is_none());
-        assert!(
-            !dir.exists(),
-            "nothing is created before a message is stored"
-        );
+        let created: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert!(created.is_empty(), "no file before a message is stored");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_file_in_place_of_the_directory_is_an_error_at_startup() {
         let dir = temp_dir("notadir");
         fs::write(&dir, b"").unwrap();
-        let error = Mailboxes::new(&dir, 10, Arc::new(Directory::built_in())).unwrap_err();
+        let error =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap_err();
         assert!(error.contains("not a directory"), "{error}");
         fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_store_limit_counts_every_mailbox_and_a_delivery_frees_room() {
+        let dir = temp_dir("store");
+        let mailboxes = Mailboxes::open(&dir, 10, 3, Arc::new(Directory::built_in())).unwrap();
+        for name in ["1001", "1002", "1003"] {
+            let mut mailbox = mailboxes.lock(name).unwrap();
+            assert_eq!(mailbox.append(&message("x")).unwrap(), Stored::Queued);
+        }
+        let mut fourth = mailboxes.lock("似末").unwrap();
+        assert_eq!(fourth.append(&message("y")).unwrap(), Stored::StoreFull);
+        drop(fourth);
+        mailboxes.lock("1002").unwrap().clear().unwrap();
+        assert_eq!(mailboxes.stored(), 2);
+        let mut fourth = mailboxes.lock("似末").unwrap();
+        assert_eq!(fourth.append(&message("y")).unwrap(), Stored::Queued);
+        drop(fourth);
+        // A restart counts what the files hold.
+        let reopened = Mailboxes::open(&dir, 10, 3, Arc::new(Directory::built_in())).unwrap();
+        assert_eq!(reopened.stored(), 3);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_directory_and_its_files_are_private() {
+        let dir = temp_dir("private");
+        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in()));
+        let mailboxes = mailboxes.unwrap();
+        let mut mailbox = mailboxes.lock("1001").unwrap();
+        mailbox.append(&message("secret")).unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&mailbox.path()), 0o600);
+        // An earlier version left them open to everyone: the next start closes them.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(mailbox.path(), fs::Permissions::from_mode(0o644)).unwrap();
+        let path = mailbox.path();
+        drop(mailbox);
+        Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_record_the_server_would_not_write_is_skipped_and_the_rest_delivered() {
+        let dir = temp_dir("garbage");
+        let users = Arc::new(Directory::built_in());
+        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::clone(&users)).unwrap();
+        let path = mailboxes.lock("似末").unwrap().path();
+        let forged = |sender: &str, receiver: &str| ChatMessage {
+            sender: Name::new(sender).unwrap(),
+            receiver: Name::new(receiver).unwrap(),
+            text: MessageText::new("forged").unwrap(),
+        };
+        let mut garbage = message("first").to_bytes().to_vec();
+        garbage.extend(forged("nobody", "似末").to_bytes());
+        garbage.extend(forged("1001", "1002").to_bytes());
+        let mut padded_badly = message("x").to_bytes();
+        padded_badly[10] = b'!'; // after the sender's NUL
+        garbage.extend(padded_badly);
+        let mut not_utf8 = message("x").to_bytes();
+        not_utf8[0] = 0xFF;
+        garbage.extend(not_utf8);
+        garbage.extend(message("last").to_bytes());
+        fs::write(&path, garbage).unwrap();
+        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users).unwrap();
+        assert_eq!(
+            stored_texts(&mailboxes.lock("似末").unwrap()),
+            ["first", "last"]
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -92,12 +92,16 @@ pub enum Flag {
     Busy,
     /// `-6`: five failed logins in a row on one connection.
     TooManyAttempts,
-    /// `-7`: the offline receiver's mailbox is full; nothing stored.
+    /// `-7`: the offline receiver's mailbox, or the store as a whole, is at its limit;
+    /// nothing stored.
     MailboxFull,
+    /// `-8`: the receiver is offline and the server could not store the message (a disk
+    /// error, a mailbox entry that is not a regular file); nothing stored.
+    NotStored,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 9] = [
+    pub const ALL: [Flag; 10] = [
         Flag::Ok,
         Flag::Queued,
         Flag::Rejected,
@@ -107,6 +111,7 @@ impl Flag {
         Flag::Busy,
         Flag::TooManyAttempts,
         Flag::MailboxFull,
+        Flag::NotStored,
     ];
 
     pub fn to_wire(self) -> i32 {
@@ -120,6 +125,7 @@ impl Flag {
             Flag::Busy => -5,
             Flag::TooManyAttempts => -6,
             Flag::MailboxFull => -7,
+            Flag::NotStored => -8,
         }
     }
 
@@ -141,7 +147,13 @@ impl Flag {
             Flag::Unsupported => "refused: the server does not know this request type",
             Flag::Busy => "the server is busy (at its client limit); try again later",
             Flag::TooManyAttempts => "too many failed logins; the server closed the connection",
-            Flag::MailboxFull => "refused: the receiver's mailbox is full, nothing was stored",
+            Flag::MailboxFull => {
+                "refused: the receiver's mailbox (or the server's store) is full, nothing was stored"
+            }
+            Flag::NotStored => {
+                "not stored: the receiver is offline and the server could not store the \
+                 message (a disk or file problem on the server; its log says which)"
+            }
         }
     }
 }
@@ -597,7 +609,7 @@ mod tests {
     #[test]
     fn every_flag_round_trips_through_its_wire_value() {
         let wire: Vec<i32> = Flag::ALL.iter().map(|flag| flag.to_wire()).collect();
-        assert_eq!(wire, [1, 0, -1, -2, -3, -4, -5, -6, -7]);
+        assert_eq!(wire, [1, 0, -1, -2, -3, -4, -5, -6, -7, -8]);
         for flag in Flag::ALL {
             assert_eq!(Flag::from_wire(flag.to_wire()), Some(flag));
         }

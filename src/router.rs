@@ -11,6 +11,7 @@ use crate::mailbox::{Mailboxes, Stored};
 use crate::online::Online;
 use crate::protocol::{CHAT_FRAME_LEN, ChatMessage, Flag};
 use crate::users::Directory;
+use std::io;
 use std::sync::Arc;
 
 pub struct Router {
@@ -27,7 +28,12 @@ impl Router {
     /// unusable.
     pub fn new(config: &Config, users: Directory) -> Result<Router, String> {
         let users = Arc::new(users);
-        let mailboxes = Mailboxes::new(&config.data_dir, config.mailbox_limit, Arc::clone(&users))?;
+        let mailboxes = Mailboxes::open(
+            &config.data_dir,
+            config.mailbox_limit,
+            config.store_limit,
+            Arc::clone(&users),
+        )?;
         let online = Online::with_capacity(config.max_clients.min(users.len()));
         Ok(Router {
             users,
@@ -75,19 +81,45 @@ impl Router {
                     log::debug!("{} -> {receiver} (stored)", message.sender);
                     Flag::Queued
                 }
-                Ok(Stored::Full) => {
+                Ok(Stored::MailboxFull) => {
                     crate::info_limited!("mailbox of {receiver} is full; message refused");
+                    Flag::MailboxFull
+                }
+                Ok(Stored::StoreFull) => {
+                    crate::warn_limited!(
+                        "the store is full (--store-limit {} messages in all mailboxes); \
+                         message for {receiver} refused",
+                        self.mailboxes.store_limit()
+                    );
                     Flag::MailboxFull
                 }
                 Err(error) => {
                     crate::log_limited!(
                         log::Level::Error,
-                        "{}: cannot store a message for {receiver}: {error}",
-                        mailbox.path().display()
+                        "{}: cannot store a message for {receiver} ({}): {error}",
+                        mailbox.path().display(),
+                        storage_problem(&error)
                     );
-                    Flag::MailboxFull
+                    Flag::NotStored
                 }
             })
             .collect()
     }
 }
+
+/// What a failure to store means, in words an operator acts on; the error itself
+/// follows in the log line.
+fn storage_problem(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::StorageFull => "the disk is full",
+        io::ErrorKind::QuotaExceeded => "the disk quota is used up",
+        io::ErrorKind::PermissionDenied => "no permission",
+        io::ErrorKind::ReadOnlyFilesystem => "the file system is read-only",
+        io::ErrorKind::InvalidData => "the mailbox entry is not a regular file",
+        _ if error.raw_os_error() == Some(EMFILE) => "the server is out of file descriptors",
+        _ => "an I/O error",
+    }
+}
+
+/// Linux's "too many open files" (the same number on every architecture).
+const EMFILE: i32 = 24;

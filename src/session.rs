@@ -292,11 +292,13 @@ impl Session<'_> {
                 older.peer()
             );
         }
-        if !stored.is_empty() {
-            log::info!(
+        if !mailbox.is_empty() {
+            info_limited!(
                 "{peer}: delivered {} stored messages to {name}",
                 stored.len()
             );
+            // Records that were skipped as invalid go too: they were reported, and
+            // would only be reported again at every login.
             if let Err(error) = mailbox.clear() {
                 log::error!(
                     "{}: cannot empty the mailbox; its messages will come again: {error}",

@@ -210,12 +210,21 @@ fn a_users_file_is_served() {
 }
 
 #[test]
-fn an_unusable_data_directory_exits_2() {
+fn an_unusable_data_directory_exits_2_with_one_line() {
     let file = tempfile::NamedTempFile::new().unwrap();
-    let (status, stderr) =
-        run_to_exit(&["--port", "0", "--data-dir", file.path().to_str().unwrap()]);
-    assert_eq!(status.code(), Some(2));
-    assert!(stderr.contains("not a directory"), "{stderr}");
+    let under_a_file = file.path().join("data");
+    for (dir, words) in [
+        (file.path().to_str().unwrap(), "not a directory"),
+        (under_a_file.to_str().unwrap(), "cannot be used"),
+        ("/proc/nonexistent/data", "cannot be created"),
+        ("/proc/self", "cannot write there"),
+    ] {
+        let (status, stderr) = run_to_exit(&["--port", "0", "--data-dir", dir]);
+        assert_eq!(status.code(), Some(2), "{dir}: {stderr}");
+        assert!(stderr.contains(words), "{dir}: {stderr}");
+        assert!(stderr.contains(dir), "names the directory: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
 }
 
 #[test]

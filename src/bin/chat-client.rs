@@ -359,7 +359,13 @@ fn outcome(flag: i32, message: &ChatMessage) -> String {
         Some(Flag::Ok) => format!("(delivered to {to})"),
         Some(Flag::Queued) => format!("(queued: {to} is offline and gets it at their next login)"),
         Some(Flag::Rejected) => format!("(not sent: there is no user {to})"),
-        Some(Flag::MailboxFull) => format!("(not sent: {to} is offline and their mailbox is full)"),
+        Some(Flag::MailboxFull) => {
+            format!("(not sent: {to} is offline and their mailbox, or the server's store, is full)")
+        }
+        Some(Flag::NotStored) => format!(
+            "(not sent: {to} is offline and the server could not store it: a disk or file \
+             problem on the server, such as a full disk; its log says which)"
+        ),
         Some(other) => format!("(not sent: {})", other.describe()),
         None => format!("(not sent: unknown flag {flag})"),
     }
