@@ -15,6 +15,9 @@ const BUILT_IN_PASSWORD: &str = "123456";
 /// The original's six accounts, in the order its table lists them.
 const BUILT_IN_NAMES: [&str; 6] = ["1001", "1002", "似末", "1003", "玛卡巴卡", "花开富贵"];
 
+/// The byte order mark some editors put at the start of a UTF-8 file.
+const UTF8_BOM: &[u8] = "\u{FEFF}".as_bytes();
+
 /// An account's place in the directory, fixed while the server runs: other tables keep
 /// one entry per account (see `Mailboxes`) and index them with it.
 pub type AccountId = usize;
@@ -50,16 +53,30 @@ impl Directory {
             line: None,
             problem: format!("cannot read it: {error}"),
         })?;
-        Directory::parse(&contents).map_err(|(line, problem)| UsersFileError {
+        let directory = Directory::parse(&contents).map_err(|(line, problem)| UsersFileError {
             path: path.to_path_buf(),
             line: Some(line),
             problem,
-        })
+        })?;
+        if directory.is_empty() {
+            // A server nobody can log in to is a mistake, not a configuration.
+            return Err(UsersFileError {
+                path: path.to_path_buf(),
+                line: None,
+                problem: "it holds no accounts, so nobody could log in \
+                          (write one `name:password` a line)"
+                    .to_string(),
+            });
+        }
+        Ok(directory)
     }
 
     /// Parses the contents of a users file. On error: the line number (from 1) and what
     /// is wrong with it.
     pub fn parse(contents: &[u8]) -> Result<Directory, (usize, String)> {
+        // Editors on Windows start a UTF-8 file with a byte order mark; it is not part of
+        // the first name.
+        let contents = contents.strip_prefix(UTF8_BOM).unwrap_or(contents);
         let lines = contents.split(|&b| b == b'\n');
         // Sized once: a table grown by doubling leaves its old copies in the allocator.
         let mut numbered = Vec::with_capacity(lines.clone().count());
@@ -270,6 +287,25 @@ mod tests {
         fs::write(&path, "ok:1\nbroken\n").unwrap();
         let message = Directory::load(&path).unwrap_err().to_string();
         assert!(message.contains("users.txt, line 2"), "{message}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_name() {
+        let directory = Directory::parse("\u{FEFF}alice:pw\nbob:pw\n".as_bytes()).unwrap();
+        assert!(directory.check("alice", b"pw"));
+    }
+
+    #[test]
+    fn a_file_without_accounts_is_refused() {
+        let dir = std::env::temp_dir().join(format!("chatroom-empty-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users.txt");
+        for contents in ["", "# only comments\n\n", "\u{FEFF}"] {
+            fs::write(&path, contents).unwrap();
+            let message = Directory::load(&path).unwrap_err().to_string();
+            assert!(message.contains("no accounts"), "{contents:?}: {message}");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -190,6 +190,15 @@ fn a_bad_users_file_exits_2_naming_the_file_and_line() {
     assert!(stderr.contains("users.txt, line 3"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "# nobody yet\n").unwrap();
+    let (status, stderr) = run_to_exit(&["--port", "0", "--users", empty.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        stderr.contains("empty.txt") && stderr.contains("no accounts"),
+        "{stderr}"
+    );
+
     let missing = dir.path().join("missing.txt");
     let (status, stderr) = run_to_exit(&["--port", "0", "--users", missing.to_str().unwrap()]);
     assert_eq!(status.code(), Some(2));
@@ -200,7 +209,8 @@ fn a_bad_users_file_exits_2_naming_the_file_and_line() {
 fn a_users_file_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users.txt");
-    std::fs::write(&users, "alice:secret\r\nbob:\n").unwrap();
+    // Saved by a Windows editor: a byte order mark and CRLF line ends.
+    std::fs::write(&users, "\u{FEFF}alice:secret\r\nbob:\n").unwrap();
     let server = run_server("", &["--users", users.to_str().unwrap()]);
     let mut alice = connect(server.addr);
     send(&mut alice, &login_frame("alice", "secret"));
