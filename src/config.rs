@@ -4,6 +4,7 @@
 //! Every flag takes `--flag VALUE` or `--flag=VALUE`. A mistake is a [`UsageError`]
 //! whose message names the flag; `main` prints it with a hint and exits with status 2.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -110,6 +111,23 @@ impl fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// The command line as strings, or an error naming the first argument that is not
+/// UTF-8 (a name typed in a GBK terminal, say): `std::env::args` would panic on it.
+pub fn utf8_args(args: impl IntoIterator<Item = OsString>) -> Result<Vec<String>, UsageError> {
+    args.into_iter()
+        .enumerate()
+        .map(|(index, arg)| {
+            arg.into_string().map_err(|arg| {
+                UsageError(format!(
+                    "argument {} ({}) is not valid UTF-8; is your terminal set to UTF-8?",
+                    index + 1,
+                    arg.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
+}
 
 /// Parses the arguments that follow the program name.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, UsageError> {

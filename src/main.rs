@@ -10,7 +10,8 @@ use std::process::ExitCode;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let command = match config::parse(std::env::args().skip(1)) {
+    let args = config::utf8_args(std::env::args_os().skip(1));
+    let command = match args.and_then(config::parse) {
         Ok(command) => command,
         Err(error) => {
             eprintln!("chat-server: {error} (try `chat-server --help`)");

@@ -59,7 +59,13 @@ usage: chat-bench relay --addr A --pairs K --messages M --window W [--prefix u] 
        chat-bench queue --addr A --messages M [--prefix u] [--password P]";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = match chatroom::config::utf8_args(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("chat-bench: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match args.first().map(String::as_str) {
         Some("relay") => Options::parse(&args[1..]).and_then(|o| relay(&o)),
         Some("conns") => Options::parse(&args[1..]).and_then(|o| conns(&o)),
