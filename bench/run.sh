@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# make bench: the standard load set against chat-server and, when the original C++ server
-# can be built from ../shared/reference, against it too, in the same run on the same
-# machine. Prints one table; BENCHMARKS.md records a run.
+# make bench: the standard load set against chat-server and, given a build of the
+# original C++ server, against it too, in the same run on the same machine. Prints one
+# table; BENCHMARKS.md records a run.
 #
 #   RUNS=3 make bench    repeat each measurement and report the median (default 1);
 #                        k1-w1 runs three times as often (see runs_of)
 #   QUICK=1 make bench   fewer messages, for a smoke test
+#   ORIGINAL=/path/to/original-server make bench
+#                        compare with the original: a build of the article's server
+#                        with the load-test users added, which takes its port from
+#                        $PORT (BENCHMARKS.md says how to build one)
+#   SKIP_ATTACKS=1       leave out the attack benchmarks (bench/attacks.py)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,12 +34,18 @@ k256-w1 256 1 $((M256 / 40))
 k256-w64 256 64 $M256
 k256-w0 256 0 $M256"
 
-ORIGINAL=""
-REFERENCE=../shared/reference
-if [ -f "$REFERENCE/server_many.cpp" ] && command -v g++ >/dev/null; then
-  g++ -O2 -pthread -o "$WORK/original-server-many" "$REFERENCE/server_many.cpp" && ORIGINAL="$WORK/original-server-many"
+ORIGINAL=${ORIGINAL:-}
+if [ -n "$ORIGINAL" ]; then
+  if [ ! -f "$ORIGINAL" ]; then
+    echo "make bench: ORIGINAL=$ORIGINAL: no such file" >&2; exit 2
+  elif [ ! -x "$ORIGINAL" ]; then
+    echo "make bench: ORIGINAL=$ORIGINAL: not executable (chmod +x it?)" >&2; exit 2
+  fi
+else
+  echo "note: measuring chat-server alone, no ratios. To compare with the original C++" \
+    "server, build it with the load-test users (see BENCHMARKS.md) and run" \
+    "ORIGINAL=/path/to/it make bench"
 fi
-[ -n "$ORIGINAL" ] || echo "note: ../shared/reference or g++ not found: measuring chat-server alone, no ratios"
 
 PID=""
 PORT=""
