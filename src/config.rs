@@ -1,5 +1,6 @@
-//! The server's command line (PROTOCOL.md §5), parsed by hand: the design card allows no
-//! argument-parsing crate, and a dozen flags do not need one.
+//! The server's command line (docs/PROTOCOL.md §5), parsed by hand: the project keeps to
+//! five small runtime crates (see the README), none for arguments, and a dozen flags do
+//! not need one.
 //!
 //! Every flag takes `--flag VALUE` or `--flag=VALUE`. A mistake is a [`UsageError`]
 //! whose message names the flag; `main` prints it with a hint and exits with status 2.

@@ -1,6 +1,7 @@
 //! `chatroom`: a wire-compatible Rust replacement for a small C++ teaching chat server
 //! (QQ-style: log in, send a message to a user by name), which is also correct, robust and
-//! fast where the original was not. `shared/PROTOCOL.md` is the contract.
+//! fast where the original was not. `docs/PROTOCOL.md` is the contract,
+//! and `docs/TOUR.md` the guided tour from the original article to this code.
 //!
 //! How the pieces fit, in the order a request meets them:
 //! - [`server`]: the accept loop; one OS thread per client; shutdown.

@@ -1,4 +1,4 @@
-//! The wire format: the original's C structs, byte for byte (PROTOCOL.md §1 and §3).
+//! The wire format: the original's C structs, byte for byte (docs/PROTOCOL.md §1 and §3).
 //!
 //! Every request is a [`Header`] followed by `length` bytes of body; every reply starts
 //! with a [`Feedback`]. Integers are 32-bit little-endian, as the original's x86 clients
@@ -31,9 +31,9 @@ pub const CHAT_BODY_LEN: usize = NAME_LEN + NAME_LEN + TEXT_LEN;
 /// Size of a whole CHAT frame as the server sends it: feedback plus body.
 pub const CHAT_FRAME_LEN: usize = FEEDBACK_LEN + CHAT_BODY_LEN;
 /// The largest body a request may announce; anything outside `0..=MAX_BODY_LEN` means the
-/// stream can no longer be trusted (PROTOCOL.md §2).
+/// stream can no longer be trusted (docs/PROTOCOL.md §2).
 pub const MAX_BODY_LEN: usize = 4096;
-/// The receiver name that addresses the room (PROTOCOL.md §3); never a user name.
+/// The receiver name that addresses the room (docs/PROTOCOL.md §3); never a user name.
 pub const ROOM: &str = "*";
 
 /// What a frame is about: the `type` field of headers and feedbacks.
@@ -73,7 +73,7 @@ impl Kind {
     }
 }
 
-/// The outcome a reply carries in its `flag` field (PROTOCOL.md §2, table of flags).
+/// The outcome a reply carries in its `flag` field (docs/PROTOCOL.md §2, table of flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flag {
     /// `1`: login accepted; chat delivered to the receiver's socket.
@@ -129,7 +129,7 @@ impl Flag {
         }
     }
 
-    /// The flag a wire value stands for, or `None` for a value PROTOCOL.md does not define.
+    /// The flag a wire value stands for, or `None` for a value docs/PROTOCOL.md does not define.
     pub fn from_wire(value: i32) -> Option<Flag> {
         Flag::ALL.into_iter().find(|flag| flag.to_wire() == value)
     }
@@ -213,7 +213,7 @@ impl Header {
 pub struct Feedback {
     pub kind: Kind,
     pub length: i32,
-    /// Kept raw so that a client can show a value PROTOCOL.md does not define.
+    /// Kept raw so that a client can show a value docs/PROTOCOL.md does not define.
     pub flag: i32,
 }
 
@@ -261,7 +261,7 @@ impl Feedback {
         out.try_into().expect("a feedback encodes to 12 bytes")
     }
 
-    /// The flag as a [`Flag`], if it is one PROTOCOL.md defines.
+    /// The flag as a [`Flag`], if it is one docs/PROTOCOL.md defines.
     pub fn outcome(&self) -> Option<Flag> {
         Flag::from_wire(self.flag)
     }

@@ -47,7 +47,7 @@ pub enum StartError {
 }
 
 impl StartError {
-    /// The process exit status PROTOCOL.md §2 gives this error.
+    /// The process exit status docs/PROTOCOL.md §2 gives this error.
     pub fn exit_code(&self) -> i32 {
         match self {
             StartError::Users(_) | StartError::DataDir(_) => 2,

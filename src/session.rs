@@ -6,7 +6,7 @@
 //! users) collects in an `Outbox` and is written out together just before the session
 //! would block on its next read, or when a batch is full: never later, so no frame
 //! waits. Deliveries are written before echoes, because an echo's flag reports what
-//! happened to its delivery (PROTOCOL.md §2). A full batch is written before the next
+//! happened to its delivery (docs/PROTOCOL.md §2). A full batch is written before the next
 //! frame is read, so however much a client pipelines without reading its replies, the
 //! session holds at most [`MAX_UNSENT_REPLY_BYTES`] (plus one reply) for it.
 //!

@@ -1,7 +1,7 @@
 //! The account directory: who may log in, and the users file it is read from.
 //!
 //! The directory is fixed for the life of the server: either the original's six built-in
-//! accounts or the accounts of a users file (PROTOCOL.md §4). A mistake in the file is a
+//! accounts or the accounts of a users file (docs/PROTOCOL.md §4). A mistake in the file is a
 //! startup error that names the file and the line, so nobody runs a server with half of
 //! its users silently missing.
 
@@ -162,7 +162,7 @@ impl Directory {
     }
 }
 
-/// Whether `name` may be an account name (PROTOCOL.md §4).
+/// Whether `name` may be an account name (docs/PROTOCOL.md §4).
 fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the name is empty".to_string());

@@ -1,4 +1,4 @@
-//! The extensions of PROTOCOL.md §3: the room (`*`) and USERS (type 3).
+//! The extensions of docs/PROTOCOL.md §3: the room (`*`) and USERS (type 3).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Limits and faults (PROTOCOL.md §2): slow receivers, the client limit, abrupt
+//! Limits and faults (docs/PROTOCOL.md §2): slow receivers, the client limit, abrupt
 //! disconnects. Each test fails if the behaviour it names is missing.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Offline messages (PROTOCOL.md §2): stored for a known user who is offline, delivered
+//! Offline messages (docs/PROTOCOL.md §6): stored for a known user who is offline, delivered
 //! at their next login oldest first, surviving restarts and crashes.
 
 mod common;

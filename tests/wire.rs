@@ -1,4 +1,4 @@
-//! PROTOCOL.md §1 and the framing rules of §2, byte for byte, over real TCP: what an
+//! docs/PROTOCOL.md §1 and the framing rules of §2, byte for byte, over real TCP: what an
 //! original client sends and must get back.
 
 mod common;

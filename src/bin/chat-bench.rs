@@ -1,5 +1,5 @@
 //! `chat-bench`: the load generator. Works against this server and the original alike
-//! (it only speaks PROTOCOL.md §1), checks every byte it gets back, and ends with one
+//! (it only speaks docs/PROTOCOL.md §1), checks every byte it gets back, and ends with one
 //! machine-readable `RESULT` line.
 //!
 //! ```text

@@ -1,5 +1,5 @@
 //! What every test file shares: a real server on 127.0.0.1 port 0 in this process, raw
-//! sockets with read timeouts, and frames built by hand from PROTOCOL.md's offsets (not
+//! sockets with read timeouts, and frames built by hand from docs/PROTOCOL.md's offsets (not
 //! with the library's encoder, so that a mistake there cannot hide in both places).
 #![allow(dead_code)] // each test binary uses a different part of this module
 
