@@ -1,5 +1,9 @@
-//! Reading whole frames from a socket, many per system call when the client pipelines,
-//! with a buffer that costs an idle client nothing on the heap.
+//! The session's buffered reader: the session reads each frame as the article's
+//! `pthread_function` does, the 8-byte header and then the body its length announces,
+//! with `read_exact`; this reader makes that cheap and safe. It is a `Read` and a
+//! `BufRead` like std's `BufReader`, with three things added: it fetches many frames per
+//! system call when a client pipelines, its buffer costs an idle client nothing on the
+//! heap, and a frame once begun must finish within the frame timeout.
 //!
 //! Ten thousand idle clients each hold a read buffer, so its size is multiplied: it
 //! starts small, enough for any one request a client sends and waits on, and lives
@@ -22,7 +26,8 @@
 //! frame, and never again.
 
 use crate::online::is_timeout;
-use std::io::{self, Read};
+use crate::protocol::{HEADER_LEN, Header};
+use std::io::{self, BufRead, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -83,13 +88,29 @@ impl<R: TimedRead> FrameReader<R> {
         &self.buffer()[self.start..self.end]
     }
 
-    /// Called at the start of every frame: true at a clean end of the stream (nothing
-    /// buffered and the peer closed its side). Blocks, with no timeout, until there is
-    /// at least one byte or the end.
-    pub fn at_end(&mut self) -> io::Result<bool> {
+    /// True when the buffer starts with a whole frame, so reading it cannot block. A
+    /// header with an impossible length counts as whole: it is rejected without reading
+    /// further. The session writes out its replies when this is false, before it would
+    /// wait for the client.
+    pub fn has_whole_frame(&self) -> bool {
+        let Some(header) = self.buffered().first_chunk::<HEADER_LEN>() else {
+            return false;
+        };
+        match Header::decode(header).body_len() {
+            Some(body_len) => self.buffered().len() >= HEADER_LEN + body_len,
+            None => true,
+        }
+    }
+
+    /// Waits for the next frame to begin: true once at least one byte of it is here,
+    /// false at a clean end of the stream (the client closed between frames; the
+    /// original's `read` returning 0). Waiting has no timeout: an idle client is not a
+    /// slow one. What follows is read with [`Read::read_exact`], within the frame
+    /// timeout.
+    pub fn wait_for_frame(&mut self) -> io::Result<bool> {
         self.deadline = None;
         if self.start < self.end {
-            return Ok(false);
+            return Ok(true);
         }
         loop {
             match self.fill() {
@@ -97,36 +118,20 @@ impl<R: TimedRead> FrameReader<R> {
                 Err(error) if is_timeout(&error) && self.socket_timeout.is_some() => {
                     self.set_socket_timeout(None)?;
                 }
-                result => return Ok(result? == 0),
+                result => return Ok(result? > 0),
             }
         }
     }
 
-    /// The next `len` bytes of the frame begun at the last [`at_end`], reading as
-    /// needed; `UnexpectedEof` if the stream ends first, `TimedOut` if the frame timeout
-    /// runs out first.
-    ///
-    /// [`at_end`]: FrameReader::at_end
-    pub fn take(&mut self, len: usize) -> io::Result<&[u8]> {
-        while self.end - self.start < len {
-            if self.fill_before_deadline()? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed in the middle of a frame",
-                ));
-            }
+    /// Reads and drops the next `len` bytes of the frame (the body of a request the
+    /// server does not use).
+    pub fn skip(&mut self, mut len: usize) -> io::Result<()> {
+        while len > 0 {
+            let available = self.fill_buf()?.len().min(len);
+            self.consume(available);
+            len -= available;
         }
-        let taken = self.start..self.start + len;
-        self.start += len;
-        Ok(&self.buffer()[taken])
-    }
-
-    /// The next `N` bytes as an array: a fixed-size header or body, ready to decode.
-    pub fn take_array<const N: usize>(&mut self) -> io::Result<&[u8; N]> {
-        let bytes = self.take(N)?;
-        Ok(bytes
-            .try_into()
-            .expect("take returns exactly the length asked for"))
+        Ok(())
     }
 
     /// Reads more of the current frame, within what is left of the frame timeout. The
@@ -236,6 +241,32 @@ impl<R: TimedRead> FrameReader<R> {
     }
 }
 
+/// Reading from the current frame: what is buffered first, then the socket, within the
+/// frame timeout. The stream ending here is the middle of a frame, so `read_exact`
+/// reports it as `UnexpectedEof`.
+impl<R: TimedRead> Read for FrameReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let len = available.len().min(out.len());
+        out[..len].copy_from_slice(&available[..len]);
+        self.consume(len);
+        Ok(len)
+    }
+}
+
+impl<R: TimedRead> BufRead for FrameReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.start == self.end {
+            self.fill_before_deadline()?;
+        }
+        Ok(self.buffered())
+    }
+
+    fn consume(&mut self, len: usize) {
+        self.start = (self.start + len).min(self.end);
+    }
+}
+
 fn frame_timed_out(frame_timeout: Duration) -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
@@ -249,6 +280,13 @@ fn frame_timed_out(frame_timeout: Duration) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The next `len` bytes, as the session reads a header or a body.
+    fn read_n(reader: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
+        let mut bytes = vec![0; len];
+        reader.read_exact(&mut bytes)?;
+        Ok(bytes)
+    }
 
     /// A reader that hands out at most `step` bytes per call, as a socket may.
     struct Trickle<'a> {
@@ -285,10 +323,10 @@ mod tests {
             let mut reader = FrameReader::new(Trickle { data: &data, step }, None);
             let mut got = Vec::new();
             for len in [8, 140, 8, 40, 1000, 804] {
-                got.extend_from_slice(reader.take(len).unwrap());
+                got.extend_from_slice(&read_n(&mut reader, len).unwrap());
             }
             assert_eq!(got, data, "step {step}");
-            assert!(reader.at_end().unwrap());
+            assert!(!reader.wait_for_frame().unwrap());
         }
     }
 
@@ -301,8 +339,8 @@ mod tests {
             },
             None,
         );
-        assert!(!reader.at_end().unwrap());
-        let error = reader.take(8).unwrap_err();
+        assert!(reader.wait_for_frame().unwrap());
+        let error = read_n(&mut reader, 8).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
     }
 
@@ -327,15 +365,15 @@ mod tests {
     #[test]
     fn the_buffer_grows_for_a_pipelining_client_and_shrinks_when_it_goes_quiet() {
         let mut reader = FrameReader::new(Chunks(vec![vec![1; 1000], vec![2; 100]]), None);
-        reader.take(512).unwrap();
+        read_n(&mut reader, 512).unwrap();
         assert_eq!(
             reader.buffer().len(),
             LARGE_BUFFER_LEN,
             "a full read means pipelining"
         );
-        assert_eq!(reader.take(488).unwrap(), &[1; 488][..]);
+        assert_eq!(read_n(&mut reader, 488).unwrap(), [1; 488]);
         assert_eq!(reader.buffer().len(), LARGE_BUFFER_LEN);
-        assert_eq!(reader.take(100).unwrap(), &[2; 100][..]);
+        assert_eq!(read_n(&mut reader, 100).unwrap(), [2; 100]);
         assert_eq!(
             reader.buffer().len(),
             SMALL_BUFFER_LEN,
@@ -354,7 +392,7 @@ mod tests {
             },
             None,
         );
-        assert_eq!(reader.take(4096).unwrap().len(), 4096);
+        assert_eq!(read_n(&mut reader, 4096).unwrap().len(), 4096);
     }
 
     #[test]
@@ -369,15 +407,15 @@ mod tests {
 
         // A whole frame: no timeout is ever set.
         client.write_all(&[1; 8]).unwrap();
-        assert!(!reader.at_end().unwrap());
-        reader.take(8).unwrap();
+        assert!(reader.wait_for_frame().unwrap());
+        read_n(&mut reader, 8).unwrap();
         assert_eq!(server.read_timeout().unwrap(), None);
 
         // A frame in two pieces: the second read has a timeout...
         client.write_all(&[2; 4]).unwrap();
-        assert!(!reader.at_end().unwrap());
+        assert!(reader.wait_for_frame().unwrap());
         client.write_all(&[2; 4]).unwrap();
-        assert_eq!(reader.take(8).unwrap(), &[2; 8]);
+        assert_eq!(read_n(&mut reader, 8).unwrap(), [2; 8]);
         assert_eq!(server.read_timeout().unwrap(), Some(timeout));
         // ...and a wait between frames outlasts it: the next frame comes three frame
         // timeouts later, and is read.
@@ -386,8 +424,8 @@ mod tests {
             client.write_all(&[3; 8]).unwrap();
             client
         });
-        assert!(!reader.at_end().unwrap());
-        assert_eq!(reader.take(8).unwrap(), &[3; 8]);
+        assert!(reader.wait_for_frame().unwrap());
+        assert_eq!(read_n(&mut reader, 8).unwrap(), [3; 8]);
         let mut client = late.join().unwrap();
         assert_eq!(
             server.read_timeout().unwrap(),
@@ -397,9 +435,26 @@ mod tests {
 
         // Half a header, then silence.
         client.write_all(&[4; 4]).unwrap();
-        assert!(!reader.at_end().unwrap());
-        let error = reader.take(8).unwrap_err();
+        assert!(reader.wait_for_frame().unwrap());
+        let error = read_n(&mut reader, 8).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
         assert!(error.to_string().contains("did not arrive"), "{error}");
+    }
+
+    #[test]
+    fn a_whole_frame_is_recognised_only_when_all_of_it_is_buffered() {
+        let chat = crate::protocol::request(crate::protocol::Kind::Chat, &[0; 140]);
+        let whole = |bytes: &[u8]| {
+            let mut reader = FrameReader::new(Chunks(vec![bytes.to_vec()]), None);
+            reader.wait_for_frame().unwrap();
+            reader.has_whole_frame()
+        };
+        assert!(whole(&chat));
+        assert!(!whole(&chat[..chat.len() - 1]));
+        assert!(!whole(&chat[..4]));
+        assert!(
+            whole(&[1, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]),
+            "an impossible length"
+        );
     }
 }

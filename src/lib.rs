@@ -9,7 +9,7 @@
 //! - [`session`]: one client's loop: read a frame, act, reply.
 //! - [`frame_reader`]: whole frames off the socket, many per read when pipelined.
 //! - [`protocol`]: the frames, byte for byte, and their flags.
-//! - [`router`]: the shared state, and where a message goes (socket or mailbox).
+//! - [`shared`]: the shared state, and where a message goes (socket or mailbox).
 //! - [`online`]: who is online, and writing a frame to a client's socket.
 //! - [`login_throttle`]: failed logins counted per client address.
 //! - [`log_limit`]: log lines a flood cannot multiply.
@@ -20,17 +20,18 @@
 //!   tests.
 #![forbid(unsafe_code)]
 
-pub mod client;
+pub mod blocking_client;
 pub mod config;
 pub mod frame_reader;
 pub mod log_limit;
 pub mod login_throttle;
 pub mod mailbox;
 pub mod online;
+pub mod outbox;
 pub mod protocol;
-pub mod router;
 pub mod server;
 pub mod session;
+pub mod shared;
 pub mod slots;
 pub mod users;
 

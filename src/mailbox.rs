@@ -25,7 +25,7 @@
 //! delivery and login agree (see [`Mailboxes::lock`]).
 
 use crate::protocol::{CHAT_BODY_LEN, ChatMessage};
-use crate::users::{AccountId, Directory};
+use crate::users::{AccountId, Accounts};
 use crate::warn_limited;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashSet;
@@ -101,7 +101,7 @@ pub struct Mailboxes {
     store_limit: usize,
     /// Messages in all mailboxes together.
     stored: AtomicUsize,
-    users: Arc<Directory>,
+    users: Arc<Accounts>,
     /// One lock per account, indexed by `AccountId`, made up front: the set of accounts
     /// never changes while the server runs, so finding a mailbox needs no lock of its
     /// own. Paths are made only when a file is touched.
@@ -126,7 +126,7 @@ impl Mailboxes {
         dir: &Path,
         limit: usize,
         store_limit: usize,
-        users: Arc<Directory>,
+        users: Arc<Accounts>,
     ) -> Result<Mailboxes, String> {
         prepare_dir(dir)?;
         let mut entries: Vec<Mutex<Entry>> = (0..users.len())
@@ -252,7 +252,7 @@ fn make_private(path: &Path, metadata: &Metadata, mode: u32) {
 
 /// The mailboxes an earlier run left in `dir`: each account's message count, or why its
 /// entry is unusable. Every other file is reported and left alone.
-fn scan(dir: &Path, users: &Directory) -> Result<Vec<(AccountId, Entry)>, String> {
+fn scan(dir: &Path, users: &Accounts) -> Result<Vec<(AccountId, Entry)>, String> {
     let unreadable = |error| format!("data directory {}: cannot be read: {error}", dir.display());
     let mut names = HashSet::new();
     for entry in fs::read_dir(dir).map_err(unreadable)? {
@@ -560,7 +560,7 @@ mod tests {
     #[test]
     fn mailboxes_left_by_an_earlier_run_are_found_at_startup() {
         let dir = temp_dir("restart");
-        let users = Arc::new(Directory::built_in());
+        let users = Arc::new(Accounts::built_in());
         {
             let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::clone(&users)).unwrap();
             mailboxes
@@ -594,7 +594,7 @@ mod tests {
     fn messages_come_back_oldest_first_and_clear_empties() {
         let dir = temp_dir("order");
         let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap();
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
         for text in ["one", "two", "three"] {
             assert_eq!(mailbox.append(&message(text)).unwrap(), Stored::Queued);
@@ -609,7 +609,7 @@ mod tests {
     fn a_full_mailbox_stores_nothing() {
         let dir = temp_dir("full");
         let mailboxes =
-            Mailboxes::open(&dir, 2, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap();
+            Mailboxes::open(&dir, 2, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
         assert_eq!(mailbox.append(&message("a")).unwrap(), Stored::Queued);
         assert_eq!(mailbox.append(&message("b")).unwrap(), Stored::Queued);
@@ -622,7 +622,7 @@ mod tests {
     fn a_torn_tail_is_never_delivered_and_is_cut_before_the_next_append() {
         let dir = temp_dir("torn");
         let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap();
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
         mailbox.append(&message("whole")).unwrap();
         let mut file = OpenOptions::new()
@@ -640,7 +640,7 @@ mod tests {
     fn unknown_users_have_no_mailbox() {
         let dir = temp_dir("unknown");
         let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap();
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         assert!(mailboxes.lock("nobody").is_none());
         let created: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert!(created.is_empty(), "no file before a message is stored");
@@ -652,7 +652,7 @@ mod tests {
         let dir = temp_dir("notadir");
         fs::write(&dir, b"").unwrap();
         let error =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap_err();
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap_err();
         assert!(error.contains("not a directory"), "{error}");
         fs::remove_file(&dir).unwrap();
     }
@@ -660,7 +660,7 @@ mod tests {
     #[test]
     fn the_store_limit_counts_every_mailbox_and_a_delivery_frees_room() {
         let dir = temp_dir("store");
-        let mailboxes = Mailboxes::open(&dir, 10, 3, Arc::new(Directory::built_in())).unwrap();
+        let mailboxes = Mailboxes::open(&dir, 10, 3, Arc::new(Accounts::built_in())).unwrap();
         for name in ["1001", "1002", "1003"] {
             let mut mailbox = mailboxes.lock(name).unwrap();
             assert_eq!(mailbox.append(&message("x")).unwrap(), Stored::Queued);
@@ -674,7 +674,7 @@ mod tests {
         assert_eq!(fourth.append(&message("y")).unwrap(), Stored::Queued);
         drop(fourth);
         // A restart counts what the files hold.
-        let reopened = Mailboxes::open(&dir, 10, 3, Arc::new(Directory::built_in())).unwrap();
+        let reopened = Mailboxes::open(&dir, 10, 3, Arc::new(Accounts::built_in())).unwrap();
         assert_eq!(reopened.stored(), 3);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -682,7 +682,7 @@ mod tests {
     #[test]
     fn the_directory_and_its_files_are_private() {
         let dir = temp_dir("private");
-        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in()));
+        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in()));
         let mailboxes = mailboxes.unwrap();
         let mut mailbox = mailboxes.lock("1001").unwrap();
         mailbox.append(&message("secret")).unwrap();
@@ -694,7 +694,7 @@ mod tests {
         fs::set_permissions(mailbox.path(), fs::Permissions::from_mode(0o644)).unwrap();
         let path = mailbox.path();
         drop(mailbox);
-        Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Directory::built_in())).unwrap();
+        Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&path), 0o600);
         fs::remove_dir_all(&dir).unwrap();
@@ -703,7 +703,7 @@ mod tests {
     #[test]
     fn a_record_the_server_would_not_write_is_skipped_and_the_rest_delivered() {
         let dir = temp_dir("garbage");
-        let users = Arc::new(Directory::built_in());
+        let users = Arc::new(Accounts::built_in());
         let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::clone(&users)).unwrap();
         let path = mailboxes.lock("似末").unwrap().path();
         let forged = |sender: &str, receiver: &str| ChatMessage {

@@ -218,7 +218,7 @@ impl Connection {
 /// The map of logged-in names to their connections.
 #[derive(Debug, Default)]
 pub struct Online {
-    sessions: Mutex<HashMap<String, Arc<Connection>>>,
+    connections: Mutex<HashMap<String, Arc<Connection>>>,
 }
 
 impl Online {
@@ -230,13 +230,13 @@ impl Online {
     /// tables behind in the allocator) while a crowd logs in.
     pub fn with_capacity(users: usize) -> Online {
         Online {
-            sessions: Mutex::new(HashMap::with_capacity(users)),
+            connections: Mutex::new(HashMap::with_capacity(users)),
         }
     }
 
     /// The connection `name` is logged in on, if any.
     pub fn get(&self, name: &str) -> Option<Arc<Connection>> {
-        self.sessions.lock().get(name).cloned()
+        self.connections.lock().get(name).cloned()
     }
 
     /// Puts `name` online on `connection`. The connection it was on before, if another
@@ -248,7 +248,7 @@ impl Online {
     /// the name offline again, with the old connection already gone).
     pub fn insert(&self, name: &str, connection: Arc<Connection>) -> Option<Arc<Connection>> {
         let id = connection.id();
-        let previous = self.sessions.lock().insert(name.to_string(), connection);
+        let previous = self.connections.lock().insert(name.to_string(), connection);
         let displaced = previous.filter(|old| old.id() != id)?;
         displaced.close();
         Some(displaced)
@@ -257,9 +257,12 @@ impl Online {
     /// Takes `name` offline, but only if it is still on connection `id`: a newer login of
     /// the same name stays. Returns whether it was removed.
     pub fn remove(&self, name: &str, id: ConnectionId) -> bool {
-        let mut sessions = self.sessions.lock();
-        if sessions.get(name).is_some_and(|current| current.id() == id) {
-            sessions.remove(name);
+        let mut connections = self.connections.lock();
+        if connections
+            .get(name)
+            .is_some_and(|current| current.id() == id)
+        {
+            connections.remove(name);
             true
         } else {
             false
@@ -268,19 +271,19 @@ impl Online {
 
     /// How many users are online.
     pub fn count(&self) -> usize {
-        self.sessions.lock().len()
+        self.connections.lock().len()
     }
 
     /// The online names, sorted by their bytes (the USERS reply's order).
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.sessions.lock().keys().cloned().collect();
+        let mut names: Vec<String> = self.connections.lock().keys().cloned().collect();
         names.sort_unstable();
         names
     }
 
     /// Every online connection but `except`, for a room message.
     pub fn others(&self, except: ConnectionId) -> Vec<(String, Arc<Connection>)> {
-        self.sessions
+        self.connections
             .lock()
             .iter()
             .filter(|(_, connection)| connection.id() != except)

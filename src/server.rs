@@ -10,10 +10,10 @@
 use crate::config::{Config, DEFAULT_MAX_CLIENTS};
 use crate::online::Connection;
 use crate::protocol::{Feedback, Flag};
-use crate::router::Router;
 use crate::session;
+use crate::shared::SharedState;
 use crate::slots::{Admission, Slots};
-use crate::users::{Directory, UsersFileError};
+use crate::users::{Accounts, UsersFileError};
 use crate::warn_limited;
 use std::fmt;
 use std::io;
@@ -79,7 +79,7 @@ impl std::error::Error for StartError {}
 pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
-    router: Arc<Router>,
+    shared: Arc<SharedState>,
     slots: Arc<Slots>,
     write_timeout: Duration,
     stopping: Arc<AtomicBool>,
@@ -89,7 +89,7 @@ impl Server {
     /// Loads the users (from `config.users`, or the built-in six) and binds.
     pub fn bind(config: &Config) -> Result<Server, StartError> {
         let Some(path) = &config.users else {
-            let server = Server::bind_with_users(config, Directory::built_in())?;
+            let server = Server::bind_with_users(config, Accounts::built_in())?;
             if !config.bind.is_loopback() {
                 log::warn!(
                     "serving the six built-in users, whose password 123456 is public, on {}: \
@@ -100,13 +100,13 @@ impl Server {
             }
             return Ok(server);
         };
-        let users = Directory::load(path).map_err(StartError::Users)?;
+        let users = Accounts::load(path).map_err(StartError::Users)?;
         Server::bind_with_users(config, users)
     }
 
     /// Binds with an account directory made by the caller.
-    pub fn bind_with_users(config: &Config, users: Directory) -> Result<Server, StartError> {
-        let router = Router::new(config, users).map_err(StartError::DataDir)?;
+    pub fn bind_with_users(config: &Config, users: Accounts) -> Result<Server, StartError> {
+        let shared = SharedState::new(config, users).map_err(StartError::DataDir)?;
         let requested = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(requested).map_err(|error| StartError::Bind {
             addr: requested,
@@ -118,13 +118,13 @@ impl Server {
         })?;
         log::info!(
             "listening on {addr} ({} users, data in {})",
-            router.users.len(),
-            router.mailboxes.dir().display()
+            shared.accounts.len(),
+            shared.mailboxes.dir().display()
         );
         Ok(Server {
             listener,
             addr,
-            router: Arc::new(router),
+            shared: Arc::new(shared),
             // Room for the default limit up front, so that a crowd that size never
             // regrows the table; a higher limit grows as clients come.
             slots: Slots::new(config.max_clients, DEFAULT_MAX_CLIENTS),
@@ -232,11 +232,11 @@ impl Server {
                 return Ok(());
             }
         };
-        let router = Arc::clone(&self.router);
+        let shared = Arc::clone(&self.shared);
         thread::Builder::new()
             .name(format!("client-{}", connection.id()))
             .stack_size(CLIENT_STACK_SIZE)
-            .spawn(move || session::run(&router, connection, slot))?;
+            .spawn(move || session::run(&shared, connection, slot))?;
         Ok(())
     }
 }

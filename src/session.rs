@@ -1,48 +1,44 @@
-//! One client's conversation: read a frame, act on it, reply. One thread runs one
-//! session, for as long as the connection lasts.
+//! One client's conversation: the article's `pthread_function`. One thread runs one
+//! session for as long as the connection lasts, in a loop: read the 8-byte header,
+//! read the body its `length` announces, act on its `type` (the original's
+//! `businessType`), reply.
 //!
-//! The loop reads through a [`FrameReader`], so a client that pipelines hands over many
-//! frames per system call. What the frames produce (echoes to this client, messages for other
-//! users) collects in an `Outbox` and is written out together just before the session
-//! would block on its next read, or when a batch is full: never later, so no frame
-//! waits. Deliveries are written before echoes, because an echo's flag reports what
-//! happened to its delivery (docs/PROTOCOL.md §2). A full batch is written before the next
-//! frame is read, so however much a client pipelines without reading its replies, the
-//! session holds at most [`MAX_UNSENT_REPLY_BYTES`] (plus one reply) for it.
-//!
-//! When the session ends, however it ends (EOF, reset, a protocol error, a panic), its
-//! `Drop` takes the user out of the online map and closes the socket.
+//! The differences from the original, each where it happens:
+//! - every frame is read whole, or the connection is closed: `read_exact` on a
+//!   [`FrameReader`], which also bounds a frame's time and fetches many frames per
+//!   system call;
+//! - replies and deliveries go out through an [`Outbox`], written just before the
+//!   session would wait for its client (see `outbox.rs` for why, and for the rule that
+//!   a delivery goes before its echo);
+//! - a login checks the per-connection and per-address failure limits, and takes the
+//!   user's stored messages with it ([`Session::go_online`]);
+//! - when the session ends, however it ends (end of stream, reset, a protocol error, a
+//!   panic), `Drop` takes the user out of the online map and closes the socket: the
+//!   original's thread spun forever and left its name in `onlineMap`.
 
-use crate::frame_reader::FrameReader;
-use crate::frame_reader::TimedRead;
+use crate::frame_reader::{FrameReader, TimedRead};
 use crate::online::Connection;
+use crate::outbox::Outbox;
 use crate::protocol::{
     self, CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag,
     HEADER_LEN, Header, Kind, LOGIN_BODY_LEN, NAME_LEN, Name,
 };
-use crate::router::Router;
+use crate::shared::SharedState;
 use crate::slots::Slot;
 use crate::{info_limited, warn_limited};
-use std::io;
+use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Frames collected before the outbox is written out even though more input is waiting:
-/// bounds the memory and the delay a long burst can cause.
-const MAX_BATCH_FRAMES: usize = 64;
-/// Bytes of replies collected before the outbox is written out even though more input
-/// is waiting: bounds what a client that pipelines requests (USERS, say) and never
-/// reads the replies can make the server hold for it.
-pub const MAX_UNSENT_REPLY_BYTES: usize = 64 * 1024;
 /// Failed logins a connection may make; the next one closes it (flag -6). A success in
 /// between does not reset the count, or a guesser would interleave its own login.
 pub const MAX_FAILED_LOGINS: u32 = 5;
 
-/// Serves one client until its connection ends.
-pub(crate) fn run(router: &Router, connection: Arc<Connection>, slot: Slot) {
+/// Serves one client until its connection ends (the original's `pthread_function`).
+pub(crate) fn run(shared: &SharedState, connection: Arc<Connection>, slot: Slot) {
     info_limited!("{}: connected", connection.peer());
     let mut session = Session {
-        router,
+        shared,
         connection,
         slot,
         user: None,
@@ -59,28 +55,30 @@ enum Next {
 }
 
 struct Session<'a> {
-    router: &'a Router,
+    shared: &'a SharedState,
     connection: Arc<Connection>,
     /// Its place under the client limit, given back when the session ends.
     slot: Slot,
-    /// The logged-in name, once a login succeeded.
+    /// The logged-in name, once a login succeeded (the original's `name`).
     user: Option<String>,
     failed_logins: u32,
     outbox: Outbox,
 }
 
 impl Session<'_> {
+    /// The loop: header, body, act; until the connection ends.
     fn serve(&mut self) {
         let connection = Arc::clone(&self.connection);
         let peer = connection.peer();
-        let mut reader = FrameReader::new(connection.stream(), Some(self.router.frame_timeout));
+        let mut input = FrameReader::new(connection.stream(), Some(self.shared.frame_timeout));
         let ending = loop {
-            if !holds_whole_frame(reader.buffered())
-                && let Err(error) = self.flush()
+            // About to wait for the client: what earlier requests produced goes out now.
+            if !input.has_whole_frame()
+                && let Err(error) = self.write_out()
             {
                 break format!("cannot write to it ({error})");
             }
-            let header = match next_header(&mut reader) {
+            let header = match read_header(&mut input) {
                 Ok(Some(header)) => header,
                 Ok(None) => break "it closed the connection".to_string(),
                 Err(error) => break self.read_failure(&error),
@@ -93,20 +91,20 @@ impl Session<'_> {
                 );
                 break "bad frame length".to_string();
             };
-            match self.handle(header.kind, body_len, &mut reader) {
+            match self.handle(header.kind, body_len, &mut input) {
                 Ok(Next::Continue) => {}
                 Ok(Next::Close) => break "the server hung up".to_string(),
                 Err(error) => break self.read_failure(&error),
             }
             if self.outbox.is_full()
-                && let Err(error) = self.flush()
+                && let Err(error) = self.write_out()
             {
                 break format!("cannot write to it ({error})");
             }
         };
         // Messages from the last frames read may still wait for delivery: a client that
         // sends and hangs up at once must not lose them.
-        let _ = self.flush();
+        let _ = self.write_out();
         if connection.was_evicted() {
             warn_limited!(
                 "{peer}: evicted to make room at the limit of {} clients: it had not logged in",
@@ -116,6 +114,11 @@ impl Session<'_> {
             return;
         }
         info_limited!("{peer}: disconnected: {ending}");
+    }
+
+    /// Sends everything the outbox holds (see `outbox.rs`).
+    fn write_out(&mut self) -> io::Result<()> {
+        self.outbox.write_out(self.shared, &self.connection)
     }
 
     /// Explains an I/O error that ended the session, logging the surprising ones.
@@ -142,6 +145,8 @@ impl Session<'_> {
         }
     }
 
+    /// Acts on one request: the original's `if (head.businessType == LOGIN) ... else if
+    /// (head.businessType == CHAT)`, with every other case answered too.
     fn handle(
         &mut self,
         kind: Kind,
@@ -153,7 +158,7 @@ impl Session<'_> {
             Kind::Chat => self.chat(body_len, input),
             Kind::Users => self.users(body_len, input),
             Kind::Unknown(_) => {
-                input.take(body_len)?;
+                input.skip(body_len)?;
                 warn_limited!(
                     "{}: unknown frame type {}; skipped {body_len} bytes",
                     self.connection.peer(),
@@ -166,6 +171,8 @@ impl Session<'_> {
         }
     }
 
+    /// LOGIN: check the name and password against the accounts (the original's loop
+    /// over `userInfo`), then go online.
     fn login(
         &mut self,
         body_len: usize,
@@ -173,13 +180,13 @@ impl Session<'_> {
     ) -> io::Result<Next> {
         let peer = self.connection.peer();
         if self
-            .router
+            .shared
             .login_throttle
             .is_blocked(peer.ip(), Instant::now())
         {
             // Read the body all the same: closing with unread input would reset the
             // connection, and the client might never see the -6.
-            input.take(body_len)?;
+            input.skip(body_len)?;
             warn_limited!(
                 "{peer}: login refused unchecked: {} has had too many failed logins \
                  in the last minute; closing the connection",
@@ -188,18 +195,20 @@ impl Session<'_> {
             return self.hang_up(Flag::TooManyAttempts);
         }
         if body_len != LOGIN_BODY_LEN {
-            input.take(body_len)?;
+            input.skip(body_len)?;
             warn_limited!("{peer}: LOGIN with a {body_len}-byte body instead of {LOGIN_BODY_LEN}");
             return self.refuse_login(Flag::Malformed);
         }
-        let credentials = Credentials::decode(input.take_array()?);
+        let mut body = [0; LOGIN_BODY_LEN];
+        input.read_exact(&mut body)?;
+        let credentials = Credentials::decode(&body);
         let Some(name) = credentials.name.as_str().filter(|name| !name.is_empty()) else {
             warn_limited!("{peer}: LOGIN with an empty or non-UTF-8 name");
             return self.refuse_login(Flag::Malformed);
         };
         if !self
-            .router
-            .users
+            .shared
+            .accounts
             .check(name, credentials.password.as_bytes())
         {
             info_limited!("{peer}: login refused for {name:?}");
@@ -216,7 +225,7 @@ impl Session<'_> {
         }
         let name = name.to_string();
         // Replies to earlier frames go out before the login reply and the stored mail.
-        self.flush()?;
+        self.write_out()?;
         if let Some(previous) = self.user.take() {
             self.go_offline(&previous);
         }
@@ -229,7 +238,7 @@ impl Session<'_> {
     fn refuse_login(&mut self, flag: Flag) -> io::Result<Next> {
         let peer = self.connection.peer();
         self.failed_logins += 1;
-        self.router
+        self.shared
             .login_throttle
             .record_failure(peer.ip(), Instant::now());
         if self.failed_logins >= MAX_FAILED_LOGINS {
@@ -247,16 +256,18 @@ impl Session<'_> {
     /// session.
     fn hang_up(&mut self, flag: Flag) -> io::Result<Next> {
         self.outbox.reply(&Feedback::login(flag).to_bytes());
-        self.flush()?;
+        self.write_out()?;
         Ok(Next::Close)
     }
 
-    /// Accepts the login of `name`: the LOGIN reply, then the stored messages, then the
-    /// online map, all under `name`'s mailbox lock (see `Mailboxes::lock` for why).
+    /// Accepts the login of `name`: the original's `onlineMap.insert(make_pair(name,
+    /// fd))` and its `write(fd, &back, ...)`, plus the stored messages. All of it
+    /// happens under `name`'s mailbox lock, so that no message sent meanwhile falls
+    /// between the mailbox and the live connection (see `Mailboxes::lock`).
     fn go_online(&mut self, name: String) -> io::Result<()> {
         let peer = self.connection.peer();
         let mut mailbox = self
-            .router
+            .shared
             .mailboxes
             .lock(&name)
             .expect("every account has a mailbox");
@@ -267,31 +278,8 @@ impl Session<'_> {
             );
             Vec::new()
         });
-        let mut out = Vec::with_capacity(FEEDBACK_LEN + stored.len() * CHAT_FRAME_LEN);
-        Feedback::login(Flag::Ok).encode(&mut out);
-        for message in &stored {
-            out.extend_from_slice(&message.to_frame(Flag::Ok));
-        }
-        // Online from now on, so that once the client reads its reply, everyone sees it
-        // (USERS, the room). Whoever writes to it meanwhile waits for the reply and the
-        // stored messages to go first: they are sent under the same write lock.
         self.user = Some(name.clone());
-        let mut older = None;
-        let online = &self.router.online;
-        let connection = &self.connection;
-        // `insert` closes an older connection of the same name. If the send fails, the
-        // mailbox is kept whole, and all of it comes again next time; `Drop` takes the
-        // name offline again.
-        connection.send_after(
-            || older = online.insert(&name, Arc::clone(connection)),
-            &out,
-        )?;
-        if let Some(older) = older {
-            info_limited!(
-                "{name} logged in again from {peer}; closed the older connection from {}",
-                older.peer()
-            );
-        }
+        self.announce(&name, &login_reply_with(&stored))?;
         if !mailbox.is_empty() {
             info_limited!(
                 "{peer}: delivered {} stored messages to {name}",
@@ -309,28 +297,55 @@ impl Session<'_> {
         drop(mailbox);
         info_limited!(
             "{peer}: {name} logged in ({} online)",
-            self.router.online.count()
+            self.shared.online.count()
         );
         Ok(())
     }
 
+    /// Puts `name` in the online map on this connection and sends `reply` (the login
+    /// reply and the stored messages). The map entry is made under the connection's
+    /// write lock, so whoever writes to the new user meanwhile waits for the reply to
+    /// go first, and the client, once it has its reply, is visible to everyone (USERS,
+    /// the room). `Online::insert` closes an older connection of the same name. If the
+    /// send fails, the mailbox is kept whole for next time, and `Drop` takes the name
+    /// offline again.
+    fn announce(&self, name: &str, reply: &[u8]) -> io::Result<()> {
+        let mut older = None;
+        let online = &self.shared.online;
+        let connection = &self.connection;
+        connection.send_after(
+            || older = online.insert(name, Arc::clone(connection)),
+            reply,
+        )?;
+        if let Some(older) = older {
+            info_limited!(
+                "{name} logged in again from {}; closed the older connection from {}",
+                connection.peer(),
+                older.peer()
+            );
+        }
+        Ok(())
+    }
+
     fn go_offline(&self, name: &str) {
-        if self.router.online.remove(name, self.connection.id()) {
+        if self.shared.online.remove(name, self.connection.id()) {
             info_limited!(
                 "{}: {name} went offline ({} online)",
                 self.connection.peer(),
-                self.router.online.count()
+                self.shared.online.count()
             );
         }
     }
 
+    /// CHAT: the original's relay. The echo and the delivery are queued in the outbox
+    /// and written by `write_out` (delivery first); the room is written at once.
     fn chat(
         &mut self,
         body_len: usize,
         input: &mut FrameReader<impl TimedRead>,
     ) -> io::Result<Next> {
         if body_len != CHAT_BODY_LEN {
-            input.take(body_len)?;
+            input.skip(body_len)?;
             warn_limited!(
                 "{}: CHAT with a {body_len}-byte body instead of {CHAT_BODY_LEN}",
                 self.connection.peer()
@@ -339,7 +354,11 @@ impl Session<'_> {
             self.outbox.reply(&zeroed.to_frame(Flag::Malformed));
             return Ok(Next::Continue);
         }
-        let mut message = ChatMessage::decode(input.take_array()?);
+        // Always read, whoever is online: the original left the body unread when fewer
+        // than two users were online, and the stream fell out of step.
+        let mut body = [0; CHAT_BODY_LEN];
+        input.read_exact(&mut body)?;
+        let mut message = ChatMessage::decode(&body);
         let Some(sender) = &self.user else {
             self.outbox.reply(&message.to_frame(Flag::NotLoggedIn));
             return Ok(Next::Continue);
@@ -350,17 +369,17 @@ impl Session<'_> {
             None | Some("") => self.outbox.reply(&message.to_frame(Flag::Malformed)),
             Some(protocol::ROOM) => {
                 // Earlier private messages go first, so one sender's order holds.
-                self.flush()?;
+                self.write_out()?;
                 self.broadcast(&message);
                 self.outbox.reply(&message.to_frame(Flag::Ok));
             }
             Some(receiver) if receiver == sender => {
                 self.outbox.reply(&message.to_frame(Flag::Ok));
             }
-            Some(receiver) if !self.router.users.contains(receiver) => {
+            Some(receiver) if !self.shared.accounts.contains(receiver) => {
                 self.outbox.reply(&message.to_frame(Flag::Rejected));
             }
-            Some(_) => self.outbox.deliver(message),
+            Some(_) => self.outbox.queue_delivery(message),
         }
         Ok(Next::Continue)
     }
@@ -369,7 +388,7 @@ impl Session<'_> {
     /// online when it is said does not hear it, as in a real room.
     fn broadcast(&self, message: &ChatMessage) {
         let frame = message.to_frame(Flag::Ok);
-        for (name, connection) in self.router.online.others(self.connection.id()) {
+        for (name, connection) in self.shared.online.others(self.connection.id()) {
             if connection.send(&frame).is_err() {
                 info_limited!("room message to {name} not delivered: the connection failed");
             }
@@ -378,13 +397,14 @@ impl Session<'_> {
         log::trace!("{} -> the room: {}", message.sender, message.text);
     }
 
+    /// USERS (an extension): the online names, sorted.
     fn users(
         &mut self,
         body_len: usize,
         input: &mut FrameReader<impl TimedRead>,
     ) -> io::Result<Next> {
         if body_len != 0 {
-            input.take(body_len)?;
+            input.skip(body_len)?;
             self.outbox
                 .reply(&Feedback::new(Kind::Users, 0, Flag::Malformed).to_bytes());
             return Ok(Next::Continue);
@@ -394,7 +414,7 @@ impl Session<'_> {
                 .reply(&Feedback::new(Kind::Users, 0, Flag::NotLoggedIn).to_bytes());
             return Ok(Next::Continue);
         }
-        let names = self.router.online.names();
+        let names = self.shared.online.names();
         let mut out = Vec::with_capacity(FEEDBACK_LEN + names.len() * NAME_LEN);
         Feedback::new(Kind::Users, names.len() * NAME_LEN, Flag::Ok).encode(&mut out);
         for name in &names {
@@ -403,35 +423,6 @@ impl Session<'_> {
         }
         self.outbox.reply(&out);
         Ok(Next::Continue)
-    }
-
-    /// Writes out everything the outbox holds: each receiver's messages (live, or into
-    /// the mailbox), then this client's replies with the echoes' flags filled in.
-    fn flush(&mut self) -> io::Result<()> {
-        let Outbox {
-            replies,
-            deliveries,
-            frames,
-        } = &mut self.outbox;
-        for delivery in deliveries.drain(..) {
-            let receiver = delivery
-                .receiver
-                .as_str()
-                .expect("chat() queues only receivers that are account names");
-            let flags = self.router.deliver(receiver, &delivery.messages);
-            for (echo, flag) in delivery.echoes.into_iter().zip(flags) {
-                protocol::set_flag(&mut replies[echo..echo + FEEDBACK_LEN], flag);
-            }
-        }
-        *frames = 0;
-        if replies.is_empty() {
-            return Ok(());
-        }
-        let result = self.connection.send(replies);
-        replies.clear();
-        // One huge reply (USERS with thousands online) must not stay allocated.
-        replies.shrink_to(MAX_UNSENT_REPLY_BYTES);
-        result
     }
 }
 
@@ -446,73 +437,25 @@ impl Drop for Session<'_> {
     }
 }
 
-/// What a session has to write, collected while more input is already buffered.
-#[derive(Default)]
-struct Outbox {
-    /// This client's replies, in the order of its requests.
-    replies: Vec<u8>,
-    /// Messages for other users, grouped by receiver in the order they came.
-    deliveries: Vec<Delivery>,
-    /// Frames collected since the last flush.
-    frames: usize,
-}
-
-/// Messages for one receiver, and where each one's echo sits in `Outbox::replies`.
-struct Delivery {
-    receiver: Name,
-    messages: Vec<ChatMessage>,
-    echoes: Vec<usize>,
-}
-
-impl Outbox {
-    fn reply(&mut self, bytes: &[u8]) {
-        self.replies.extend_from_slice(bytes);
-        self.frames += 1;
-    }
-
-    /// Queues `message` for its receiver, with an echo whose flag is filled in once the
-    /// delivery has happened.
-    fn deliver(&mut self, message: ChatMessage) {
-        let echo = self.replies.len();
-        self.reply(&message.to_frame(Flag::Ok));
-        let receiver = message.receiver;
-        match self.deliveries.iter_mut().find(|d| d.receiver == receiver) {
-            Some(delivery) => {
-                delivery.messages.push(message);
-                delivery.echoes.push(echo);
-            }
-            None => self.deliveries.push(Delivery {
-                receiver,
-                messages: vec![message],
-                echoes: vec![echo],
-            }),
-        }
-        self.frames += 1;
-    }
-
-    fn is_full(&self) -> bool {
-        self.frames >= MAX_BATCH_FRAMES || self.replies.len() >= MAX_UNSENT_REPLY_BYTES
-    }
-}
-
-/// True when `buffered` starts with a whole frame, so reading it cannot block. A header
-/// with an impossible length counts as whole: it is rejected without reading further.
-fn holds_whole_frame(buffered: &[u8]) -> bool {
-    let Some(header) = buffered.first_chunk::<HEADER_LEN>() else {
-        return false;
-    };
-    match Header::decode(header).body_len() {
-        Some(body_len) => buffered.len() >= HEADER_LEN + body_len,
-        None => true,
-    }
-}
-
-/// The next header, or `None` when the client closed the connection between frames.
-fn next_header(reader: &mut FrameReader<impl TimedRead>) -> io::Result<Option<Header>> {
-    if reader.at_end()? {
+/// The next header (the original's `read(fd, &head, sizeof(HEAD_T))`, but whole), or
+/// `None` when the client closed the connection between frames.
+fn read_header(input: &mut FrameReader<impl TimedRead>) -> io::Result<Option<Header>> {
+    if !input.wait_for_frame()? {
         return Ok(None);
     }
-    Ok(Some(Header::decode(reader.take_array()?)))
+    let mut header = [0; HEADER_LEN];
+    input.read_exact(&mut header)?;
+    Ok(Some(Header::decode(&header)))
+}
+
+/// The LOGIN reply `FEEDBACK{1, 40, 1}` followed by the stored messages, oldest first.
+fn login_reply_with(stored: &[ChatMessage]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FEEDBACK_LEN + stored.len() * CHAT_FRAME_LEN);
+    Feedback::login(Flag::Ok).encode(&mut out);
+    for message in stored {
+        out.extend_from_slice(&message.to_frame(Flag::Ok));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -520,17 +463,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::slots::{Admission, Slots};
-    use crate::users::Directory;
+    use crate::users::Accounts;
     use std::net::{TcpListener, TcpStream};
-
-    #[test]
-    fn a_whole_frame_is_recognised_only_when_all_of_it_is_buffered() {
-        let chat = protocol::request(Kind::Chat, &[0; CHAT_BODY_LEN]);
-        assert!(holds_whole_frame(&chat));
-        assert!(!holds_whole_frame(&chat[..chat.len() - 1]));
-        assert!(!holds_whole_frame(&chat[..4]));
-        assert!(holds_whole_frame(&[1, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]));
-    }
 
     #[test]
     fn a_panicking_session_still_leaves_the_online_map() {
@@ -539,7 +473,7 @@ mod tests {
             data_dir: dir,
             ..Config::default()
         };
-        let router = Arc::new(Router::new(&config, Directory::built_in()).unwrap());
+        let shared = Arc::new(SharedState::new(&config, Accounts::built_in()).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (stream, peer) = listener.accept().unwrap();
@@ -549,10 +483,10 @@ mod tests {
         let Admission::Admitted { slot, .. } = slots.admit(Arc::clone(&connection)) else {
             panic!("an empty server has room");
         };
-        let in_thread = Arc::clone(&router);
+        let in_thread = Arc::clone(&shared);
         let outcome = std::thread::spawn(move || {
             let mut session = Session {
-                router: &in_thread,
+                shared: &in_thread,
                 connection: Arc::clone(&connection),
                 slot,
                 user: None,
@@ -566,7 +500,7 @@ mod tests {
         .join();
         assert!(outcome.is_err(), "the thread panicked");
         assert!(
-            router.online.get("1001").is_none(),
+            shared.online.get("1001").is_none(),
             "Drop took 1001 offline"
         );
     }

@@ -28,13 +28,13 @@ pub type AccountId = usize;
 /// (40 bytes, no heap allocation of its own): a load test's 20,000 accounts cost 800 KB.
 /// The table is sorted by name, so a lookup is a binary search.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Directory {
+pub struct Accounts {
     accounts: Vec<Credentials>,
 }
 
-impl Directory {
+impl Accounts {
     /// The original's six accounts, all with password `123456`.
-    pub fn built_in() -> Directory {
+    pub fn built_in() -> Accounts {
         let password = Password::new(BUILT_IN_PASSWORD).expect("the built-in password fits");
         let accounts = BUILT_IN_NAMES
             .iter()
@@ -43,17 +43,17 @@ impl Directory {
                 password,
             })
             .collect();
-        Directory::sorted(accounts)
+        Accounts::sorted(accounts)
     }
 
     /// Reads a users file; any bad line makes the whole file an error.
-    pub fn load(path: &Path) -> Result<Directory, UsersFileError> {
+    pub fn load(path: &Path) -> Result<Accounts, UsersFileError> {
         let contents = fs::read(path).map_err(|error| UsersFileError {
             path: path.to_path_buf(),
             line: None,
             problem: format!("cannot read it: {error}"),
         })?;
-        let directory = Directory::parse(&contents).map_err(|(line, problem)| UsersFileError {
+        let directory = Accounts::parse(&contents).map_err(|(line, problem)| UsersFileError {
             path: path.to_path_buf(),
             line: Some(line),
             problem,
@@ -73,7 +73,7 @@ impl Directory {
 
     /// Parses the contents of a users file. On error: the line number (from 1) and what
     /// is wrong with it.
-    pub fn parse(contents: &[u8]) -> Result<Directory, (usize, String)> {
+    pub fn parse(contents: &[u8]) -> Result<Accounts, (usize, String)> {
         // Editors on Windows start a UTF-8 file with a byte order mark; it is not part of
         // the first name.
         let contents = contents.strip_prefix(UTF8_BOM).unwrap_or(contents);
@@ -118,14 +118,14 @@ impl Directory {
             let problem = format!("user `{}` is listed twice", account.name);
             return Err((*line_number, problem));
         }
-        Ok(Directory {
+        Ok(Accounts {
             accounts: numbered.into_iter().map(|(account, _)| account).collect(),
         })
     }
 
-    fn sorted(mut accounts: Vec<Credentials>) -> Directory {
+    fn sorted(mut accounts: Vec<Credentials>) -> Accounts {
         accounts.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        Directory { accounts }
+        Accounts { accounts }
     }
 
     /// The account called `name`, if there is one.
@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn built_in_accounts_are_the_originals_six() {
-        let directory = Directory::built_in();
+        let directory = Accounts::built_in();
         assert_eq!(directory.len(), 6);
         for name in ["1001", "1002", "1003", "似末", "玛卡巴卡", "花开富贵"] {
             assert!(directory.check(name, b"123456"), "{name}");
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn parse_skips_comments_and_blank_lines_and_splits_at_the_first_colon() {
-        let directory = Directory::parse(b"# team\n\nalice:pa:ss\r\nbob:\n").unwrap();
+        let directory = Accounts::parse(b"# team\n\nalice:pa:ss\r\nbob:\n").unwrap();
         assert_eq!(directory.len(), 2);
         assert!(directory.check("alice", b"pa:ss"));
         assert!(directory.check("bob", b""));
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn parse_keeps_spaces_as_part_of_names_and_passwords() {
-        let directory = Directory::parse(b" carol : x \n").unwrap();
+        let directory = Accounts::parse(b" carol : x \n").unwrap();
         assert!(directory.check(" carol ", b" x "));
     }
 
@@ -249,7 +249,7 @@ mod tests {
             (b"a:1\nb:x\0y\n", 2, "NUL"),
         ];
         for (contents, line, words) in cases {
-            let (got_line, problem) = Directory::parse(contents).unwrap_err();
+            let (got_line, problem) = Accounts::parse(contents).unwrap_err();
             assert_eq!(got_line, line, "{problem}");
             assert!(
                 problem.contains(words),
@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn every_account_of_a_large_file_is_found_by_name() {
         let file: String = (0..1000).rev().map(|i| format!("u{i}:pw{i}\n")).collect();
-        let directory = Directory::parse(file.as_bytes()).unwrap();
+        let directory = Accounts::parse(file.as_bytes()).unwrap();
         for i in 0..1000 {
             let name = format!("u{i}");
             let id = directory.id(&name).expect("listed");
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn a_twenty_byte_chinese_name_fits() {
         // Six three-byte characters and two ASCII digits: exactly 20 bytes.
-        let directory = Directory::parse("花开富贵花开12:pw".as_bytes()).unwrap();
+        let directory = Accounts::parse("花开富贵花开12:pw".as_bytes()).unwrap();
         assert!(directory.contains("花开富贵花开12"));
     }
 
@@ -285,14 +285,14 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("users.txt");
         fs::write(&path, "ok:1\nbroken\n").unwrap();
-        let message = Directory::load(&path).unwrap_err().to_string();
+        let message = Accounts::load(&path).unwrap_err().to_string();
         assert!(message.contains("users.txt, line 2"), "{message}");
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_byte_order_mark_is_not_part_of_the_first_name() {
-        let directory = Directory::parse("\u{FEFF}alice:pw\nbob:pw\n".as_bytes()).unwrap();
+        let directory = Accounts::parse("\u{FEFF}alice:pw\nbob:pw\n".as_bytes()).unwrap();
         assert!(directory.check("alice", b"pw"));
     }
 
@@ -303,7 +303,7 @@ mod tests {
         let path = dir.join("users.txt");
         for contents in ["", "# only comments\n\n", "\u{FEFF}"] {
             fs::write(&path, contents).unwrap();
-            let message = Directory::load(&path).unwrap_err().to_string();
+            let message = Accounts::load(&path).unwrap_err().to_string();
             assert!(message.contains("no accounts"), "{contents:?}: {message}");
         }
         fs::remove_dir_all(&dir).unwrap();

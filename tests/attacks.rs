@@ -17,7 +17,7 @@ const ATTACKER: &str = "127.0.0.2";
 #[test]
 fn connections_that_never_log_in_make_room_oldest_first() {
     const LIMIT: usize = 20;
-    let server = start_with(chatroom::users::Directory::built_in(), |config| {
+    let server = start_with(chatroom::users::Accounts::built_in(), |config| {
         config.max_clients = LIMIT;
     });
     let addr = server.addr();
@@ -53,7 +53,7 @@ fn connections_that_never_log_in_make_room_oldest_first() {
 
 #[test]
 fn a_frame_begun_and_not_finished_is_closed_after_the_frame_timeout_an_idle_one_is_not() {
-    let server = start_with(chatroom::users::Directory::built_in(), |config| {
+    let server = start_with(chatroom::users::Accounts::built_in(), |config| {
         config.frame_timeout = Duration::from_secs(1);
     });
     let mut idle = connect(server.addr());
@@ -91,7 +91,7 @@ fn a_success_does_not_reset_the_failures_of_a_connection() {
 #[test]
 fn an_address_with_too_many_failed_logins_is_refused_unchecked_and_others_are_not() {
     const FAILURES: usize = 7;
-    let server = start_with(chatroom::users::Directory::built_in(), |config| {
+    let server = start_with(chatroom::users::Accounts::built_in(), |config| {
         config.login_failures = FAILURES;
     });
     let addr = server.addr();
@@ -122,7 +122,7 @@ fn an_address_with_too_many_failed_logins_is_refused_unchecked_and_others_are_no
 #[test]
 fn a_second_login_that_resets_never_leaves_the_first_open_and_offline() {
     // Nothing is stored for an offline 1001, so a new login of 1001 gets no old mail.
-    let server = start_with(chatroom::users::Directory::built_in(), |config| {
+    let server = start_with(chatroom::users::Accounts::built_in(), |config| {
         config.mailbox_limit = 0;
     });
     let addr = server.addr();

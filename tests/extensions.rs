@@ -2,7 +2,7 @@
 
 mod common;
 
-use chatroom::client::Reply;
+use chatroom::blocking_client::Reply;
 use common::*;
 
 #[test]

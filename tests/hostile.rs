@@ -14,7 +14,7 @@
 
 mod common;
 
-use chatroom::client::Reply;
+use chatroom::blocking_client::Reply;
 use common::*;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -33,7 +33,7 @@ const HOSTILE_USERS: usize = 5;
 /// Where the attackers connect from: another client address than the honest users'.
 const ATTACKER_ADDRESS: &str = "127.0.0.2";
 
-fn users() -> chatroom::users::Directory {
+fn users() -> chatroom::users::Accounts {
     let mut file = String::new();
     for i in 0..HONEST_PAIRS {
         file.push_str(&format!("a{i}:{HONEST_PASSWORD}\nb{i}:{HONEST_PASSWORD}\n"));
@@ -41,7 +41,7 @@ fn users() -> chatroom::users::Directory {
     for i in 0..HOSTILE_USERS {
         file.push_str(&format!("x{i}:{PASSWORD}\n"));
     }
-    chatroom::users::Directory::parse(file.as_bytes()).unwrap()
+    chatroom::users::Accounts::parse(file.as_bytes()).unwrap()
 }
 
 /// One frame's worth of hostility; `true` in the second place when the server is
@@ -155,7 +155,7 @@ fn hostile_frames_do_not_harm_honest_clients() {
 
     let receivers: Vec<_> = (0..HONEST_PAIRS)
         .map(|i| {
-            let mut client = chatroom::client::Client::connect(addr).unwrap();
+            let mut client = chatroom::blocking_client::Client::connect(addr).unwrap();
             client.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
             assert_eq!(client.login(&format!("b{i}"), HONEST_PASSWORD).unwrap(), 1);
             thread::spawn(move || {
@@ -203,7 +203,7 @@ fn hostile_frames_do_not_harm_honest_clients() {
         .map(|i| {
             thread::spawn(move || {
                 let name = format!("a{i}");
-                let mut client = chatroom::client::Client::connect(addr).unwrap();
+                let mut client = chatroom::blocking_client::Client::connect(addr).unwrap();
                 client.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
                 assert_eq!(client.login(&name, HONEST_PASSWORD).unwrap(), 1);
                 let mut echoed = 0;

@@ -55,7 +55,7 @@ fn abrupt_disconnects_leave_no_threads_no_online_users_and_no_spin() {
     watcher.send_users().unwrap();
     assert_eq!(
         watcher.read_reply().unwrap(),
-        chatroom::client::Reply::Users {
+        chatroom::blocking_client::Reply::Users {
             flag: 1,
             names: vec!["花开富贵".to_string()]
         },

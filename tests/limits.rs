@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn a_receiver_that_stops_reading_delays_nobody_else() {
     const FLOOD_BATCHES: usize = 400; // 40,000 frames, about 6 MB
-    let server = start_with(chatroom::users::Directory::built_in(), |config| {
+    let server = start_with(chatroom::users::Accounts::built_in(), |config| {
         config.write_timeout = Duration::from_secs(2);
         config.mailbox_limit = 50;
     });
@@ -40,10 +40,10 @@ fn a_receiver_that_stops_reading_delays_nobody_else() {
     let saw_cut_off = Arc::clone(&cut_off);
     let echoes = thread::spawn(move || {
         let mut delivered = 0;
-        while let Ok(reply) = chatroom::client::read_reply(&mut flood_in) {
+        while let Ok(reply) = chatroom::blocking_client::read_reply(&mut flood_in) {
             match reply {
-                chatroom::client::Reply::Chat { flag: 1, .. } => delivered += 1,
-                chatroom::client::Reply::Chat { flag: 0 | -7, .. } => {
+                chatroom::blocking_client::Reply::Chat { flag: 1, .. } => delivered += 1,
+                chatroom::blocking_client::Reply::Chat { flag: 0 | -7, .. } => {
                     saw_cut_off.store(true, Ordering::Release)
                 }
                 other => panic!("unexpected echo {other:?}"),
@@ -94,7 +94,7 @@ fn next_chat_echo(text: &str) -> chatroom::protocol::ChatMessage {
 
 #[test]
 fn when_every_slot_is_logged_in_a_newcomer_gets_minus_five_and_is_closed() {
-    let server = start_with(chatroom::users::Directory::built_in(), |config| {
+    let server = start_with(chatroom::users::Accounts::built_in(), |config| {
         config.max_clients = 3;
     });
     let mut held: Vec<_> = ["1001", "1002"]
@@ -133,7 +133,7 @@ fn when_every_slot_is_logged_in_a_newcomer_gets_minus_five_and_is_closed() {
 /// and aborted asking for gigabytes).
 #[test]
 fn a_huge_client_limit_reserves_nothing_up_front() {
-    let server = start_with(chatroom::users::Directory::built_in(), |config| {
+    let server = start_with(chatroom::users::Accounts::built_in(), |config| {
         config.max_clients = usize::MAX;
     });
     let mut alice = logged_in(server.addr(), "1001");

@@ -3,8 +3,8 @@
 
 mod common;
 
-use chatroom::client::{Client, Reply};
-use chatroom::users::Directory;
+use chatroom::blocking_client::{Client, Reply};
+use chatroom::users::Accounts;
 use chatroom::{Config, Server};
 use common::*;
 use std::collections::HashMap;
@@ -81,7 +81,7 @@ fn spawn_on(dir: &Path) -> chatroom::ServerHandle {
         data_dir: dir.to_path_buf(),
         ..Config::default()
     };
-    Server::bind_with_users(&config, Directory::built_in())
+    Server::bind_with_users(&config, Accounts::built_in())
         .unwrap()
         .spawn()
 }
@@ -104,7 +104,7 @@ fn stored_messages_survive_a_restart() {
 
 #[test]
 fn a_full_mailbox_refuses_with_minus_seven() {
-    let server = start_with(Directory::built_in(), |config| config.mailbox_limit = 2);
+    let server = start_with(Accounts::built_in(), |config| config.mailbox_limit = 2);
     let mut sender = logged_in(server.addr(), "1001");
     send_expecting(&mut sender, "1003", "one", 0);
     send_expecting(&mut sender, "1003", "two", 0);
@@ -209,7 +209,7 @@ fn messages_sent_while_the_receiver_logs_in_keep_their_order() {
 /// is stored, not lost: every message echoed 0 arrives at the next login.
 #[test]
 fn a_failed_live_delivery_ends_up_in_the_mailbox() {
-    let server = start_with(Directory::built_in(), |config| {
+    let server = start_with(Accounts::built_in(), |config| {
         config.write_timeout = Duration::from_secs(1);
     });
     let mut sleeper = connect(server.addr());

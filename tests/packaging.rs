@@ -78,7 +78,7 @@ fn make_install_puts_the_binaries_and_their_documents_under_prefix() {
 #[test]
 fn the_example_users_file_is_a_valid_users_file() {
     let path = Path::new(ROOT).join("contrib/users.txt");
-    let users = chatroom::users::Directory::load(&path).unwrap_or_else(|error| panic!("{error}"));
+    let users = chatroom::users::Accounts::load(&path).unwrap_or_else(|error| panic!("{error}"));
     assert!(
         users.contains("alice smith"),
         "it shows a name with a space"

@@ -3,7 +3,7 @@
 
 mod common;
 
-use chatroom::client::Reply;
+use chatroom::blocking_client::Reply;
 use common::*;
 use std::collections::HashMap;
 use std::thread;

@@ -5,8 +5,8 @@
 
 mod common;
 
-use chatroom::client::{Client, Reply};
-use chatroom::users::Directory;
+use chatroom::blocking_client::{Client, Reply};
+use chatroom::users::Accounts;
 use chatroom::{Config, Server, ServerHandle};
 use common::*;
 use std::fs;
@@ -26,7 +26,7 @@ fn serve(data: &Path, adjust: impl FnOnce(&mut Config)) -> ServerHandle {
         ..Config::default()
     };
     adjust(&mut config);
-    Server::bind_with_users(&config, Directory::built_in())
+    Server::bind_with_users(&config, Accounts::built_in())
         .expect("the test server starts")
         .spawn()
 }

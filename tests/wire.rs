@@ -5,6 +5,18 @@ mod common;
 
 use common::*;
 
+// The original's valid exchanges, shared with tests/minimal.rs (see common/exchanges.rs).
+exchange_tests!(start();
+    every_built_in_user_logs_in_with_exactly_twelve_bytes,
+    a_wrong_password_or_unknown_name_is_answered_minus_one,
+    chat_is_echoed_to_the_sender_and_delivered_with_the_same_152_bytes,
+    the_delivery_is_written_before_the_echo,
+    the_relayed_sender_is_the_session_name_whatever_the_client_wrote,
+    chatting_while_alone_keeps_the_stream_in_step,
+    frames_split_into_single_bytes_are_read_whole,
+    concurrent_logins_are_each_answered,
+);
+
 /// Proves the stream holds nothing more: after one more request, the very next bytes
 /// are that request's reply (a USERS request before login answers `{3, 0, -2}`, after
 /// login a `{3, N, 1}` header).
@@ -23,50 +35,6 @@ fn assert_nothing_pending(stream: &mut std::net::TcpStream, logged_in: bool) {
     } else {
         assert_eq!(reply, ints(&[3, 0, -2]));
     }
-}
-
-#[test]
-fn every_built_in_user_logs_in_with_exactly_twelve_bytes() {
-    let server = start();
-    for name in BUILT_IN_USERS {
-        let mut stream = connect(server.addr());
-        send(&mut stream, &login_frame(name, PASSWORD));
-        assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, 1]), "{name}");
-        assert_nothing_pending(&mut stream, true);
-    }
-}
-
-#[test]
-fn a_wrong_password_or_unknown_name_is_answered_minus_one() {
-    let server = start();
-    let mut stream = connect(server.addr());
-    for (name, password) in [("1001", "654321"), ("1004", PASSWORD), ("似末", "")] {
-        send(&mut stream, &login_frame(name, password));
-        assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -1]), "{name}");
-    }
-    assert_nothing_pending(&mut stream, false);
-}
-
-#[test]
-fn chat_is_echoed_to_the_sender_and_delivered_with_the_same_152_bytes() {
-    let server = start();
-    let mut simo = connect(server.addr());
-    let mut makabaka = connect(server.addr());
-    raw_login(&mut simo, "似末");
-    raw_login(&mut makabaka, "玛卡巴卡");
-
-    send(&mut simo, &chat_frame("似末", "玛卡巴卡", "你好, 玛卡巴卡"));
-    let expected = chat_reply(1, &chat_body("似末", "玛卡巴卡", "你好, 玛卡巴卡"));
-    assert_eq!(expected.len(), 152);
-    assert_eq!(read_n(&mut simo, 152), expected, "the echo");
-    assert_eq!(read_n(&mut makabaka, 152), expected, "the delivery");
-
-    send(&mut makabaka, &chat_frame("玛卡巴卡", "似末", "hi"));
-    let expected = chat_reply(1, &chat_body("玛卡巴卡", "似末", "hi"));
-    assert_eq!(read_n(&mut makabaka, 152), expected);
-    assert_eq!(read_n(&mut simo, 152), expected);
-    assert_nothing_pending(&mut simo, true);
-    assert_nothing_pending(&mut makabaka, true);
 }
 
 #[test]
@@ -101,7 +69,7 @@ fn garbage_after_the_nul_is_ignored_and_zeroed_in_relayed_frames() {
 fn a_twenty_byte_name_with_no_nul_logs_in_and_chats() {
     let twenty = "花开富贵花开12"; // 6 × 3 + 2 = 20 bytes
     assert_eq!(twenty.len(), 20);
-    let users = chatroom::users::Directory::parse(
+    let users = chatroom::users::Accounts::parse(
         format!("{twenty}:{PASSWORD}\nfriend:{PASSWORD}\n").as_bytes(),
     )
     .unwrap();
@@ -123,19 +91,6 @@ fn a_twenty_byte_name_with_no_nul_logs_in_and_chats() {
     let expected = chat_reply(1, &chat_body(twenty, "friend", "back"));
     assert_eq!(&expected[12..32], twenty.as_bytes(), "no terminator");
     assert_eq!(read_n(&mut friend, 152), expected);
-}
-
-#[test]
-fn the_relayed_sender_is_the_session_name_whatever_the_client_wrote() {
-    let server = start();
-    let mut liar = connect(server.addr());
-    let mut victim = connect(server.addr());
-    raw_login(&mut liar, "1001");
-    raw_login(&mut victim, "1002");
-    send(&mut liar, &chat_frame("1003", "1002", "I am 1003"));
-    let expected = chat_reply(1, &chat_body("1001", "1002", "I am 1003"));
-    assert_eq!(read_n(&mut victim, 152), expected);
-    assert_eq!(read_n(&mut liar, 152), expected);
 }
 
 #[test]
@@ -241,21 +196,4 @@ fn an_unknown_type_is_minus_four_with_no_body_and_its_body_is_skipped() {
     send(&mut stream, &ints(&[0, 0]));
     assert_eq!(read_n(&mut stream, 12), ints(&[0, 0, -4]));
     raw_login(&mut stream, "1001");
-}
-
-#[test]
-fn frames_split_into_single_bytes_are_read_whole() {
-    let server = start();
-    let mut a = connect(server.addr());
-    let mut b = connect(server.addr());
-    raw_login(&mut b, "1002");
-    let mut bytes = login_frame("1001", PASSWORD);
-    bytes.extend(chat_frame("1001", "1002", "one byte at a time"));
-    for byte in bytes {
-        send(&mut a, &[byte]);
-    }
-    assert_eq!(read_n(&mut a, 12), ints(&[1, 40, 1]));
-    let expected = chat_reply(1, &chat_body("1001", "1002", "one byte at a time"));
-    assert_eq!(read_n(&mut a, 152), expected);
-    assert_eq!(read_n(&mut b, 152), expected);
 }

@@ -15,7 +15,7 @@
 //! are written, so a client that ignored them would lose them.
 #![forbid(unsafe_code)]
 
-use chatroom::client::{Client, Reply};
+use chatroom::blocking_client::{Client, Reply};
 use chatroom::protocol::{ChatMessage, Flag, ROOM, TEXT_LEN};
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::{Command, ExitCode, Stdio};
@@ -530,7 +530,7 @@ fn print_incoming(
     clock: &Clock,
     last_sender: &Mutex<Option<String>>,
 ) {
-    while let Ok(reply) = chatroom::client::read_reply(reader) {
+    while let Ok(reply) = chatroom::blocking_client::read_reply(reader) {
         show(&reply, me, clock, last_sender);
     }
 }

@@ -3,9 +3,11 @@
 //! with the library's encoder, so that a mistake there cannot hide in both places).
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use chatroom::client::{Client, Reply};
+pub mod exchanges;
+
+use chatroom::blocking_client::{Client, Reply};
 use chatroom::protocol::ChatMessage;
-use chatroom::users::Directory;
+use chatroom::users::Accounts;
 use chatroom::{Config, Server, ServerHandle};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -33,11 +35,11 @@ impl TestServer {
 
 /// A server with the six built-in users and default limits.
 pub fn start() -> TestServer {
-    start_with(Directory::built_in(), |_| {})
+    start_with(Accounts::built_in(), |_| {})
 }
 
 /// A server with `users` and the config changed by `adjust`.
-pub fn start_with(users: Directory, adjust: impl FnOnce(&mut Config)) -> TestServer {
+pub fn start_with(users: Accounts, adjust: impl FnOnce(&mut Config)) -> TestServer {
     let data = tempfile::tempdir().expect("a temporary directory");
     let mut config = Config {
         bind: "127.0.0.1".parse().unwrap(),
@@ -53,11 +55,11 @@ pub fn start_with(users: Directory, adjust: impl FnOnce(&mut Config)) -> TestSer
 }
 
 /// Accounts `prefix0`, `prefix1`, … `prefix{n-1}`, password `123456`.
-pub fn numbered_users(prefix: &str, n: usize) -> Directory {
+pub fn numbered_users(prefix: &str, n: usize) -> Accounts {
     let file: String = (0..n)
         .map(|i| format!("{prefix}{i}:{PASSWORD}\n"))
         .collect();
-    Directory::parse(file.as_bytes()).expect("generated users parse")
+    Accounts::parse(file.as_bytes()).expect("generated users parse")
 }
 
 /// A raw connection that gives up on reads after `READ_TIMEOUT`.

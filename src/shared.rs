@@ -1,42 +1,58 @@
 //! The state every session shares, and the one place that decides where a message for
-//! a user goes: to their socket if they are online, to their mailbox if not.
+//! a user goes: to their socket if they are online, to their mailbox if not. In the
+//! original this is the global `onlineMap` and the `userInfo` array; here each piece
+//! has its own lock, and every session thread holds a `&SharedState`.
 //!
-//! Sessions hold a `&Router`. It owns the shared state, each piece with its own lock:
-//! the account directory (read-only), the online map, the mailboxes, and the failed
-//! logins per client address.
+//! # Lock order
+//!
+//! A thread that holds more than one lock takes them in this order, never the other
+//! way round, so no two threads can each hold what the other waits for:
+//!
+//! 1. a mailbox lock (`Mailboxes::lock`; a sender takes the receiver's, a login its own);
+//! 2. a connection's write lock (`Connection::send`);
+//! 3. the online map's lock (`Online`): held only to look up, insert or remove an entry,
+//!    never while taking another lock or writing to a socket.
+//!
+//! The client-limit table (`Slots`), the failed-login table (`LoginThrottle`) and each
+//! log line's budget (`LogLimit`) are leaves: held alone, for a moment.
 
 use crate::config::Config;
 use crate::login_throttle::LoginThrottle;
 use crate::mailbox::{Mailboxes, Stored};
 use crate::online::Online;
 use crate::protocol::{CHAT_FRAME_LEN, ChatMessage, Flag};
-use crate::users::Directory;
+use crate::users::Accounts;
 use std::io;
 use std::sync::Arc;
 
-pub struct Router {
-    pub users: Arc<Directory>,
+/// Everything the sessions share (see the module's lock order).
+pub struct SharedState {
+    /// Who may log in (the original's `userInfo` array); never changes while running.
+    pub accounts: Arc<Accounts>,
+    /// Who is online, on which connection (the original's `onlineMap`).
     pub online: Online,
+    /// Offline messages on disk.
     pub mailboxes: Mailboxes,
+    /// Failed logins per client address.
     pub login_throttle: LoginThrottle,
     /// How long the rest of a frame may take once it has begun.
     pub frame_timeout: std::time::Duration,
 }
 
-impl Router {
-    /// The shared state for a server with `users`; fails if the data directory is
+impl SharedState {
+    /// The shared state for a server with `accounts`; fails if the data directory is
     /// unusable.
-    pub fn new(config: &Config, users: Directory) -> Result<Router, String> {
-        let users = Arc::new(users);
+    pub fn new(config: &Config, accounts: Accounts) -> Result<SharedState, String> {
+        let accounts = Arc::new(accounts);
         let mailboxes = Mailboxes::open(
             &config.data_dir,
             config.mailbox_limit,
             config.store_limit,
-            Arc::clone(&users),
+            Arc::clone(&accounts),
         )?;
-        let online = Online::with_capacity(config.max_clients.min(users.len()));
-        Ok(Router {
-            users,
+        let online = Online::with_capacity(config.max_clients.min(accounts.len()));
+        Ok(SharedState {
+            accounts,
             online,
             mailboxes,
             login_throttle: LoginThrottle::new(config.login_failures),

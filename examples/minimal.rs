@@ -1,0 +1,185 @@
+//! The first step: the article's chat server in Rust, in its plainest form, in one file.
+//!
+//! `cargo run --example minimal -- 23456` starts it on port 23456 (0 takes a free port);
+//! any original client, or `chat-client --addr 127.0.0.1:23456 1001 123456`, logs in as
+//! one of the six built-in users and chats. It follows the C++ server of the article
+//! 《你还不了解QQ聊天是如何实现的吗?手把手教你实现网络聊天室》 step for step: a listener
+//! that accepts in a loop, one thread per client (`pthread_create` there), a loop in
+//! that thread that reads the 8-byte header and then the body its length announces, a
+//! login checked against the user table, and an online map (`onlineMap`) from name to
+//! socket, behind a lock, to find a message's receiver. For valid exchanges it puts the
+//! same bytes on the wire as the original.
+//!
+//! It fixes only the original's faults that cost a line or two: a body is read whole
+//! (`read_exact`; the original's `read` may return part of it, or nothing when fewer
+//! than two users are online); a client that leaves ends its thread and leaves the map
+//! (the original's thread spins at 100% CPU, its name stays); `length` is bounded; the
+//! map has a lock; the sender field is the session's name (no impersonation); the echo's
+//! flag says whether the message was delivered (1) or not (-1); a frame goes out in one
+//! `write_all`. What it leaves out, and which file of the full server does it:
+//!
+//! - wrong lengths, unknown types, chat before login answered -3, -4, -2: `session.rs`
+//! - offline messages (flag 0) and the disk: `mailbox.rs`, `shared.rs`
+//! - frames from two threads never interleaving on one socket (here a 152-byte
+//!   `write_all` is one system call, which is enough only while the socket's buffer has
+//!   room), and the newest login closing the older one: `online.rs`
+//! - timeouts for slow clients and receivers: `frame_reader.rs`, `online.rs`
+//! - the client limit, and evicting connections that never log in: `slots.rs`
+//! - failed-login limits: `session.rs`, `login_throttle.rs`
+//! - many frames per system call: `frame_reader.rs`, `outbox.rs`
+//! - USERS and the room, the users file, flags, Ctrl-C: `session.rs`, `users.rs`,
+//!   `config.rs`, `server.rs`
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+
+const LOGIN: i32 = 1; // businessType of a login
+const CHAT: i32 = 2; // businessType of a chat message
+const HEAD_LEN: usize = 8; // HEAD_T: i32 businessType, i32 businessLength
+const USERINFO_LEN: usize = 40; // USERINFO_T: user_name[20], user_pwd[20]
+const CHATMSG_LEN: usize = 140; // CHATMSG_T: sengName[20], receiveName[20], message[100]
+const NAME_LEN: usize = 20;
+const MAX_BODY_LEN: usize = 4096; // a longer `length` is not a frame we can trust
+const USER_INFO: [&str; 6] = ["1001", "1002", "似末", "1003", "玛卡巴卡", "花开富贵"];
+const PASSWORD: &str = "123456";
+
+/// Name → the socket to write that user's messages to: the original's `onlineMap`.
+type OnlineMap = Arc<Mutex<HashMap<String, Arc<TcpStream>>>>;
+
+fn main() {
+    let port: u16 = match std::env::args().nth(1).map(|arg| arg.parse()) {
+        None => 12345,
+        Some(Ok(port)) => port,
+        Some(Err(_)) => return eprintln!("usage: cargo run --example minimal -- [PORT]"),
+    };
+    let listener = match TcpListener::bind(("0.0.0.0", port)) {
+        Ok(listener) => listener,
+        Err(error) => return eprintln!("cannot listen on port {port}: {error}"),
+    };
+    println!(
+        "listening on {}",
+        listener
+            .local_addr()
+            .expect("a bound socket has an address")
+    );
+    let online_map = OnlineMap::default();
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue }; // a client that left before accept
+        let online_map = Arc::clone(&online_map);
+        thread::spawn(move || pthread_function(stream, &online_map));
+    }
+}
+
+/// One client, from connect to disconnect.
+fn pthread_function(mut stream: TcpStream, online_map: &OnlineMap) {
+    let mut me: Option<(String, Arc<TcpStream>)> = None;
+    // Ends at the first error: the client left (EOF), or sent a frame we cannot trust.
+    let _ = serve(&mut stream, online_map, &mut me);
+    if let Some((name, mine)) = me {
+        let mut map = online_map.lock();
+        // Only our own entry: a newer login of the same name stays online.
+        if map
+            .get(&name)
+            .is_some_and(|entry| Arc::ptr_eq(entry, &mine))
+        {
+            map.remove(&name);
+        }
+    }
+}
+
+fn serve(
+    stream: &mut TcpStream,
+    online_map: &OnlineMap,
+    me: &mut Option<(String, Arc<TcpStream>)>,
+) -> io::Result<()> {
+    loop {
+        let mut head = [0; HEAD_LEN];
+        stream.read_exact(&mut head)?; // first the header...
+        let business_type = i32::from_le_bytes(head[0..4].try_into().expect("4 bytes"));
+        let business_length = i32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+        let len = usize::try_from(business_length)
+            .ok()
+            .filter(|&len| len <= MAX_BODY_LEN)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad length"))?;
+        let mut body = vec![0; len];
+        stream.read_exact(&mut body)?; // ...then the whole body, whoever is online
+        match (business_type, len) {
+            (LOGIN, USERINFO_LEN) => login(stream, online_map, me, &body)?,
+            (CHAT, CHATMSG_LEN) => chat(stream, online_map, me, body)?,
+            _ => {} // left out: the full server answers these (session.rs)
+        }
+    }
+}
+
+fn login(
+    stream: &mut TcpStream,
+    online_map: &OnlineMap,
+    me: &mut Option<(String, Arc<TcpStream>)>,
+    user: &[u8],
+) -> io::Result<()> {
+    let (user_name, user_pwd) = (text(&user[..NAME_LEN]), text(&user[NAME_LEN..]));
+    let ok = USER_INFO.contains(&user_name.as_str()) && user_pwd == PASSWORD;
+    // FEEDBACK_T {businessType, businessLength, flag}; no body follows it.
+    let back = feedback(LOGIN, USERINFO_LEN, if ok { 1 } else { -1 });
+    if !ok {
+        return stream.write_all(&back);
+    }
+    // Into the map and the reply out under the map's lock: a sender finds the new
+    // user only after the reply went out, so no message can overtake it, and once the
+    // client has its reply it is online. (12 bytes into a fresh socket cannot block;
+    // the full server uses the socket's own write lock instead: session.rs, announce.)
+    let writer = Arc::new(stream.try_clone()?);
+    let mut map = online_map.lock();
+    map.insert(user_name.clone(), Arc::clone(&writer));
+    stream.write_all(&back)?;
+    drop(map);
+    *me = Some((user_name, writer));
+    Ok(())
+}
+
+fn chat(
+    stream: &mut TcpStream,
+    online_map: &OnlineMap,
+    me: &Option<(String, Arc<TcpStream>)>,
+    mut message: Vec<u8>,
+) -> io::Result<()> {
+    let Some((sender, _)) = me else { return Ok(()) }; // left out: -2 before login
+    message[..NAME_LEN].copy_from_slice(&field(sender)); // the sender is who logged in
+    let receiver = text(&message[NAME_LEN..2 * NAME_LEN]);
+    // The original's loop over onlineMap for `sendFd`; the lock is let go before the
+    // write, so a receiver that does not read cannot stop everyone else.
+    let send_fd = online_map.lock().get(&receiver).cloned();
+    let mut backbuf = feedback(CHAT, CHATMSG_LEN, 1);
+    backbuf.extend_from_slice(&message);
+    let delivered = send_fd.is_some_and(|send_fd| (&*send_fd).write_all(&backbuf).is_ok());
+    if !delivered {
+        backbuf[8..12].copy_from_slice(&(-1i32).to_le_bytes());
+    }
+    stream.write_all(&backbuf) // the echo, after the delivery: its flag tells
+}
+
+/// A FEEDBACK_T header.
+fn feedback(business_type: i32, business_length: usize, flag: i32) -> Vec<u8> {
+    let length = i32::try_from(business_length).expect("bodies are small");
+    [business_type, length, flag]
+        .iter()
+        .flat_map(|n| n.to_le_bytes())
+        .collect()
+}
+
+/// A text field's value: its bytes up to the first NUL.
+fn text(field: &[u8]) -> String {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
+}
+
+/// `name` zero-padded into a 20-byte field (account names always fit).
+fn field(name: &str) -> [u8; NAME_LEN] {
+    let mut field = [0; NAME_LEN];
+    field[..name.len()].copy_from_slice(name.as_bytes());
+    field
+}

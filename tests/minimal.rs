@@ -1,0 +1,80 @@
+//! The first step, `examples/minimal.rs`, passes the same wire tests as the full server
+//! for the original's valid exchanges (tests/common/exchanges.rs): it is the design in
+//! its plainest form, not a different protocol.
+//!
+//! The example is built by `cargo test --all-targets` (`make test`) next to this test's
+//! own binary, and started on a free port for each test.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// The example server, running; killed when dropped.
+struct Minimal {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Minimal {
+    fn start() -> Minimal {
+        let mut child = Command::new(example_binary())
+            .arg("0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the minimal example");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("expected `listening on ADDR`, got {first:?}"));
+        Minimal {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Minimal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `target/<profile>/examples/minimal`, beside this test's `target/<profile>/deps/`.
+fn example_binary() -> PathBuf {
+    let this_test = std::env::current_exe().unwrap();
+    let profile_dir = this_test.parent().and_then(|deps| deps.parent()).unwrap();
+    let binary = profile_dir.join("examples").join("minimal");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo test --all-targets` (as `make test` does) \
+         or `cargo build --examples`",
+        binary.display()
+    );
+    binary
+}
+
+exchange_tests!(Minimal::start();
+    every_built_in_user_logs_in_with_exactly_twelve_bytes,
+    a_wrong_password_or_unknown_name_is_answered_minus_one,
+    chat_is_echoed_to_the_sender_and_delivered_with_the_same_152_bytes,
+    the_delivery_is_written_before_the_echo,
+    the_relayed_sender_is_the_session_name_whatever_the_client_wrote,
+    chatting_while_alone_keeps_the_stream_in_step,
+    frames_split_into_single_bytes_are_read_whole,
+    concurrent_logins_are_each_answered,
+);
