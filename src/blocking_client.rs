@@ -21,21 +21,36 @@ const MAX_USERS_IN_REPLY: usize = 1_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// A LOGIN feedback (12 bytes, no body).
-    Login { flag: i32 },
+    Login {
+        /// The feedback's flag.
+        flag: i32,
+    },
     /// A CHAT frame: an echo of our own message, or a message for us.
-    Chat { flag: i32, message: ChatMessage },
+    Chat {
+        /// The feedback's flag.
+        flag: i32,
+        /// The message as the server wrote it.
+        message: ChatMessage,
+    },
     /// The USERS reply: who is online (empty on error).
-    Users { flag: i32, names: Vec<String> },
+    Users {
+        /// The feedback's flag.
+        flag: i32,
+        /// The online names, sorted by their bytes.
+        names: Vec<String>,
+    },
     /// A reply to a type the server does not know.
     Other(Feedback),
 }
 
+/// A connection to a chat server: requests out through one socket, replies in through a buffered reader of the same socket.
 pub struct Client {
     writer: TcpStream,
     reader: BufReader<TcpStream>,
 }
 
 impl Client {
+    /// Connects to `addr`, with Nagle's algorithm off (requests are whole frames already).
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<Client> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
@@ -50,6 +65,7 @@ impl Client {
         self.writer.set_read_timeout(timeout)
     }
 
+    /// The server's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.writer.peer_addr()
     }
@@ -59,6 +75,7 @@ impl Client {
         self.writer.write_all(bytes)
     }
 
+    /// Sends a LOGIN request without waiting for its reply (see [`Client::login`]).
     pub fn send_login(&mut self, name: &str, password: &str) -> io::Result<()> {
         let credentials = Credentials {
             name: Name::new(name).map_err(invalid_input)?,

@@ -16,8 +16,11 @@ use std::time::Duration;
 pub const DEFAULT_PORT: u16 = 12345;
 /// The original listens on every interface.
 pub const DEFAULT_BIND: &str = "0.0.0.0";
+/// Where offline messages are kept, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "data";
+/// Open connections allowed at once.
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+/// How long one whole write to a client may take.
 pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 10;
 /// How long the rest of a frame may take once its first byte is in.
 pub const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 10;
@@ -25,10 +28,12 @@ pub const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_LOGIN_FAILURES: usize = 20;
 /// The window `--login-failures` counts in.
 pub const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Stored messages per user.
 pub const DEFAULT_MAILBOX_LIMIT: usize = 10_000;
 /// Messages in all mailboxes together.
 pub const DEFAULT_STORE_LIMIT: usize = 1_000_000;
 
+/// The text of `--help`.
 pub const USAGE: &str = "\
 usage: chat-server [--bind ADDR] [--port N] [--users FILE] [--data-dir DIR]
                    [--max-clients N] [--write-timeout SECS] [--frame-timeout SECS]
@@ -60,11 +65,15 @@ Logging: RUST_LOG=debug (or trace, warn, ...) changes what is logged; the defaul
 /// Everything the server needs to know to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// The address to listen on.
     pub bind: IpAddr,
+    /// The port to listen on; 0 takes a free one.
     pub port: u16,
     /// `None`: the six built-in users.
     pub users: Option<PathBuf>,
+    /// Where offline messages are kept.
     pub data_dir: PathBuf,
+    /// Open connections allowed at once, logged in or not.
     pub max_clients: usize,
     /// Bounds each whole write to a client, not each system call.
     pub write_timeout: Duration,
@@ -72,7 +81,9 @@ pub struct Config {
     pub frame_timeout: Duration,
     /// Failed logins per client address within [`LOGIN_FAILURE_WINDOW`].
     pub login_failures: usize,
+    /// Stored messages per user.
     pub mailbox_limit: usize,
+    /// Stored messages in all mailboxes together.
     pub store_limit: usize,
 }
 
@@ -96,8 +107,11 @@ impl Default for Config {
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Start the server with this configuration.
     Run(Config),
+    /// Print the usage and exit.
     Help,
+    /// Print the version and exit.
     Version,
 }
 

@@ -50,6 +50,7 @@ pub const SMALL_BUFFER_LEN: usize = 256;
 /// The buffer of a client that pipelines: about 55 CHAT requests per read.
 pub const LARGE_BUFFER_LEN: usize = 8 * 1024;
 
+/// A buffered reader of one client's frames (see the module's documentation).
 pub struct FrameReader<R> {
     inner: R,
     /// How long the rest of a frame may take; `None`: forever (unit tests).

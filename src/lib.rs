@@ -6,8 +6,11 @@
 //! How the pieces fit, in the order a request meets them:
 //! - [`server`]: the accept loop; one OS thread per client; shutdown.
 //! - [`slots`]: the client limit, and evicting connections that never log in.
-//! - [`session`]: one client's loop: read a frame, act, reply.
-//! - [`frame_reader`]: whole frames off the socket, many per read when pipelined.
+//! - [`session`]: one client's loop (the article's `pthread_function`): read the header,
+//!   then the body, act.
+//! - [`frame_reader`]: the session's buffered reader: many frames per system call, and
+//!   the frame timeout.
+//! - [`outbox`]: replies and deliveries batched between reads; deliveries first.
 //! - [`protocol`]: the frames, byte for byte, and their flags.
 //! - [`shared`]: the shared state, and where a message goes (socket or mailbox).
 //! - [`online`]: who is online, and writing a frame to a client's socket.
@@ -16,9 +19,12 @@
 //! - [`mailbox`]: offline messages on disk.
 //! - [`users`]: the accounts and the users file.
 //! - [`config`]: the command line.
-//! - [`client`]: a small blocking client, used by `chat-client`, `chat-bench` and the
-//!   tests.
+//! - [`blocking_client`]: the client side of the protocol, used by `chat-client`,
+//!   `chat-bench` and the tests.
+//!
+//! `examples/minimal.rs` is the same design in its plainest form, in one file.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod blocking_client;
 pub mod config;

@@ -68,6 +68,7 @@ struct Window {
 }
 
 impl LogLimit {
+    /// A fresh budget (usable in a `static`).
     pub const fn new() -> LogLimit {
         LogLimit {
             state: Mutex::new(Window {
@@ -116,7 +117,9 @@ impl Default for LogLimit {
 /// to the line that gets out, empty when none were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeldBack {
+    /// Lines held back.
     pub count: u64,
+    /// Since the last line of the kind that got out.
     pub over: Duration,
 }
 

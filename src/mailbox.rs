@@ -147,6 +147,7 @@ impl Mailboxes {
         })
     }
 
+    /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

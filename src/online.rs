@@ -63,10 +63,12 @@ impl Connection {
         })
     }
 
+    /// This connection's id: connection ids only grow.
     pub fn id(&self) -> ConnectionId {
         self.id
     }
 
+    /// The client's address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }
@@ -197,6 +199,7 @@ impl Connection {
         let _ = self.stream.shutdown(Shutdown::Read);
     }
 
+    /// True once [`Connection::evict`] was called.
     pub fn was_evicted(&self) -> bool {
         self.evicted.load(Ordering::Acquire)
     }
@@ -210,6 +213,7 @@ impl Connection {
         }
     }
 
+    /// True once [`Connection::close`] was called, or a write failed.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -222,6 +226,7 @@ pub struct Online {
 }
 
 impl Online {
+    /// An empty map.
     pub fn new() -> Online {
         Online::default()
     }

@@ -50,10 +50,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The wire value of [`Kind::Login`].
     pub const LOGIN: i32 = 1;
+    /// The wire value of [`Kind::Chat`].
     pub const CHAT: i32 = 2;
+    /// The wire value of [`Kind::Users`].
     pub const USERS: i32 = 3;
 
+    /// The kind a header's `type` field stands for.
     pub fn from_wire(value: i32) -> Kind {
         match value {
             Kind::LOGIN => Kind::Login,
@@ -63,6 +67,7 @@ impl Kind {
         }
     }
 
+    /// The `type` field for this kind.
     pub fn to_wire(self) -> i32 {
         match self {
             Kind::Login => Kind::LOGIN,
@@ -101,6 +106,7 @@ pub enum Flag {
 }
 
 impl Flag {
+    /// Every flag, in the order of the table in docs/PROTOCOL.md §2.
     pub const ALL: [Flag; 10] = [
         Flag::Ok,
         Flag::Queued,
@@ -114,6 +120,7 @@ impl Flag {
         Flag::NotStored,
     ];
 
+    /// The `flag` field for this flag.
     pub fn to_wire(self) -> i32 {
         match self {
             Flag::Ok => 1,
@@ -167,17 +174,20 @@ impl fmt::Display for Flag {
 /// A request header: `HEAD { i32 type; i32 length; }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// The `type` field (the original's `businessType`).
     pub kind: Kind,
     /// As sent: may be negative or huge, which is why it is not a `usize`.
     pub length: i32,
 }
 
 impl Header {
+    /// A header announcing a `length`-byte body.
     pub fn new(kind: Kind, length: usize) -> Header {
         let length = i32::try_from(length).expect("frame bodies are at most a few KiB");
         Header { kind, length }
     }
 
+    /// Reads a header from its 8 bytes.
     pub fn decode(bytes: &[u8; HEADER_LEN]) -> Header {
         let mut input = &bytes[..];
         let kind = input
@@ -192,6 +202,7 @@ impl Header {
         }
     }
 
+    /// Appends the header's 8 bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.write_i32::<LittleEndian>(self.kind.to_wire())
             .expect("writing to a Vec cannot fail");
@@ -211,13 +222,16 @@ impl Header {
 /// A reply header: `FEEDBACK { i32 type; i32 length; i32 flag; }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Feedback {
+    /// The `type` field.
     pub kind: Kind,
+    /// The `length` field, as sent (a LOGIN feedback says 40 and has no body).
     pub length: i32,
     /// Kept raw so that a client can show a value docs/PROTOCOL.md does not define.
     pub flag: i32,
 }
 
 impl Feedback {
+    /// A feedback for `kind` announcing a `length`-byte body.
     pub fn new(kind: Kind, length: usize, flag: Flag) -> Feedback {
         let length = i32::try_from(length).expect("reply bodies are at most a few hundred KiB");
         Feedback {
@@ -233,6 +247,7 @@ impl Feedback {
         Feedback::new(Kind::Login, LOGIN_BODY_LEN, flag)
     }
 
+    /// Reads a feedback from its 12 bytes.
     pub fn decode(bytes: &[u8; FEEDBACK_LEN]) -> Feedback {
         let mut input = &bytes[..];
         let mut next = || {
@@ -248,6 +263,7 @@ impl Feedback {
         }
     }
 
+    /// Appends the feedback's 12 bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         for value in [self.kind.to_wire(), self.length, self.flag] {
             out.write_i32::<LittleEndian>(value)
@@ -255,6 +271,7 @@ impl Feedback {
         }
     }
 
+    /// The feedback's 12 bytes.
     pub fn to_bytes(&self) -> [u8; FEEDBACK_LEN] {
         let mut out = Vec::with_capacity(FEEDBACK_LEN);
         self.encode(&mut out);
@@ -284,7 +301,9 @@ pub type MessageText = Text<TEXT_LEN>;
 /// A value longer than the field that should hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TooLong {
+    /// The value's length in bytes.
     pub len: usize,
+    /// The field's size.
     pub max: usize,
 }
 
@@ -358,6 +377,7 @@ impl<const N: usize> Text<N> {
         String::from_utf8_lossy(self.as_bytes()).into_owned()
     }
 
+    /// True for an empty value (a field that starts with NUL).
     pub fn is_empty(&self) -> bool {
         self.0[0] == 0
     }
@@ -394,11 +414,14 @@ impl Fields<'_> {
 /// The LOGIN body: `USERINFO { name[20]; password[20]; }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Credentials {
+    /// The `user_name` field.
     pub name: Name,
+    /// The `user_pwd` field.
     pub password: Password,
 }
 
 impl Credentials {
+    /// Reads a login body from its 40 bytes.
     pub fn decode(body: &[u8; LOGIN_BODY_LEN]) -> Credentials {
         let mut fields = Fields(body);
         Credentials {
@@ -407,6 +430,7 @@ impl Credentials {
         }
     }
 
+    /// Appends the login body's 40 bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.name.field());
         out.extend_from_slice(self.password.field());
@@ -416,12 +440,16 @@ impl Credentials {
 /// The CHAT body: `CHATMSG { sender[20]; receiver[20]; message[100]; }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChatMessage {
+    /// The `sengName` field: who sent it (the server writes the session's name here).
     pub sender: Name,
+    /// The `receiveName` field: a user's name, or `*` for the room.
     pub receiver: Name,
+    /// The `message` field.
     pub text: MessageText,
 }
 
 impl ChatMessage {
+    /// Reads a chat body from its 140 bytes; each field is cut at its first NUL.
     pub fn decode(body: &[u8; CHAT_BODY_LEN]) -> ChatMessage {
         let mut fields = Fields(body);
         ChatMessage {
@@ -431,12 +459,14 @@ impl ChatMessage {
         }
     }
 
+    /// Appends the chat body's 140 bytes, zero-padded, to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.sender.field());
         out.extend_from_slice(self.receiver.field());
         out.extend_from_slice(self.text.field());
     }
 
+    /// The chat body's 140 bytes, zero-padded.
     pub fn to_bytes(&self) -> [u8; CHAT_BODY_LEN] {
         let mut out = Vec::with_capacity(CHAT_BODY_LEN);
         self.encode(&mut out);

@@ -43,7 +43,12 @@ pub enum StartError {
     /// An unusable data directory: exit status 2.
     DataDir(String),
     /// The address could not be bound (in use, not ours, no permission): exit status 1.
-    Bind { addr: SocketAddr, error: io::Error },
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the system said.
+        error: io::Error,
+    },
 }
 
 impl StartError {
@@ -299,6 +304,7 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// The address the server is listening on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }

@@ -11,7 +11,7 @@
 //!   session would wait for its client (see `outbox.rs` for why, and for the rule that
 //!   a delivery goes before its echo);
 //! - a login checks the per-connection and per-address failure limits, and takes the
-//!   user's stored messages with it ([`Session::go_online`]);
+//!   user's stored messages with it (`Session::go_online`);
 //! - when the session ends, however it ends (end of stream, reset, a protocol error, a
 //!   panic), `Drop` takes the user out of the online map and closes the socket: the
 //!   original's thread spun forever and left its name in `onlineMap`.

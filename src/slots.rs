@@ -38,7 +38,9 @@ pub enum Admission {
     /// The connection has a slot. If the server was full, `evicted` is the connection
     /// that made room: the caller tells it with [`Connection::evict`], outside the lock.
     Admitted {
+        /// The new connection's slot.
         slot: Slot,
+        /// The connection evicted to make room, if the server was full.
         evicted: Option<Arc<Connection>>,
     },
     /// Every slot is held by a logged-in user: the newcomer is turned away.
@@ -60,6 +62,7 @@ impl Slots {
         })
     }
 
+    /// The client limit.
     pub fn max_clients(&self) -> usize {
         self.max_clients
     }

@@ -149,14 +149,17 @@ impl Accounts {
             .is_some_and(|id| self.accounts[id].password.as_bytes() == password)
     }
 
+    /// True if `name` is an account.
     pub fn contains(&self, name: &str) -> bool {
         self.id(name).is_some()
     }
 
+    /// How many accounts there are.
     pub fn len(&self) -> usize {
         self.accounts.len()
     }
 
+    /// True if there are none (a users file must have at least one).
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty()
     }
@@ -185,9 +188,11 @@ fn check_name(name: &str) -> Result<(), String> {
 /// A users file that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsersFileError {
+    /// The users file.
     pub path: PathBuf,
     /// The line at fault, counting every line from 1; `None` when the file cannot be read.
     pub line: Option<usize>,
+    /// What is wrong, in words.
     pub problem: String,
 }
 
