@@ -179,19 +179,10 @@ impl Session<'_> {
         input: &mut FrameReader<impl TimedRead>,
     ) -> io::Result<Next> {
         let peer = self.connection.peer();
-        if self
-            .shared
-            .login_throttle
-            .is_blocked(peer.ip(), Instant::now())
-        {
+        if self.address_is_throttled() {
             // Read the body all the same: closing with unread input would reset the
             // connection, and the client might never see the -6.
             input.skip(body_len)?;
-            warn_limited!(
-                "{peer}: login refused unchecked: {} has had too many failed logins \
-                 in the last minute; closing the connection",
-                peer.ip()
-            );
             return self.hang_up(Flag::TooManyAttempts);
         }
         if body_len != LOGIN_BODY_LEN {
@@ -231,6 +222,24 @@ impl Session<'_> {
         }
         self.go_online(name)?;
         Ok(Next::Continue)
+    }
+
+    /// True if the client's address has had too many failed logins lately: its logins
+    /// are refused without looking at the password.
+    fn address_is_throttled(&self) -> bool {
+        let peer = self.connection.peer();
+        let throttled = self
+            .shared
+            .login_throttle
+            .is_blocked(peer.ip(), Instant::now());
+        if throttled {
+            warn_limited!(
+                "{peer}: login refused unchecked: {} has had too many failed logins \
+                 in the last minute; closing the connection",
+                peer.ip()
+            );
+        }
+        throttled
     }
 
     /// Answers a failed login, counting it against the connection and the client's
