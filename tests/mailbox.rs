@@ -15,26 +15,6 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-/// Logs `name` in and collects what arrives before the reply to a USERS request sent
-/// right after the login: exactly the stored messages.
-fn login_and_collect_stored(addr: SocketAddr, name: &str) -> (Client, Vec<(i32, String, String)>) {
-    let mut client = Client::connect(addr).unwrap();
-    client.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-    client.send_login(name, PASSWORD).unwrap();
-    client.send_users().unwrap();
-    assert_eq!(client.read_reply().unwrap(), Reply::Login { flag: 1 });
-    let mut stored = Vec::new();
-    loop {
-        match client.read_reply().unwrap() {
-            Reply::Chat { flag, message } => {
-                stored.push((flag, message.sender.to_lossy(), message.text.to_lossy()))
-            }
-            Reply::Users { .. } => return (client, stored),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
 fn texts(stored: &[(i32, String, String)]) -> Vec<&str> {
     stored.iter().map(|(_, _, text)| text.as_str()).collect()
 }

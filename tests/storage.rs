@@ -5,7 +5,7 @@
 
 mod common;
 
-use chatroom::blocking_client::{Client, Reply};
+use chatroom::blocking_client::Client;
 use chatroom::users::Accounts;
 use chatroom::{Config, Server, ServerHandle};
 use common::*;
@@ -37,22 +37,10 @@ fn echo_of(client: &mut Client, to: &str, text: &str) -> i32 {
     next_chat(client).0
 }
 
-/// Logs `name` in and returns the texts of the stored messages it is handed (everything
-/// before the reply to a USERS request sent right after the login).
+/// The texts of the stored messages `name` is handed at login.
 fn stored_for(addr: std::net::SocketAddr, name: &str) -> Vec<String> {
-    let mut client = Client::connect(addr).unwrap();
-    client.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-    client.send_login(name, PASSWORD).unwrap();
-    client.send_users().unwrap();
-    assert_eq!(client.read_reply().unwrap(), Reply::Login { flag: 1 });
-    let mut texts = Vec::new();
-    loop {
-        match client.read_reply().unwrap() {
-            Reply::Chat { message, .. } => texts.push(message.text.to_lossy()),
-            Reply::Users { .. } => return texts,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let (_, stored) = login_and_collect_stored(addr, name);
+    stored.into_iter().map(|(_, _, text)| text).collect()
 }
 
 fn data_dir() -> (tempfile::TempDir, PathBuf) {

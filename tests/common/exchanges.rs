@@ -144,11 +144,23 @@ pub fn concurrent_logins_are_each_answered(addr: SocketAddr) {
     }
 }
 
-/// Declares a `#[test]` for each exchange named, each against a server made by
+/// Declares a `#[test]` for each exchange above, each against a server made by
 /// `$start` (an expression whose value has an `addr()` method and stops the server
-/// when dropped).
+/// when dropped). The one list of the exchanges both servers must pass.
 #[macro_export]
 macro_rules! exchange_tests {
+    ($start:expr) => {
+        $crate::exchange_tests!($start;
+            every_built_in_user_logs_in_with_exactly_twelve_bytes,
+            a_wrong_password_or_unknown_name_is_answered_minus_one,
+            chat_is_echoed_to_the_sender_and_delivered_with_the_same_152_bytes,
+            the_delivery_is_written_before_the_echo,
+            the_relayed_sender_is_the_session_name_whatever_the_client_wrote,
+            chatting_while_alone_keeps_the_stream_in_step,
+            frames_split_into_single_bytes_are_read_whole,
+            concurrent_logins_are_each_answered,
+        );
+    };
     ($start:expr; $($name:ident),+ $(,)?) => {$(
         #[test]
         fn $name() {

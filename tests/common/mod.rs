@@ -251,3 +251,32 @@ impl Rng {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// Logs `name` in and collects what arrives before the reply to a USERS request sent
+/// right after the login: exactly the stored messages.
+pub fn login_and_collect_stored(
+    addr: SocketAddr,
+    name: &str,
+) -> (
+    chatroom::blocking_client::Client,
+    Vec<(i32, String, String)>,
+) {
+    let mut client = chatroom::blocking_client::Client::connect(addr).unwrap();
+    client.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    client.send_login(name, PASSWORD).unwrap();
+    client.send_users().unwrap();
+    assert_eq!(
+        client.read_reply().unwrap(),
+        chatroom::blocking_client::Reply::Login { flag: 1 }
+    );
+    let mut stored = Vec::new();
+    loop {
+        match client.read_reply().unwrap() {
+            chatroom::blocking_client::Reply::Chat { flag, message } => {
+                stored.push((flag, message.sender.to_lossy(), message.text.to_lossy()))
+            }
+            chatroom::blocking_client::Reply::Users { .. } => return (client, stored),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
