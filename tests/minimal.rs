@@ -54,17 +54,34 @@ impl Drop for Minimal {
     }
 }
 
-/// `target/<profile>/examples/minimal`, beside this test's `target/<profile>/deps/`.
+/// The example's binary, `target/<profile>/examples/minimal`, beside this test's
+/// `target/<profile>/deps/`. `make test` builds it first (`cargo build --examples`);
+/// `cargo test --all-targets` alone builds examples only as test harnesses, so when it
+/// is missing this asks cargo to build it.
 fn example_binary() -> PathBuf {
+    // Once per test process: the tests run in parallel, and one build serves them all.
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(build_example_if_missing).clone()
+}
+
+fn build_example_if_missing() -> PathBuf {
     let this_test = std::env::current_exe().unwrap();
     let profile_dir = this_test.parent().and_then(|deps| deps.parent()).unwrap();
     let binary = profile_dir.join("examples").join("minimal");
-    assert!(
-        binary.exists(),
-        "{} is missing: build it with `cargo test --all-targets` (as `make test` does) \
-         or `cargo build --examples`",
-        binary.display()
-    );
+    if !binary.exists() {
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .args(["build", "--example", "minimal", "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
+            .status()
+            .expect("run cargo to build the minimal example");
+        assert!(status.success(), "cargo build --example minimal failed");
+    }
+    assert!(binary.exists(), "{} was not built", binary.display());
     binary
 }
 
