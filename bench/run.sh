@@ -82,12 +82,12 @@ relay() {
   local kind=$1 name=$2 line
   start_server "$kind"
   line=$(timeout 120 "$BIN/chat-bench" relay --addr "127.0.0.1:$PORT" --pairs "$3" \
-    --window "$4" --messages "$5" 2>> "$WORK/bench.err" | grep '^RESULT')
+    --window "$4" --messages "$5" --pid "$PID" 2>> "$WORK/bench.err" | grep '^RESULT')
   stop_server
   echo "$kind $name: ${line:-no result (timed out or failed)}" >&2
   [ -n "$line" ] || tail -n 3 "$WORK/bench.err" | sed 's/^/    /' >&2
   if [ "$(field errors "$line")" = 0 ]; then
-    for f in msgs_per_sec p50_us p99_us p999_us; do field $f "$line" >> "$WORK/$kind.$name.$f"; done
+    for f in msgs_per_sec p50_us p99_us p999_us server_cpu_us_per_msg; do field $f "$line" >> "$WORK/$kind.$name.$f"; done
   else
     echo FAIL >> "$WORK/$kind.$name.fail"
   fi
@@ -141,23 +141,26 @@ value() { # value KIND NAME FIELD: the median; FAIL if any run lost or corrupted
 }
 
 
-# cell KIND NAME: one server's msgs/s and p50 / p99 for a relay, or its failures
+# cell KIND NAME: one server's msgs/s, p50 / p99 and CPU per message for a relay, or
+# its failures
 cell() {
   local rate; rate=$(value "$1" "$2" msgs_per_sec)
   case $rate in
     FAIL*) echo "$rate" ;;
-    *) printf '%9s  %6s / %-8s' "$rate" "$(value "$1" "$2" p50_us)" "$(value "$1" "$2" p99_us)" ;;
+    *) printf '%9s %6s / %-7s %5s' "$rate" "$(value "$1" "$2" p50_us)" "$(value "$1" "$2" p99_us)" \
+         "$(value "$1" "$2" server_cpu_us_per_msg)" ;;
   esac
 }
 
 echo
 echo "runs per figure: $RUNS, k1-w1: $(runs_of k1-w1) (median); $(nproc) cores; chat-bench on the same machine"
-printf '%-9s | %-32s | %-32s | %s\n' relay "chat-server msgs/s  p50/p99 us" "original msgs/s  p50/p99 us" "ratio"
+printf '%-9s | %-38s | %-38s | %s\n' relay "chat-server msgs/s p50/p99us cpu-us" "original msgs/s p50/p99us cpu-us" "ratio"
 while read -r name _; do
   r=$(value rust "$name" msgs_per_sec); o=$(value original "$name" msgs_per_sec)
   ratio="-"; [[ "$r" =~ ^[0-9]+$ && "$o" =~ ^[0-9]+$ && "$o" -gt 0 ]] && ratio=$(awk "BEGIN {printf \"%.1fx\", $r/$o}")
-  printf '%-9s | %-32s | %-32s | %s\n' "$name" "$(cell rust "$name")" "$(cell original "$name")" "$ratio"
+  printf '%-9s | %-38s | %-38s | %s\n' "$name" "$(cell rust "$name")" "$(cell original "$name")" "$ratio"
 done <<< "$RELAYS"
+echo "cpu-us: the server's CPU time (user + system, all threads) per relayed message"
 echo "FAIL(n/m): n of m runs lost, duplicated, corrupted or reordered a message, or gave no result"
 echo
 printf '%-9s | %-9s %-8s %-9s %-8s %-10s | %-13s %s\n' conns "logged_in" "login_s" "rss_MiB" threads "idle_cpu%" "threads_after" "cpu%_after"

@@ -3,14 +3,15 @@
 //! machine-readable `RESULT` line.
 //!
 //! ```text
-//! chat-bench relay --addr A --pairs K --messages M --window W [--prefix u] [--password P]
+//! chat-bench relay --addr A --pairs K --messages M --window W [--pid PID] [--prefix u] [--password P]
 //! chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]
 //! ```
 //! `relay`: K senders each send M messages to their own receiver, with at most W
 //! unacknowledged (the echo is the acknowledgement; W = 0: no limit). Every delivery and
 //! every echo is checked byte for byte: none lost, duplicated, corrupted or out of
 //! order. Reports messages per second and the one-way latency (the send time travels in
-//! the message text).
+//! the message text), and, given the server's PID, the server's CPU time per relayed
+//! message over the run.
 //!
 //! `conns`: logs N clients in, C at a time, holds them, checks that a few pairs still
 //! chat, and (given the server's PID) reports its memory, threads and idle CPU from
@@ -52,9 +53,11 @@ const IDLE_WINDOW: Duration = Duration::from_secs(2);
 /// idle CPU again: the teardown of 10,000 sockets and thread stacks finishes in this
 /// moment, and it is not idling.
 const TEARDOWN_SETTLE: Duration = Duration::from_secs(1);
+/// Linux reports CPU time in ticks of 1/100 s (USER_HZ) on every common platform.
+const MICROS_PER_TICK: f64 = 10_000.0;
 
 const USAGE: &str = "\
-usage: chat-bench relay --addr A --pairs K --messages M --window W [--prefix u] [--password P]
+usage: chat-bench relay --addr A --pairs K --messages M --window W [--pid PID] [--prefix u] [--password P]
        chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]
        chat-bench queue --addr A --messages M [--prefix u] [--password P]";
 
@@ -218,6 +221,7 @@ fn relay(options: &Options) -> Result<(), String> {
             receiver,
         ));
     }
+    let cpu_before = options.pid.map(|pid| server_stats(pid).cpu_ticks);
     let started = Instant::now();
     let receiving: Vec<_> = receivers
         .into_iter()
@@ -246,6 +250,16 @@ fn relay(options: &Options) -> Result<(), String> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let delivered = latencies.len();
+    // The server's CPU time (user + system, all threads) per relayed message, from
+    // /proc/PID/stat over the run: what a message costs the server, whatever the
+    // load generator beside it costs.
+    let cpu_us_per_msg = match (options.pid, cpu_before) {
+        (Some(pid), Some(before)) if delivered > 0 => {
+            let ticks = server_stats(pid).cpu_ticks.saturating_sub(before);
+            format!("{:.2}", ticks as f64 * MICROS_PER_TICK / delivered as f64)
+        }
+        _ => "-".to_string(),
+    };
     latencies.sort_unstable();
     let rate = delivered as f64 / elapsed;
     let [p50, p99, p999] = [0.50, 0.99, 0.999].map(|q| percentile(&latencies, q));
@@ -254,7 +268,8 @@ fn relay(options: &Options) -> Result<(), String> {
     }
     println!(
         "RESULT relay pairs={pairs} window={window} messages={} delivered={delivered} \
-         seconds={elapsed:.3} msgs_per_sec={rate:.0} p50_us={p50} p99_us={p99} p999_us={p999} errors={}",
+         seconds={elapsed:.3} msgs_per_sec={rate:.0} p50_us={p50} p99_us={p99} p999_us={p999} \
+         server_cpu_us_per_msg={cpu_us_per_msg} errors={}",
         pairs * messages,
         errors.len()
     );
