@@ -174,12 +174,17 @@ impl Mailboxes {
     /// is drained, after everything older) or is sent live after the login is complete
     /// (and so after everything drained). It can never fall between the two.
     pub fn lock(&self, name: &str) -> Option<Mailbox<'_>> {
-        let id = self.users.id(name)?;
-        Some(Mailbox {
+        Some(self.lock_account(self.users.id(name)?))
+    }
+
+    /// Locks the mailbox of account `id` (see [`Mailboxes::lock`]): for a caller that
+    /// has looked the account up already, so that a message costs one lookup.
+    pub fn lock_account(&self, id: AccountId) -> Mailbox<'_> {
+        Mailbox {
             entry: self.entries[id].lock(),
             owner: self.users.name(id),
             mailboxes: self,
-        })
+        }
     }
 
     /// Takes room for one message in the store; false if it is full.

@@ -14,101 +14,106 @@
 //! - Deliveries are written before the echoes, because an echo's flag reports what
 //!   happened to its delivery (1 delivered, 0 stored, -7 or -8 not stored). The echo is
 //!   queued with flag 1 and its flag is filled in once the delivery has happened.
-//! - A batch is bounded: [`MAX_BATCH_FRAMES`] frames or [`MAX_UNSENT_REPLY_BYTES`]
+//! - A batch is bounded: [`MAX_BATCH_REQUESTS`] requests or [`MAX_UNSENT_REPLY_BYTES`]
 //!   of replies. A client that pipelines requests and never reads the replies makes
 //!   the session write (and, with the write timeout, give up) rather than pile up
 //!   memory.
 
 use crate::online::Connection;
-use crate::protocol::{self, ChatMessage, FEEDBACK_LEN, Flag, Name};
+use crate::protocol::{self, CHAT_FRAME_LEN, ChatMessage, FEEDBACK_LEN, Flag};
 use crate::shared::SharedState;
+use crate::users::AccountId;
 use std::io;
 
-/// Frames (replies and deliveries: a chat counts twice) collected before the outbox is
-/// written out even though more input is waiting: bounds the delay a burst can cause.
-pub const MAX_BATCH_FRAMES: usize = 64;
+/// Requests answered before the outbox is written out even though more input is
+/// waiting: bounds the delay a burst can cause. A chat counts once, though it makes
+/// two frames (its echo and its delivery).
+pub const MAX_BATCH_REQUESTS: usize = 64;
 /// Bytes of replies collected before the outbox is written out even though more input
 /// is waiting: bounds what a client that pipelines requests (USERS, say) and never
 /// reads the replies can make the server hold for it.
 pub const MAX_UNSENT_REPLY_BYTES: usize = 64 * 1024;
 
-/// One session's unsent replies and deliveries.
+/// One session's unsent replies and deliveries. Its buffers are kept from batch to
+/// batch, so a busy session allocates nothing per message.
 #[derive(Default)]
 pub struct Outbox {
     /// This client's replies, in the order of its requests.
     replies: Vec<u8>,
-    /// Messages for other users, grouped by receiver in the order they came.
-    deliveries: Vec<Delivery>,
-    /// Frames collected since the last write-out.
-    frames: usize,
-}
-
-/// Messages for one receiver, and where each one's echo sits in `Outbox::replies`.
-struct Delivery {
-    receiver: Name,
-    messages: Vec<ChatMessage>,
-    echoes: Vec<usize>,
+    /// Messages for other users: the receiver, and where the message's echo sits in
+    /// `replies` (the echo's bytes, with flag 1, are the delivery's bytes too).
+    deliveries: Vec<(AccountId, usize)>,
+    /// Requests answered since the last write-out.
+    requests: usize,
+    /// One receiver's frames, gathered for one write (reused).
+    frames: Vec<u8>,
+    /// The echo flags of one receiver's messages (reused).
+    flags: Vec<Flag>,
 }
 
 impl Outbox {
     /// Queues a reply to this session's client.
     pub fn reply(&mut self, bytes: &[u8]) {
         self.replies.extend_from_slice(bytes);
-        self.frames += 1;
+        self.requests += 1;
     }
 
-    /// Queues `message` for its receiver (an account other than the sender), and its
-    /// echo, whose flag is filled in once the delivery has happened.
-    pub fn queue_delivery(&mut self, message: ChatMessage) {
+    /// Queues `message` for account `receiver` (not the sender), and its echo, whose
+    /// flag is filled in once the delivery has happened.
+    pub fn queue_delivery(&mut self, receiver: AccountId, message: &ChatMessage) {
         let echo = self.replies.len();
-        self.reply(&message.to_frame(Flag::Ok));
-        let receiver = message.receiver;
-        match self.deliveries.iter_mut().find(|d| d.receiver == receiver) {
-            Some(delivery) => {
-                delivery.messages.push(message);
-                delivery.echoes.push(echo);
-            }
-            None => self.deliveries.push(Delivery {
-                receiver,
-                messages: vec![message],
-                echoes: vec![echo],
-            }),
-        }
-        self.frames += 1;
+        message.encode_frame(Flag::Ok, &mut self.replies);
+        self.deliveries.push((receiver, echo));
+        self.requests += 1;
     }
 
     /// True when a batch is complete and should be written before more input is read.
     pub fn is_full(&self) -> bool {
-        self.frames >= MAX_BATCH_FRAMES || self.replies.len() >= MAX_UNSENT_REPLY_BYTES
+        self.requests >= MAX_BATCH_REQUESTS || self.replies.len() >= MAX_UNSENT_REPLY_BYTES
     }
 
     /// Writes out everything queued: each receiver's messages first (to their socket,
     /// or into their mailbox: [`SharedState::deliver`]), then this client's replies with
     /// the echoes' flags filled in, in one write to `connection`.
     pub fn write_out(&mut self, shared: &SharedState, connection: &Connection) -> io::Result<()> {
+        self.deliver_all(shared);
+        self.requests = 0;
+        if self.replies.is_empty() {
+            return Ok(());
+        }
+        let result = connection.send(&self.replies);
+        self.replies.clear();
+        // One huge reply (USERS with thousands online) must not stay allocated.
+        self.replies.shrink_to(MAX_UNSENT_REPLY_BYTES);
+        result
+    }
+
+    /// Hands each receiver its messages, in one write per receiver, and settles the
+    /// echoes' flags.
+    fn deliver_all(&mut self, shared: &SharedState) {
+        // Grouped by receiver; within a receiver, echo offsets grow in the order the
+        // messages came, so sorting by both keeps each receiver's order (and sorts in
+        // place, with no allocation).
+        self.deliveries.sort_unstable();
         let Outbox {
             replies,
             deliveries,
             frames,
+            flags,
+            ..
         } = self;
-        for delivery in deliveries.drain(..) {
-            let receiver = delivery
-                .receiver
-                .as_str()
-                .expect("only account names are queued for delivery");
-            let flags = shared.deliver(receiver, &delivery.messages);
-            for (echo, flag) in delivery.echoes.into_iter().zip(flags) {
-                protocol::set_flag(&mut replies[echo..echo + FEEDBACK_LEN], flag);
+        for group in deliveries.chunk_by(|a, b| a.0 == b.0) {
+            frames.clear();
+            for &(_, echo) in group {
+                frames.extend_from_slice(&replies[echo..echo + CHAT_FRAME_LEN]);
+            }
+            shared.deliver(group[0].0, frames, flags);
+            for (&(_, echo), &flag) in group.iter().zip(flags.iter()) {
+                if flag != Flag::Ok {
+                    protocol::set_flag(&mut replies[echo..echo + FEEDBACK_LEN], flag);
+                }
             }
         }
-        *frames = 0;
-        if replies.is_empty() {
-            return Ok(());
-        }
-        let result = connection.send(replies);
-        replies.clear();
-        // One huge reply (USERS with thousands online) must not stay allocated.
-        replies.shrink_to(MAX_UNSENT_REPLY_BYTES);
-        result
+        deliveries.clear();
     }
 }

@@ -273,9 +273,11 @@ impl Feedback {
 
     /// The feedback's 12 bytes.
     pub fn to_bytes(&self) -> [u8; FEEDBACK_LEN] {
-        let mut out = Vec::with_capacity(FEEDBACK_LEN);
-        self.encode(&mut out);
-        out.try_into().expect("a feedback encodes to 12 bytes")
+        // On the stack: a reply header is built for every reply, and a heap buffer
+        // for 12 bytes would cost more than the bytes.
+        let mut out = [0; FEEDBACK_LEN];
+        LittleEndian::write_i32_into(&[self.kind.to_wire(), self.length, self.flag], &mut out);
+        out
     }
 
     /// The flag as a [`Flag`], if it is one docs/PROTOCOL.md defines.
@@ -468,18 +470,28 @@ impl ChatMessage {
 
     /// The chat body's 140 bytes, zero-padded.
     pub fn to_bytes(&self) -> [u8; CHAT_BODY_LEN] {
-        let mut out = Vec::with_capacity(CHAT_BODY_LEN);
-        self.encode(&mut out);
-        out.try_into().expect("a chat message encodes to 140 bytes")
+        let mut out = [0; CHAT_BODY_LEN];
+        out[..NAME_LEN].copy_from_slice(self.sender.field());
+        out[NAME_LEN..2 * NAME_LEN].copy_from_slice(self.receiver.field());
+        out[2 * NAME_LEN..].copy_from_slice(self.text.field());
+        out
     }
 
     /// The whole frame the server sends for this message: `FEEDBACK{2, 140, flag}` and
     /// the body. Every CHAT frame carries the body, whatever its flag.
     pub fn to_frame(&self, flag: Flag) -> [u8; CHAT_FRAME_LEN] {
-        let mut out = Vec::with_capacity(CHAT_FRAME_LEN);
-        Feedback::new(Kind::Chat, CHAT_BODY_LEN, flag).encode(&mut out);
-        self.encode(&mut out);
-        out.try_into().expect("a chat frame encodes to 152 bytes")
+        let mut out = [0; CHAT_FRAME_LEN];
+        out[..FEEDBACK_LEN]
+            .copy_from_slice(&Feedback::new(Kind::Chat, CHAT_BODY_LEN, flag).to_bytes());
+        out[FEEDBACK_LEN..].copy_from_slice(&self.to_bytes());
+        out
+    }
+
+    /// Appends [`to_frame`](ChatMessage::to_frame)'s 152 bytes to `out`, which a
+    /// session reuses from batch to batch: no buffer of its own per message.
+    pub fn encode_frame(&self, flag: Flag, out: &mut Vec<u8>) {
+        out.extend_from_slice(&Feedback::new(Kind::Chat, CHAT_BODY_LEN, flag).to_bytes());
+        self.encode(out);
     }
 }
 

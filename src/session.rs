@@ -385,10 +385,11 @@ impl Session<'_> {
             Some(receiver) if receiver == sender => {
                 self.outbox.reply(&message.to_frame(Flag::Ok));
             }
-            Some(receiver) if !self.shared.accounts.contains(receiver) => {
-                self.outbox.reply(&message.to_frame(Flag::Rejected));
-            }
-            Some(_) => self.outbox.queue_delivery(message),
+            // The one account lookup of the message: the id travels with it.
+            Some(receiver) => match self.shared.accounts.id(receiver) {
+                Some(id) => self.outbox.queue_delivery(id, &message),
+                None => self.outbox.reply(&message.to_frame(Flag::Rejected)),
+            },
         }
         Ok(Next::Continue)
     }

@@ -18,10 +18,10 @@
 
 use crate::config::Config;
 use crate::login_throttle::LoginThrottle;
-use crate::mailbox::{Mailboxes, Stored};
+use crate::mailbox::{Mailbox, Mailboxes, Stored};
 use crate::online::Online;
-use crate::protocol::{CHAT_FRAME_LEN, ChatMessage, Flag};
-use crate::users::Accounts;
+use crate::protocol::{CHAT_FRAME_LEN, ChatMessage, FEEDBACK_LEN, Flag};
+use crate::users::{AccountId, Accounts};
 use std::io;
 use std::sync::Arc;
 
@@ -60,67 +60,86 @@ impl SharedState {
         })
     }
 
-    /// Delivers `messages`, oldest first, to `receiver`: all of them live in one write if
-    /// the receiver is online and the write succeeds, otherwise each into the mailbox.
-    /// Returns each message's echo flag.
+    /// Delivers `frames` (whole CHAT frames `FEEDBACK{2, 140, 1}` + message, oldest
+    /// first, all for account `receiver`): all of them live in one write if the receiver
+    /// is online and the write succeeds, otherwise each into the mailbox. Leaves each
+    /// message's echo flag in `flags` (cleared first; the caller reuses it).
+    ///
+    /// The frames come as bytes, exactly as they go on the wire: the session built them
+    /// once, as its echoes, and a live delivery (nearly all of them) is a copy and a
+    /// write. Only the mailbox decodes them again.
     ///
     /// The receiver's mailbox lock is held throughout, so a login of the receiver cannot
     /// slip in between the choice and the write (see `Mailboxes::lock`).
-    pub fn deliver(&self, receiver: &str, messages: &[ChatMessage]) -> Vec<Flag> {
-        let Some(mut mailbox) = self.mailboxes.lock(receiver) else {
-            return vec![Flag::Rejected; messages.len()];
-        };
-        if let Some(connection) = self.online.get(receiver) {
-            let mut frames = Vec::with_capacity(messages.len() * CHAT_FRAME_LEN);
-            for message in messages {
-                frames.extend_from_slice(&message.to_frame(Flag::Ok));
-            }
-            if connection.send(&frames).is_ok() {
-                for message in messages {
-                    log::debug!("{} -> {receiver}", message.sender);
-                    log::trace!("{} -> {receiver}: {}", message.sender, message.text);
+    pub fn deliver(&self, receiver: AccountId, frames: &[u8], flags: &mut Vec<Flag>) {
+        flags.clear();
+        let mut mailbox = self.mailboxes.lock_account(receiver);
+        let name = self.accounts.name(receiver);
+        let count = frames.len() / CHAT_FRAME_LEN;
+        if let Some(connection) = self.online.get(name) {
+            if connection.send(frames).is_ok() {
+                if log::log_enabled!(log::Level::Debug) {
+                    for message in messages(frames) {
+                        log::debug!("{} -> {name}", message.sender);
+                        log::trace!("{} -> {name}: {}", message.sender, message.text);
+                    }
                 }
-                return vec![Flag::Ok; messages.len()];
+                flags.resize(count, Flag::Ok);
+                return;
             }
             // `send` closed the broken connection; its session takes the user offline.
             // Part of the batch may have reached the socket: storing all of it may repeat
             // some, but loses none (at-least-once).
             crate::info_limited!(
-                "delivery to {receiver} failed; storing {} messages in the mailbox",
-                messages.len()
+                "delivery to {name} failed; storing {count} messages in the mailbox"
             );
         }
-        messages
-            .iter()
-            .map(|message| match mailbox.append(message) {
-                Ok(Stored::Queued) => {
-                    log::debug!("{} -> {receiver} (stored)", message.sender);
-                    Flag::Queued
-                }
-                Ok(Stored::MailboxFull) => {
-                    crate::info_limited!("mailbox of {receiver} is full; message refused");
-                    Flag::MailboxFull
-                }
-                Ok(Stored::StoreFull) => {
-                    crate::warn_limited!(
-                        "the store is full (--store-limit {} messages in all mailboxes); \
-                         message for {receiver} refused",
-                        self.mailboxes.store_limit()
-                    );
-                    Flag::MailboxFull
-                }
-                Err(error) => {
-                    crate::log_limited!(
-                        log::Level::Error,
-                        "{}: cannot store a message for {receiver} ({}): {error}",
-                        mailbox.path().display(),
-                        storage_problem(&error)
-                    );
-                    Flag::NotStored
-                }
-            })
-            .collect()
+        for message in messages(frames) {
+            flags.push(self.store(&mut mailbox, &message));
+        }
     }
+
+    /// Stores one message for an offline receiver; its echo flag.
+    fn store(&self, mailbox: &mut Mailbox<'_>, message: &ChatMessage) -> Flag {
+        let receiver = &message.receiver;
+        match mailbox.append(message) {
+            Ok(Stored::Queued) => {
+                log::debug!("{} -> {receiver} (stored)", message.sender);
+                Flag::Queued
+            }
+            Ok(Stored::MailboxFull) => {
+                crate::info_limited!("mailbox of {receiver} is full; message refused");
+                Flag::MailboxFull
+            }
+            Ok(Stored::StoreFull) => {
+                crate::warn_limited!(
+                    "the store is full (--store-limit {} messages in all mailboxes); \
+                     message for {receiver} refused",
+                    self.mailboxes.store_limit()
+                );
+                Flag::MailboxFull
+            }
+            Err(error) => {
+                crate::log_limited!(
+                    log::Level::Error,
+                    "{}: cannot store a message for {receiver} ({}): {error}",
+                    mailbox.path().display(),
+                    storage_problem(&error)
+                );
+                Flag::NotStored
+            }
+        }
+    }
+}
+
+/// The messages of whole CHAT frames.
+fn messages(frames: &[u8]) -> impl Iterator<Item = ChatMessage> + '_ {
+    frames.chunks_exact(CHAT_FRAME_LEN).map(|frame| {
+        let body = frame[FEEDBACK_LEN..]
+            .try_into()
+            .expect("a CHAT frame is a feedback and a 140-byte body");
+        ChatMessage::decode(body)
+    })
 }
 
 /// What a failure to store means, in words an operator acts on; the error itself

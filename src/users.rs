@@ -109,7 +109,7 @@ impl Accounts {
             numbered.push((Credentials { name, password }, line_number));
         }
         // A stable sort keeps a name's lines in file order: the second one is the mistake.
-        numbered.sort_by(|(a, _), (b, _)| a.name.as_bytes().cmp(b.name.as_bytes()));
+        numbered.sort_by_key(|(account, _)| sort_key(&account.name));
         if let Some(pair) = numbered
             .windows(2)
             .find(|pair| pair[0].0.name == pair[1].0.name)
@@ -124,14 +124,17 @@ impl Accounts {
     }
 
     fn sorted(mut accounts: Vec<Credentials>) -> Accounts {
-        accounts.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        accounts.sort_by_key(|account| sort_key(&account.name));
         Accounts { accounts }
     }
 
     /// The account called `name`, if there is one.
     pub fn id(&self, name: &str) -> Option<AccountId> {
+        // Every message's receiver is looked up here, so each probe of the search is
+        // two integer comparisons rather than a scan for the NUL and a `memcmp`.
+        let key = sort_key(&Name::new(name).ok()?);
         self.accounts
-            .binary_search_by(|account| account.name.as_bytes().cmp(name.as_bytes()))
+            .binary_search_by_key(&key, |account| sort_key(&account.name))
             .ok()
     }
 
@@ -163,6 +166,17 @@ impl Accounts {
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty()
     }
+}
+
+/// The order of the table: a name's zero-padded 20-byte field read as two big-endian
+/// integers. That is the order of the names' bytes, since a name holds no NUL and the
+/// padding sorts before any byte of a longer name.
+fn sort_key(name: &Name) -> (u128, u32) {
+    let (high, low) = name.field().split_at(16);
+    (
+        u128::from_be_bytes(high.try_into().expect("16 of the 20 bytes")),
+        u32::from_be_bytes(low.try_into().expect("the last 4 bytes")),
+    )
 }
 
 /// Whether `name` may be an account name (docs/PROTOCOL.md §4).
@@ -312,5 +326,24 @@ mod tests {
             assert!(message.contains("no accounts"), "{contents:?}: {message}");
         }
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_table_order_is_the_order_of_the_names_bytes() {
+        let mut names = vec![
+            "b",
+            "ab",
+            "a",
+            "a b",
+            "10010",
+            "1001",
+            "似末",
+            "花开富贵花开12",
+            "~",
+        ];
+        let mut by_key = names.clone();
+        by_key.sort_by_key(|name| sort_key(&Name::new(name).unwrap()));
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(by_key, names);
     }
 }
