@@ -327,9 +327,12 @@ impl<const N: usize> Text<N> {
 
     /// Reads a field as it came off the wire: keeps the bytes before the first NUL.
     pub fn from_field(field: &[u8; N]) -> Text<N> {
-        let len = field.iter().position(|&b| b == 0).unwrap_or(N);
-        let mut normalised = [0; N];
-        normalised[..len].copy_from_slice(&field[..len]);
+        // Copy the whole field (a fixed size: a few vector moves, no call), then zero
+        // what follows the first NUL: every relayed message passes through here.
+        let mut normalised = *field;
+        if let Some(len) = field.iter().position(|&b| b == 0) {
+            normalised[len..].fill(0);
+        }
         Text(normalised)
     }
 

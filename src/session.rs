@@ -42,6 +42,7 @@ pub(crate) fn run(shared: &SharedState, connection: Arc<Connection>, slot: Slot)
         connection,
         slot,
         user: None,
+        sender: Name::EMPTY,
         failed_logins: 0,
         outbox: Outbox::default(),
     };
@@ -61,6 +62,9 @@ struct Session<'a> {
     slot: Slot,
     /// The logged-in name, once a login succeeded (the original's `name`).
     user: Option<String>,
+    /// The same name as the 20-byte field every message from this session carries as
+    /// its sender (made once, at login, not per message).
+    sender: Name,
     failed_logins: u32,
     outbox: Outbox,
 }
@@ -288,6 +292,7 @@ impl Session<'_> {
             Vec::new()
         });
         self.user = Some(name.clone());
+        self.sender = Name::new(&name).expect("account names fit the name field");
         self.announce(&name, &login_reply_with(&stored))?;
         if !mailbox.is_empty() {
             info_limited!(
@@ -368,12 +373,12 @@ impl Session<'_> {
         let mut body = [0; CHAT_BODY_LEN];
         input.read_exact(&mut body)?;
         let mut message = ChatMessage::decode(&body);
-        let Some(sender) = &self.user else {
+        if self.user.is_none() {
             self.outbox.reply(&message.to_frame(Flag::NotLoggedIn));
             return Ok(Next::Continue);
-        };
+        }
         // No impersonation: the sender is whoever this session logged in as.
-        message.sender = Name::new(sender).expect("account names fit the name field");
+        message.sender = self.sender;
         match message.receiver.as_str() {
             None | Some("") => self.outbox.reply(&message.to_frame(Flag::Malformed)),
             Some(protocol::ROOM) => {
@@ -382,11 +387,11 @@ impl Session<'_> {
                 self.broadcast(&message);
                 self.outbox.reply(&message.to_frame(Flag::Ok));
             }
-            Some(receiver) if receiver == sender => {
+            Some(_) if message.receiver == self.sender => {
                 self.outbox.reply(&message.to_frame(Flag::Ok));
             }
             // The one account lookup of the message: the id travels with it.
-            Some(receiver) => match self.shared.accounts.id(receiver) {
+            Some(_) => match self.shared.accounts.id_of(&message.receiver) {
                 Some(id) => self.outbox.queue_delivery(id, &message),
                 None => self.outbox.reply(&message.to_frame(Flag::Rejected)),
             },
@@ -500,6 +505,7 @@ mod tests {
                 connection: Arc::clone(&connection),
                 slot,
                 user: None,
+                sender: Name::EMPTY,
                 failed_logins: 0,
                 outbox: Outbox::default(),
             };
