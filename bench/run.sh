@@ -160,7 +160,7 @@ while read -r name _; do
   ratio="-"; [[ "$r" =~ ^[0-9]+$ && "$o" =~ ^[0-9]+$ && "$o" -gt 0 ]] && ratio=$(awk "BEGIN {printf \"%.1fx\", $r/$o}")
   printf '%-9s | %-38s | %-38s | %s\n' "$name" "$(cell rust "$name")" "$(cell original "$name")" "$ratio"
 done <<< "$RELAYS"
-echo "cpu-us: the server's CPU time (user + system, all threads) per relayed message"
+echo "cpu-us: the server's CPU time (user + system, all threads) per relayed message, counted in 10 ms ticks (a run shorter than a few ticks reads 0)"
 echo "FAIL(n/m): n of m runs lost, duplicated, corrupted or reordered a message, or gave no result"
 echo
 printf '%-9s | %-9s %-8s %-9s %-8s %-10s | %-13s %s\n' conns "logged_in" "login_s" "rss_MiB" threads "idle_cpu%" "threads_after" "cpu%_after"
