@@ -114,3 +114,62 @@ fn the_systemd_unit_verifies() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Every test the tour (and its Chinese version) names in its tables exists: a renamed
+/// or deleted test must not leave the reader looking for it.
+#[test]
+fn every_test_the_tour_names_exists() {
+    let mut functions = String::new();
+    for dir in ["src", "tests"] {
+        collect_sources(&Path::new(ROOT).join(dir), &mut functions);
+    }
+    for tour in ["docs/TOUR.md", "docs/TOUR.zh-CN.md"] {
+        let text = fs::read_to_string(Path::new(ROOT).join(tour)).unwrap();
+        let named: Vec<&str> = text
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|word| {
+                word.len() > 24
+                    && word
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .collect();
+        assert!(named.len() > 20, "{tour} names its tests");
+        for name in named {
+            assert!(
+                functions.contains(&format!("fn {name}("))
+                    || functions.contains(&format!("    {name},")),
+                "{tour} names `{name}`, which is not a test"
+            );
+        }
+    }
+}
+
+fn collect_sources(dir: &Path, into: &mut String) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_sources(&path, into);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            into.push_str(&fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+/// `make bench` with an ORIGINAL that is not there says so and stops, before measuring.
+#[test]
+fn make_bench_names_a_missing_original_server() {
+    let output = Command::new("bash")
+        .arg(Path::new(ROOT).join("bench/run.sh"))
+        .env("ORIGINAL", "/nonexistent/original-server")
+        .output()
+        .expect("run bench/run.sh");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ORIGINAL=/nonexistent/original-server: no such file"),
+        "{stderr}"
+    );
+}
