@@ -20,10 +20,10 @@
 //!   memory.
 
 use crate::online::Connection;
-use crate::protocol::{self, CHAT_FRAME_LEN, ChatMessage, FEEDBACK_LEN, Flag};
+use crate::protocol::{self, CHAT_BODY_LEN, CHAT_FRAME_LEN, FEEDBACK_LEN, Feedback, Flag, Kind};
 use crate::shared::SharedState;
 use crate::users::AccountId;
-use std::io;
+use std::io::{self, Read};
 
 /// Requests answered before the outbox is written out even though more input is
 /// waiting: bounds the delay a burst can cause. A chat counts once, though it makes
@@ -58,13 +58,53 @@ impl Outbox {
         self.requests += 1;
     }
 
-    /// Queues `message` for account `receiver` (not the sender), and its echo, whose
-    /// flag is filled in once the delivery has happened.
-    pub fn queue_delivery(&mut self, receiver: AccountId, message: &ChatMessage) {
-        let echo = self.replies.len();
-        message.encode_frame(Flag::Ok, &mut self.replies);
-        self.deliveries.push((receiver, echo));
+    /// Reads a CHAT body from `input` straight into the replies, behind the feedback
+    /// `FEEDBACK{2, 140, 1}`: from here on the message stays bytes, and with flag 1
+    /// those bytes are both its echo and its delivery. Returns where the frame starts,
+    /// for the calls below; a failed read leaves nothing behind.
+    pub fn read_chat_frame(&mut self, input: &mut impl Read) -> io::Result<usize> {
+        let start = self.replies.len();
+        let feedback = Feedback::new(Kind::Chat, CHAT_BODY_LEN, Flag::Ok);
+        self.replies.extend_from_slice(&feedback.to_bytes());
+        self.replies.resize(start + CHAT_FRAME_LEN, 0);
+        if let Err(error) = input.read_exact(&mut self.replies[start + FEEDBACK_LEN..]) {
+            self.replies.truncate(start);
+            return Err(error);
+        }
+        Ok(start)
+    }
+
+    /// The body of the CHAT frame read at `frame`, to normalise and check in place.
+    pub fn chat_body_mut(&mut self, frame: usize) -> &mut [u8; CHAT_BODY_LEN] {
+        (&mut self.replies[frame + FEEDBACK_LEN..frame + CHAT_FRAME_LEN])
+            .try_into()
+            .expect("a CHAT frame holds a 140-byte body")
+    }
+
+    /// Answers the CHAT frame read at `frame` with `flag`: the frame as it stands is the
+    /// reply.
+    pub fn answer(&mut self, frame: usize, flag: Flag) {
+        protocol::set_flag(&mut self.replies[frame..frame + FEEDBACK_LEN], flag);
         self.requests += 1;
+    }
+
+    /// Queues the CHAT frame read at `frame` for account `receiver` (not the sender); it
+    /// stays in the replies as the echo, whose flag is settled once the delivery has
+    /// happened.
+    pub fn queue_delivery(&mut self, receiver: AccountId, frame: usize) {
+        self.deliveries.push((receiver, frame));
+        self.requests += 1;
+    }
+
+    /// Takes the CHAT frame read at `frame` (the last one) back out of the replies: a
+    /// room message must be said after the replies before it are written, and echoed
+    /// after it is said.
+    pub fn take_frame(&mut self, frame: usize) -> [u8; CHAT_FRAME_LEN] {
+        let bytes = self.replies[frame..frame + CHAT_FRAME_LEN]
+            .try_into()
+            .expect("a CHAT frame is 152 bytes");
+        self.replies.truncate(frame);
+        bytes
     }
 
     /// True when a batch is complete and should be written before more input is read.

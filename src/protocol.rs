@@ -501,6 +501,19 @@ impl ChatMessage {
 /// Where the `flag` field sits in a feedback.
 const FLAG_OFFSET: usize = 8;
 
+/// Normalises a CHAT body where it lies, as [`ChatMessage::decode`] and then
+/// [`ChatMessage::to_bytes`] would, without the two copies: each field is cut at its
+/// first NUL and zero-padded. The server relays messages as bytes, normalised this way.
+pub fn normalise_chat_body(body: &mut [u8; CHAT_BODY_LEN]) {
+    let (sender, rest) = body.split_at_mut(NAME_LEN);
+    let (receiver, text) = rest.split_at_mut(NAME_LEN);
+    for field in [sender, receiver, text] {
+        if let Some(nul) = field.iter().position(|&b| b == 0) {
+            field[nul..].fill(0);
+        }
+    }
+}
+
 /// Overwrites the flag of the feedback that starts `reply`: lets a server write an echo
 /// before it knows how its delivery went, and settle the flag afterwards.
 pub fn set_flag(reply: &mut [u8], flag: Flag) {
@@ -684,5 +697,27 @@ mod tests {
             skip(&mut input, 8).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    #[test]
+    fn normalising_in_place_is_decoding_and_encoding() {
+        let mut seed = 0x1234_5678_u64;
+        for _ in 0..1000 {
+            let mut body = [0u8; CHAT_BODY_LEN];
+            for byte in body.iter_mut() {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // Plenty of NULs, so that fields end at every position.
+                *byte = if (seed >> 60) < 3 {
+                    0
+                } else {
+                    (seed >> 33) as u8
+                };
+            }
+            let expected = ChatMessage::decode(&body).to_bytes();
+            normalise_chat_body(&mut body);
+            assert_eq!(body, expected);
+        }
     }
 }

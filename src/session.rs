@@ -369,47 +369,57 @@ impl Session<'_> {
             return Ok(Next::Continue);
         }
         // Always read, whoever is online: the original left the body unread when fewer
-        // than two users were online, and the stream fell out of step.
-        let mut body = [0; CHAT_BODY_LEN];
-        input.read_exact(&mut body)?;
-        let mut message = ChatMessage::decode(&body);
+        // than two users were online, and the stream fell out of step. Read straight
+        // into the outbox, where the message is normalised and checked in place and
+        // leaves as the echo and the delivery without being copied again.
+        let frame = self.outbox.read_chat_frame(input)?;
+        let body = self.outbox.chat_body_mut(frame);
+        protocol::normalise_chat_body(body);
         if self.user.is_none() {
-            self.outbox.reply(&message.to_frame(Flag::NotLoggedIn));
+            self.outbox.answer(frame, Flag::NotLoggedIn);
             return Ok(Next::Continue);
         }
         // No impersonation: the sender is whoever this session logged in as.
-        message.sender = self.sender;
-        match message.receiver.as_str() {
-            None | Some("") => self.outbox.reply(&message.to_frame(Flag::Malformed)),
+        body[..NAME_LEN].copy_from_slice(self.sender.field());
+        let receiver = Name::from_field(
+            body[NAME_LEN..2 * NAME_LEN]
+                .try_into()
+                .expect("the receiver field is 20 bytes"),
+        );
+        match receiver.as_str() {
+            None | Some("") => self.outbox.answer(frame, Flag::Malformed),
             Some(protocol::ROOM) => {
+                let said = self.outbox.take_frame(frame);
                 // Earlier private messages go first, so one sender's order holds.
                 self.write_out()?;
-                self.broadcast(&message);
-                self.outbox.reply(&message.to_frame(Flag::Ok));
+                self.broadcast(&said);
+                self.outbox.reply(&said);
             }
-            Some(_) if message.receiver == self.sender => {
-                self.outbox.reply(&message.to_frame(Flag::Ok));
-            }
+            Some(_) if receiver == self.sender => self.outbox.answer(frame, Flag::Ok),
             // The one account lookup of the message: the id travels with it.
-            Some(_) => match self.shared.accounts.id_of(&message.receiver) {
-                Some(id) => self.outbox.queue_delivery(id, &message),
-                None => self.outbox.reply(&message.to_frame(Flag::Rejected)),
+            Some(_) => match self.shared.accounts.id_of(&receiver) {
+                Some(id) => self.outbox.queue_delivery(id, frame),
+                None => self.outbox.answer(frame, Flag::Rejected),
             },
         }
         Ok(Next::Continue)
     }
 
-    /// Sends a room message to every other online user. Never stored: a user who is not
-    /// online when it is said does not hear it, as in a real room.
-    fn broadcast(&self, message: &ChatMessage) {
-        let frame = message.to_frame(Flag::Ok);
+    /// Sends a room message (its whole frame, flag 1) to every other online user. Never
+    /// stored: a user who is not online when it is said does not hear it, as in a real
+    /// room.
+    fn broadcast(&self, frame: &[u8; CHAT_FRAME_LEN]) {
         for (name, connection) in self.shared.online.others(self.connection.id()) {
-            if connection.send(&frame).is_err() {
+            if connection.send(frame).is_err() {
                 info_limited!("room message to {name} not delivered: the connection failed");
             }
         }
-        log::debug!("{} -> the room", message.sender);
-        log::trace!("{} -> the room: {}", message.sender, message.text);
+        if log::log_enabled!(log::Level::Debug) {
+            let body = frame[FEEDBACK_LEN..].try_into().expect("a 140-byte body");
+            let message = ChatMessage::decode(body);
+            log::debug!("{} -> the room", message.sender);
+            log::trace!("{} -> the room: {}", message.sender, message.text);
+        }
     }
 
     /// USERS (an extension): the online names, sorted.
