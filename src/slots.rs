@@ -6,15 +6,19 @@
 //! connection arrives at a full server, the open connection that has gone longest
 //! without logging in is evicted to make room (it is sent `FEEDBACK{1, 40, -5}` and
 //! closed); only when every open connection is logged in is the newcomer turned away.
-//! Connection ids grow with each accept, so "longest without logging in" is the
-//! smallest id among those still waiting, found in a `BTreeMap` in O(log n).
+//! Connections wait in a queue in the order they came; a login only marks its entry in
+//! the table, and the accept thread skips and drops such entries when it looks for the
+//! oldest waiting connection (and compacts the queue when it holds more stale entries
+//! than live ones). So every operation is O(1) amortised, and only the accept thread
+//! allocates: a session thread that freed queue nodes would strand them in its own
+//! allocator cache, which 10,000 threads multiply (it cost a megabyte).
 //!
 //! Shutdown uses the same table: it closes every open connection and waits for their
 //! slots to come back.
 
 use crate::online::{Connection, ConnectionId};
 use parking_lot::{Condvar, Mutex};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,9 +33,18 @@ pub struct Slots {
 
 struct Table {
     open: HashMap<ConnectionId, Arc<Connection>>,
-    /// The open connections that have not logged in, oldest first.
-    waiting: BTreeMap<ConnectionId, Arc<Connection>>,
+    /// Connections in the order they came, some of which have logged in or left since
+    /// (skipped when met). Never longer than [`STALE_FACTOR`] times the open ones, plus
+    /// [`STALE_SLACK`].
+    waiting: VecDeque<ConnectionId>,
 }
+
+/// The waiting queue is compacted when it is this many times longer than the open
+/// connections (plus [`STALE_SLACK`]): compaction costs a pass over it, so it must be
+/// rare enough to be O(1) per accept on average.
+const STALE_FACTOR: usize = 2;
+/// See [`STALE_FACTOR`]: small servers need not compact at all.
+const STALE_SLACK: usize = 64;
 
 /// What [`Slots::admit`] decided for a new connection.
 pub enum Admission {
@@ -54,7 +67,7 @@ impl Slots {
         Arc::new(Slots {
             table: Mutex::new(Table {
                 open: HashMap::with_capacity(max_clients.min(presize)),
-                waiting: BTreeMap::new(),
+                waiting: VecDeque::new(),
             }),
             emptied: Condvar::new(),
             max_clients,
@@ -78,17 +91,20 @@ impl Slots {
         let mut table = self.table.lock();
         let mut evicted = None;
         if table.open.len() >= self.max_clients {
-            let Some((oldest, connection)) = table.waiting.pop_first() else {
-                return Admission::Full;
-            };
-            // Its slot is free from now on; its thread ends as soon as it sees the
-            // eviction, and its own `Slot` then finds nothing left to remove.
-            table.open.remove(&oldest);
-            evicted = Some(connection);
+            match table.oldest_waiting() {
+                // Its slot is free from now on; its thread ends as soon as it sees the
+                // eviction, and its own `Slot` then finds nothing left to remove.
+                Some(oldest) => evicted = Some(oldest),
+                None => return Admission::Full,
+            }
         }
         let id = connection.id();
-        table.open.insert(id, Arc::clone(&connection));
-        table.waiting.insert(id, connection);
+        table.open.insert(id, connection);
+        table.waiting.push_back(id);
+        if table.waiting.len() > STALE_FACTOR * table.open.len() + STALE_SLACK {
+            let Table { open, waiting } = &mut *table;
+            waiting.retain(|id| open.get(id).is_some_and(|c| !c.is_logged_in()));
+        }
         Admission::Admitted {
             slot: Slot {
                 slots: Arc::clone(self),
@@ -123,6 +139,19 @@ impl Slots {
     }
 }
 
+impl Table {
+    /// Takes the oldest open connection that has not logged in out of the table, for
+    /// eviction; drops the queue entries it passes that have logged in or left.
+    fn oldest_waiting(&mut self) -> Option<Arc<Connection>> {
+        while let Some(id) = self.waiting.pop_front() {
+            if self.open.get(&id).is_some_and(|c| !c.is_logged_in()) {
+                return self.open.remove(&id);
+            }
+        }
+        None
+    }
+}
+
 /// One connection's slot under the client limit, given back when dropped however the
 /// connection ends.
 pub struct Slot {
@@ -139,9 +168,15 @@ impl Slot {
     /// Marks the connection as logged in, so it is never evicted. False if it was
     /// evicted already: the login must not go ahead.
     pub fn log_in(&self) -> bool {
-        let mut table = self.slots.table.lock();
-        table.waiting.remove(&self.id);
-        table.open.contains_key(&self.id)
+        // Under the table's lock, so that the accept thread never evicts a connection
+        // between this check and the mark.
+        match self.slots.table.lock().open.get(&self.id) {
+            Some(connection) => {
+                connection.mark_logged_in();
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -149,7 +184,6 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut table = self.slots.table.lock();
         table.open.remove(&self.id);
-        table.waiting.remove(&self.id);
         if table.open.is_empty() {
             self.slots.emptied.notify_all();
         }
@@ -213,5 +247,20 @@ mod tests {
         assert!(matches!(slots.admit(newcomer), Admission::Full));
         drop(slot);
         assert_eq!(slots.count(), 0);
+    }
+
+    #[test]
+    fn the_waiting_queue_stays_bounded_when_everyone_logs_in() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::new(10_000, 10_000);
+        let mut held = Vec::new();
+        for _ in 0..400 {
+            let (connection, client) = open_connection(&slots, &listener);
+            let (slot, _) = admitted(slots.admit(connection));
+            assert!(slot.log_in());
+            held.push((slot, client));
+            let table = slots.table.lock();
+            assert!(table.waiting.len() <= STALE_FACTOR * table.open.len() + STALE_SLACK);
+        }
     }
 }
