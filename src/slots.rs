@@ -6,12 +6,12 @@
 //! connection arrives at a full server, the open connection that has gone longest
 //! without logging in is evicted to make room (it is sent `FEEDBACK{1, 40, -5}` and
 //! closed); only when every open connection is logged in is the newcomer turned away.
-//! Connections wait in a queue in the order they came; a login only marks its entry in
-//! the table, and the accept thread skips and drops such entries when it looks for the
-//! oldest waiting connection (and compacts the queue when it holds more stale entries
-//! than live ones). So every operation is O(1) amortised, and only the accept thread
-//! allocates: a session thread that freed queue nodes would strand them in its own
-//! allocator cache, which 10,000 threads multiply (it cost a megabyte).
+//! Connections wait in a queue in the order they came; a login only marks its
+//! connection as logged in, and the accept thread skips and drops such entries when it
+//! looks for the oldest waiting connection (and compacts the queue when it holds more
+//! stale entries than live ones). So every operation is O(1) amortised, and only the
+//! accept thread allocates or frees queue memory: memory freed by 10,000 session threads
+//! tends to stay in each thread's allocator cache.
 //!
 //! Shutdown uses the same table: it closes every open connection and waits for their
 //! slots to come back.
