@@ -324,22 +324,17 @@ fn send_one(
     client
         .send_chat(to, text)
         .map_err(|error| format!("cannot send: {error}"))?;
-    let last_sender = Mutex::new(None);
-    loop {
-        match client.read_reply() {
-            Ok(Reply::Chat { flag, message }) if is_echo(&message, me) => {
-                println!("{}", outcome(flag, &message));
-                let sent = matches!(Flag::from_wire(flag), Some(Flag::Ok | Flag::Queued));
-                return Ok(if sent {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(EXIT_FAILURE)
-                });
-            }
-            Ok(other) => show(&other, me, clock, &last_sender),
-            Err(_) => return Err(connection_ended(me)),
-        }
-    }
+    let (flag, message) = show_until(client, me, clock, |reply| match reply {
+        Reply::Chat { flag, message } if is_echo(&message, me) => Ok((flag, message)),
+        other => Err(other),
+    })?;
+    println!("{}", outcome(flag, &message));
+    let sent = matches!(Flag::from_wire(flag), Some(Flag::Ok | Flag::Queued));
+    Ok(if sent {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    })
 }
 
 /// `--who`: the online users, after whatever arrived first.
@@ -347,15 +342,29 @@ fn who(client: &mut Client, me: &str, clock: &Clock) -> Result<ExitCode, String>
     client
         .send_users()
         .map_err(|error| format!("cannot ask who is online: {error}"))?;
+    let users = show_until(client, me, clock, |reply| match reply {
+        Reply::Users { .. } => Ok(reply),
+        other => Err(other),
+    })?;
+    show(&users, me, clock, &Mutex::new(None));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads replies until `wanted` takes one (returns `Ok`), and returns what it made of
+/// it; every reply before it (stored or live messages) is shown as `--listen` shows
+/// it, so that none is lost.
+fn show_until<T>(
+    client: &mut Client,
+    me: &str,
+    clock: &Clock,
+    wanted: impl Fn(Reply) -> Result<T, Reply>,
+) -> Result<T, String> {
     let last_sender = Mutex::new(None);
     loop {
-        match client.read_reply() {
-            Ok(reply @ Reply::Users { .. }) => {
-                show(&reply, me, clock, &last_sender);
-                return Ok(ExitCode::SUCCESS);
-            }
-            Ok(other) => show(&other, me, clock, &last_sender),
-            Err(_) => return Err(connection_ended(me)),
+        let reply = client.read_reply().map_err(|_| connection_ended(me))?;
+        match wanted(reply) {
+            Ok(taken) => return Ok(taken),
+            Err(other) => show(&other, me, clock, &last_sender),
         }
     }
 }
