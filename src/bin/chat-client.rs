@@ -325,8 +325,8 @@ fn send_one(
         .send_chat(to, text)
         .map_err(|error| format!("cannot send: {error}"))?;
     let (flag, message) = show_until(client, me, clock, |reply| match reply {
-        Reply::Chat { flag, message } if is_echo(&message, me) => Ok((flag, message)),
-        other => Err(other),
+        Reply::Chat { flag, message } if is_echo(message, me) => Some((*flag, *message)),
+        _ => None,
     })?;
     println!("{}", outcome(flag, &message));
     let sent = matches!(Flag::from_wire(flag), Some(Flag::Ok | Flag::Queued));
@@ -343,28 +343,28 @@ fn who(client: &mut Client, me: &str, clock: &Clock) -> Result<ExitCode, String>
         .send_users()
         .map_err(|error| format!("cannot ask who is online: {error}"))?;
     let users = show_until(client, me, clock, |reply| match reply {
-        Reply::Users { .. } => Ok(reply),
-        other => Err(other),
+        Reply::Users { .. } => Some(reply.clone()),
+        _ => None,
     })?;
     show(&users, me, clock, &Mutex::new(None));
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads replies until `wanted` takes one (returns `Ok`), and returns what it made of
-/// it; every reply before it (stored or live messages) is shown as `--listen` shows
-/// it, so that none is lost.
+/// Reads replies until `wanted` finds what it waits for in one, and returns that;
+/// every reply before it (stored or live messages) is shown as `--listen` shows it, so
+/// that none is lost.
 fn show_until<T>(
     client: &mut Client,
     me: &str,
     clock: &Clock,
-    wanted: impl Fn(Reply) -> Result<T, Reply>,
+    wanted: impl Fn(&Reply) -> Option<T>,
 ) -> Result<T, String> {
     let last_sender = Mutex::new(None);
     loop {
         let reply = client.read_reply().map_err(|_| connection_ended(me))?;
-        match wanted(reply) {
-            Ok(taken) => return Ok(taken),
-            Err(other) => show(&other, me, clock, &last_sender),
+        match wanted(&reply) {
+            Some(found) => return Ok(found),
+            None => show(&reply, me, clock, &last_sender),
         }
     }
 }
