@@ -147,16 +147,16 @@ impl Connection {
         waited: bool,
     ) -> io::Result<()> {
         let mut stream = &self.stream;
+        // Once the socket's timeout is cut to what is left, it must be put back after.
         let mut shortened = false;
-        if waited {
-            let left = self.write_timeout().saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(self.timed_out());
-            }
-            stream.set_write_timeout(Some(left))?;
-            shortened = true;
-        }
+        let mut left_over = waited;
         let result = loop {
+            if left_over {
+                if let Err(error) = self.shorten_timeout(started) {
+                    break Err(error);
+                }
+                shortened = true;
+            }
             match stream.write(bytes) {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
@@ -171,14 +171,7 @@ impl Connection {
                 Err(error) if is_timeout(&error) => break Err(self.timed_out()),
                 Err(error) => break Err(error),
             }
-            let left = self.write_timeout().saturating_sub(started.elapsed());
-            if left.is_zero() {
-                break Err(self.timed_out());
-            }
-            if let Err(error) = stream.set_write_timeout(Some(left)) {
-                break Err(error);
-            }
-            shortened = true;
+            left_over = true;
         };
         if shortened {
             // Only matters if the connection is still usable, which it is not after a
@@ -186,6 +179,16 @@ impl Connection {
             let _ = stream.set_write_timeout(Some(self.write_timeout()));
         }
         result
+    }
+
+    /// Cuts the socket's write timeout to what is left of the budget that began at
+    /// `started`; a timeout error if nothing is left.
+    fn shorten_timeout(&self, started: Instant) -> io::Result<()> {
+        let left = self.write_timeout().saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(self.timed_out());
+        }
+        self.stream.set_write_timeout(Some(left))
     }
 
     fn timed_out(&self) -> io::Error {
