@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 /// Where the attacker connects from, when the test needs the users elsewhere.
-const ATTACKER: &str = "127.0.0.2";
+const ATTACKER: &str = ANOTHER_MACHINE;
 
 #[test]
 fn connections_that_never_log_in_make_room_oldest_first() {

@@ -31,7 +31,7 @@ const HOSTILE_CONNECTIONS_PER_THREAD: usize = 150;
 const HONEST_PASSWORD: &str = "not-for-attackers";
 const HOSTILE_USERS: usize = 5;
 /// Where the attackers connect from: another client address than the honest users'.
-const ATTACKER_ADDRESS: &str = "127.0.0.2";
+const ATTACKER_ADDRESS: &str = ANOTHER_MACHINE;
 
 fn users() -> chatroom::users::Accounts {
     let mut file = String::new();

@@ -43,6 +43,18 @@ fn stored_for(addr: std::net::SocketAddr, name: &str) -> Vec<String> {
     stored.into_iter().map(|(_, _, text)| text).collect()
 }
 
+/// 1001's message to an offline 1002 whose mailbox entry is not a regular file: refused
+/// with -8, and 1002 then logs in to no stored messages. Returns 1001's client.
+fn assert_not_stored_and_nothing_delivered(server: &ServerHandle, text: &str) -> Client {
+    let mut sender = logged_in(server.local_addr(), "1001");
+    assert_eq!(echo_of(&mut sender, "1002", text), -8);
+    assert_eq!(
+        stored_for(server.local_addr(), "1002"),
+        Vec::<String>::new()
+    );
+    sender
+}
+
 fn data_dir() -> (tempfile::TempDir, PathBuf) {
     let temp = tempfile::tempdir().unwrap();
     let data = temp.path().join("data");
@@ -61,12 +73,7 @@ fn a_symlinked_mailbox_is_never_followed_and_its_target_stays_byte_identical() {
     symlink(&target, data.join(MAILBOX_OF_1002)).unwrap();
 
     let server = serve(&data, |_| {});
-    let mut sender = logged_in(server.local_addr(), "1001");
-    assert_eq!(echo_of(&mut sender, "1002", "through the link?"), -8);
-    assert_eq!(
-        stored_for(server.local_addr(), "1002"),
-        Vec::<String>::new()
-    );
+    assert_not_stored_and_nothing_delivered(&server, "through the link?");
     assert_eq!(fs::read(&target).unwrap(), precious);
 }
 
@@ -80,12 +87,7 @@ fn a_fifo_in_place_of_a_mailbox_blocks_nobody() {
         return;
     }
     let server = serve(&data, |_| {});
-    let mut sender = logged_in(server.local_addr(), "1001");
-    assert_eq!(echo_of(&mut sender, "1002", "into the pipe?"), -8);
-    assert_eq!(
-        stored_for(server.local_addr(), "1002"),
-        Vec::<String>::new()
-    );
+    let mut sender = assert_not_stored_and_nothing_delivered(&server, "into the pipe?");
     // The lock of 1002's mailbox is free: 1002 logs in again, and is reachable.
     let mut receiver = logged_in(server.local_addr(), "1002");
     assert_eq!(echo_of(&mut sender, "1002", "live"), 1);
@@ -97,12 +99,7 @@ fn a_directory_in_place_of_a_mailbox_is_refused_with_minus_eight() {
     let (_temp, data) = data_dir();
     fs::create_dir(data.join(MAILBOX_OF_1002)).unwrap();
     let server = serve(&data, |_| {});
-    let mut sender = logged_in(server.local_addr(), "1001");
-    assert_eq!(echo_of(&mut sender, "1002", "into a directory?"), -8);
-    assert_eq!(
-        stored_for(server.local_addr(), "1002"),
-        Vec::<String>::new()
-    );
+    assert_not_stored_and_nothing_delivered(&server, "into a directory?");
 }
 
 #[test]

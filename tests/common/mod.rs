@@ -69,6 +69,9 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// The client address of "another machine": on Linux every `127.x.y.z` is loopback.
+pub const ANOTHER_MACHINE: &str = "127.0.0.2";
+
 /// A raw connection from `source`, as if from another machine: on Linux every
 /// `127.x.y.z` is loopback, so binding to `127.0.0.2` before connecting gives the server
 /// a different client address.
