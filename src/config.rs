@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
 pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 10;
 /// How long the rest of a frame may take once its first byte is in.
 pub const DEFAULT_FRAME_TIMEOUT_SECS: u64 = 10;
+/// The longest `--write-timeout` or `--frame-timeout`: one day. A longer wait protects
+/// nothing, and a value near `u64::MAX` seconds cannot be added to the clock at all.
+pub const MAX_TIMEOUT_SECS: u64 = 24 * 60 * 60;
 /// Failed logins one client address may make within [`LOGIN_FAILURE_WINDOW`].
 pub const DEFAULT_LOGIN_FAILURES: usize = 20;
 /// The window `--login-failures` counts in.
@@ -53,6 +56,7 @@ A wire-compatible Rust replacement for the original C++ QQ-style chat server.
                         last, before that client is disconnected (default 10)
   --frame-timeout SECS  how long the rest of a frame may take once its first
                         byte is in; idle connections are never closed (default 10)
+                        (both timeouts: 1 to 86400 seconds)
   --login-failures N    failed logins one client address may make in a minute;
                         past that its logins get -6 (default 20)
   --mailbox-limit N     stored messages per offline user (default 10000)
@@ -171,14 +175,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, UsageErr
             "--max-clients" => {
                 config.max_clients = positive(&flag, &value()?)?;
             }
-            "--write-timeout" => {
-                let secs = positive(&flag, &value()?)?;
-                config.write_timeout = Duration::from_secs(secs as u64);
-            }
-            "--frame-timeout" => {
-                let secs = positive(&flag, &value()?)?;
-                config.frame_timeout = Duration::from_secs(secs as u64);
-            }
+            "--write-timeout" => config.write_timeout = timeout(&flag, &value()?)?,
+            "--frame-timeout" => config.frame_timeout = timeout(&flag, &value()?)?,
             "--login-failures" => {
                 config.login_failures = positive(&flag, &value()?)?;
             }
@@ -208,6 +206,16 @@ fn positive(flag: &str, value: &str) -> Result<usize, UsageError> {
         Ok(number) if number > 0 => Ok(number),
         _ => Err(UsageError(format!(
             "{flag} takes a whole number above 0, not {value:?}"
+        ))),
+    }
+}
+
+/// A timeout flag's value: whole seconds, from 1 to [`MAX_TIMEOUT_SECS`].
+fn timeout(flag: &str, value: &str) -> Result<Duration, UsageError> {
+    match value.parse::<u64>() {
+        Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => Ok(Duration::from_secs(secs)),
+        _ => Err(UsageError(format!(
+            "{flag} takes whole seconds from 1 to {MAX_TIMEOUT_SECS} (a day), not {value:?}"
         ))),
     }
 }
@@ -277,7 +285,15 @@ mod tests {
             ("--write-timeout soon", "--write-timeout takes"),
             (
                 "--frame-timeout 0",
-                "--frame-timeout takes a whole number above 0",
+                "--frame-timeout takes whole seconds from 1 to 86400",
+            ),
+            (
+                "--frame-timeout 18446744073709551615",
+                "--frame-timeout takes whole seconds from 1 to 86400",
+            ),
+            (
+                "--write-timeout 86401",
+                "--write-timeout takes whole seconds from 1 to 86400",
             ),
             (
                 "--login-failures 0",

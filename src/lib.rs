@@ -19,6 +19,7 @@
 //! - [`mailbox`]: offline messages on disk.
 //! - [`users`]: the accounts and the users file.
 //! - [`config`]: the command line.
+//! - [`descriptors`]: the file descriptor budget: clients fitted to the limit.
 //! - [`blocking_client`]: the client side of the protocol, used by `chat-client`,
 //!   `chat-bench` and the tests.
 //!
@@ -28,6 +29,7 @@
 
 pub mod blocking_client;
 pub mod config;
+pub mod descriptors;
 pub mod frame_reader;
 pub mod log_limit;
 pub mod login_throttle;

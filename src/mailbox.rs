@@ -11,7 +11,15 @@
 //!   together, both counted in memory (rebuilt at startup from the files' sizes) and
 //!   answered -7 when reached; a delivery frees its room at once.
 //! - A failure to store (a full disk, an I/O error, no descriptors left) is an error,
-//!   which the sender hears as -8: nothing was kept, and the log says why.
+//!   which the sender hears as -8: nothing was kept (a record half-written is cut off
+//!   again), and the log says why.
+//! - A mailbox leaves the disk only after its messages were written to the owner's
+//!   connection, and only if the file is still the one they were read from
+//!   ([`Mailbox::hand_over`]). One that cannot be read at a login stays whole for the
+//!   next.
+//! - At most [`STORE_OPERATIONS`](crate::descriptors::STORE_OPERATIONS) file operations
+//!   run at once, so the store never takes the descriptors the rest of the server needs
+//!   (see `descriptors.rs`).
 //! - The data directory is created at startup (`0700`: private messages are private)
 //!   and probed for writing; mailbox files are created `0600`.
 //! - An entry named as a mailbox that is not a regular file (a symbolic link, a
@@ -24,6 +32,7 @@
 //! Each user's [`Mailbox`] sits behind its own lock, and that lock is also what makes
 //! delivery and login agree (see [`Mailboxes::lock`]).
 
+use crate::descriptors::StorePermits;
 use crate::protocol::{CHAT_BODY_LEN, ChatMessage};
 use crate::users::{AccountId, Accounts};
 use crate::warn_limited;
@@ -80,6 +89,31 @@ const SAFE_OPEN_FLAGS: i32 = 0o100_000 | 0o4_000;
 )))]
 const SAFE_OPEN_FLAGS: i32 = 0;
 
+/// What [`Mailbox::hand_over`] did with a mailbox at its owner's login.
+#[derive(Debug)]
+pub enum Handover {
+    /// Nothing was stored: only the login reply went out.
+    Empty,
+    /// This many stored messages went out after the login reply, and left the mailbox.
+    Delivered(usize),
+    /// The mailbox could not be read: the login reply went out alone, and the file stays
+    /// whole, its messages kept for a later login.
+    Kept {
+        /// The messages left in the mailbox.
+        messages: usize,
+        /// Why it could not be read.
+        error: io::Error,
+    },
+}
+
+/// What was read from a mailbox file, and which file it was: emptying the mailbox
+/// removes that file only if it is still the one.
+struct Loaded {
+    messages: Vec<ChatMessage>,
+    /// Device, inode and length of the file read; `None` if there was no file.
+    file: Option<(u64, u64, u64)>,
+}
+
 /// What happened to a message handed to [`Mailbox::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -106,6 +140,8 @@ pub struct Mailboxes {
     /// never changes while the server runs, so finding a mailbox needs no lock of its
     /// own. Paths are made only when a file is touched.
     entries: Vec<Mutex<Entry>>,
+    /// Bounds the store's open files (see `descriptors.rs`).
+    permits: StorePermits,
 }
 
 /// What the server knows of one mailbox, guarded by its lock: 8 bytes, since there is
@@ -187,6 +223,7 @@ impl Mailboxes {
             stored: AtomicUsize::new(stored),
             users,
             entries,
+            permits: StorePermits::default(),
         })
     }
 
@@ -241,6 +278,11 @@ impl Mailboxes {
 
     fn release(&self, messages: usize) {
         self.stored.fetch_sub(messages, Ordering::AcqRel);
+    }
+
+    /// Counts `messages` as stored again, whatever the limit: they never left the disk.
+    fn take_back(&self, messages: usize) {
+        self.stored.fetch_add(messages, Ordering::AcqRel);
     }
 }
 
@@ -430,8 +472,12 @@ impl Mailbox<'_> {
         }
     }
 
+    /// Appends and syncs one record. On any failure the file is cut back to what it
+    /// held before: the sender is told -8, so no part of this message may be delivered
+    /// later (a full disk often takes half a record before it refuses the rest).
     fn write(&mut self, message: &ChatMessage) -> io::Result<()> {
         let path = self.path();
+        let _permit = self.mailboxes.permits.take();
         let (mut file, created) = self.open_for_append(&path)?;
         let len = file.metadata()?.len();
         let torn = len % RECORD_LEN;
@@ -444,14 +490,28 @@ impl Mailbox<'_> {
             );
             file.set_len(len - torn)?;
         }
-        file.write_all(&message.to_bytes())?;
-        file.sync_data()?;
-        if created {
-            // A new file's name lives in the directory: sync that too, or a crash could
-            // lose the whole file after we promised QUEUED.
-            File::open(&self.mailboxes.dir)?.sync_all()?;
+        let result = file
+            .write_all(&message.to_bytes())
+            .and_then(|()| file.sync_data())
+            .and_then(|()| {
+                // A new file's name lives in the directory: sync that too, or a crash
+                // could lose the whole file after we promised QUEUED.
+                if created {
+                    File::open(&self.mailboxes.dir)?.sync_all()
+                } else {
+                    Ok(())
+                }
+            });
+        if result.is_err()
+            && let Err(undo) = file.set_len(len - torn)
+        {
+            log::error!(
+                "{}: a message failed to store and cannot be cut off again ({undo}); \
+                 its sender was told -8, but it may still be delivered",
+                path.display()
+            );
         }
-        Ok(())
+        result
     }
 
     /// Opens the file for appending, creating it (`0600`) if needed. Returns the file
@@ -487,16 +547,31 @@ impl Mailbox<'_> {
     /// Every whole, valid stored message, oldest first. A torn record at the end is
     /// left out, and so is every record this server would not have written (reported).
     pub fn load(&self) -> io::Result<Vec<ChatMessage>> {
-        if self.entry.count == 0 || self.entry.unusable.is_some() {
-            return Ok(Vec::new());
+        Ok(self.read_all()?.messages)
+    }
+
+    /// The stored messages (as [`Mailbox::load`]) and which file they were read from.
+    fn read_all(&self) -> io::Result<Loaded> {
+        if self.is_empty() {
+            return Ok(Loaded {
+                messages: Vec::new(),
+                file: None,
+            });
         }
         let path = self.path();
         let mut bytes = Vec::new();
-        match open_regular(&path, OpenOptions::new().read(true)) {
-            Ok(mut file) => file.read_to_end(&mut bytes)?,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        let permit = self.mailboxes.permits.take();
+        let file = match open_regular(&path, OpenOptions::new().read(true)) {
+            Ok(mut file) => {
+                file.read_to_end(&mut bytes)?;
+                let metadata = file.metadata()?;
+                Some((metadata.dev(), metadata.ino(), metadata.len()))
+            }
+            // Gone (removed by hand): nothing to deliver, and nothing to keep.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
             Err(error) => return Err(error),
         };
+        drop(permit);
         let records = bytes.chunks_exact(CHAT_BODY_LEN);
         if !records.remainder().is_empty() {
             warn_limited!(
@@ -517,7 +592,7 @@ impl Mailbox<'_> {
                 ),
             }
         }
-        Ok(messages)
+        Ok(Loaded { messages, file })
     }
 
     /// The message a record holds, if it is one this server could have written: every
@@ -537,20 +612,92 @@ impl Mailbox<'_> {
         Ok(message)
     }
 
-    /// Forgets every stored message: called once they were all written to the owner's
-    /// socket. Their room in the store is free at once.
-    pub fn clear(&mut self) -> io::Result<()> {
-        if self.entry.unusable.is_some() {
-            return Ok(());
+    /// A login's delivery of the mailbox: reads the stored messages, has `send` write the
+    /// login reply followed by them (all under this mailbox's lock, see
+    /// [`Mailboxes::lock`]), and empties the mailbox once `send` succeeded. Whatever
+    /// fails, nothing stored is lost:
+    /// - if the mailbox cannot be read (no descriptors left, an I/O error), `send` gets
+    ///   no messages and the file stays whole for a later login ([`Handover::Kept`]);
+    /// - if `send` fails, its error is returned and the mailbox stays as it was;
+    /// - if the file cannot be removed, or is no longer the file that was read (replaced
+    ///   or appended to by hand meanwhile), it stays, and is delivered again next time:
+    ///   at least once, never lost (logged).
+    ///
+    /// The messages' room in the store is given back *before* `send`: the client can
+    /// read them and answer as soon as the write begins, and a message sent then must
+    /// find the room free. It is taken back if `send` fails.
+    pub fn hand_over(
+        &mut self,
+        send: impl FnOnce(&[ChatMessage]) -> io::Result<()>,
+    ) -> io::Result<Handover> {
+        if self.is_empty() {
+            send(&[])?;
+            return Ok(Handover::Empty);
         }
-        match fs::remove_file(self.path()) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => {
-                self.mailboxes.release(self.entry.count as usize);
-                self.entry.count = 0;
-                Ok(())
+        let loaded = match self.read_all() {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                send(&[])?;
+                let messages = self.entry.count as usize;
+                return Ok(Handover::Kept { messages, error });
             }
+        };
+        let count = self.entry.count as usize;
+        self.mailboxes.release(count);
+        if let Err(error) = send(&loaded.messages) {
+            self.mailboxes.take_back(count);
+            return Err(error);
         }
+        self.empty(&loaded);
+        Ok(Handover::Delivered(loaded.messages.len()))
+    }
+
+    /// Removes the file `loaded` was read from, after its messages were delivered and
+    /// their room given back; leaves it (counted again) if it is another file by now or
+    /// cannot be removed. (A change by hand between the check and the removal is not
+    /// caught: that window is two system calls wide.)
+    fn empty(&mut self, loaded: &Loaded) {
+        let path = self.path();
+        let now = match fs::symlink_metadata(&path) {
+            Ok(now) => now,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                self.entry.count = 0;
+                return;
+            }
+            Err(error) => return self.keep_after_delivery(&path, &error.to_string(), None),
+        };
+        if loaded.file != Some((now.dev(), now.ino(), now.len())) {
+            let left = if now.is_file() {
+                now.len() / RECORD_LEN
+            } else {
+                0
+            };
+            let left = u32::try_from(left).unwrap_or(u32::MAX);
+            return self.keep_after_delivery(
+                &path,
+                "it changed while it was delivered",
+                Some(left),
+            );
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => self.entry.count = 0,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => self.entry.count = 0,
+            Err(error) => self.keep_after_delivery(&path, &error.to_string(), None),
+        }
+    }
+
+    /// The mailbox stays after a delivery: it is counted again (as `left` messages if
+    /// its file changed, or as before), and its messages come again at the next login.
+    fn keep_after_delivery(&mut self, path: &Path, why: &str, left: Option<u32>) {
+        log::error!(
+            "{}: delivered, but cannot be emptied ({why}); it is kept, and its \
+             messages will come again at the next login",
+            path.display()
+        );
+        if let Some(left) = left {
+            self.entry.count = left;
+        }
+        self.mailboxes.take_back(self.entry.count as usize);
     }
 
     /// The mailbox's file (which may not exist yet).
@@ -558,6 +705,23 @@ impl Mailbox<'_> {
         self.mailboxes.dir.join(file_name(self.owner))
     }
 }
+
+/// What a failure to store means, in words an operator acts on; the error itself
+/// follows in the log line.
+pub fn storage_problem(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::StorageFull => "the disk is full",
+        io::ErrorKind::QuotaExceeded => "the disk quota is used up",
+        io::ErrorKind::PermissionDenied => "no permission",
+        io::ErrorKind::ReadOnlyFilesystem => "the file system is read-only",
+        io::ErrorKind::InvalidData => "the mailbox entry is not a regular file",
+        _ if error.raw_os_error() == Some(EMFILE) => "the server is out of file descriptors",
+        _ => "an I/O error",
+    }
+}
+
+/// Linux's "too many open files" (the same number on every architecture).
+const EMFILE: i32 = 24;
 
 #[cfg(test)]
 mod tests {
@@ -636,8 +800,10 @@ mod tests {
             assert_eq!(mailbox.append(&message(text)).unwrap(), Stored::Queued);
         }
         assert_eq!(stored_texts(&mailbox), ["one", "two", "three"]);
-        mailbox.clear().unwrap();
+        let handed = mailbox.hand_over(|_| Ok(())).unwrap();
+        assert!(matches!(handed, Handover::Delivered(3)), "{handed:?}");
         assert!(mailbox.load().unwrap().is_empty());
+        assert!(!mailbox.path().exists(), "the file is gone");
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -704,7 +870,11 @@ mod tests {
         let mut fourth = mailboxes.lock("似末").unwrap();
         assert_eq!(fourth.append(&message("y")).unwrap(), Stored::StoreFull);
         drop(fourth);
-        mailboxes.lock("1002").unwrap().clear().unwrap();
+        mailboxes
+            .lock("1002")
+            .unwrap()
+            .hand_over(|_| Ok(()))
+            .unwrap();
         assert_eq!(mailboxes.stored(), 2);
         let mut fourth = mailboxes.lock("似末").unwrap();
         assert_eq!(fourth.append(&message("y")).unwrap(), Stored::Queued);

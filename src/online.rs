@@ -124,6 +124,9 @@ impl Connection {
                 "the connection is already closed",
             ));
         }
+        if self.was_evicted() {
+            return self.send_without_waiting(bytes);
+        }
         let result = self.write_all_within_timeout(bytes, started, waited);
         if let Err(error) = &result {
             crate::warn_limited!(
@@ -181,6 +184,30 @@ impl Connection {
         result
     }
 
+    /// The last words to an evicted connection (its pending replies, then -5): whatever
+    /// fits in the socket's buffer now, and then the connection is closed either way.
+    /// Its slot is already someone else's, so its thread must not linger behind a
+    /// client that does not read: that is how squatters would hold threads and
+    /// descriptors beyond the client limit.
+    fn send_without_waiting(&self, mut bytes: &[u8]) -> io::Result<()> {
+        let mut stream = &self.stream;
+        let result = stream.set_nonblocking(true).and_then(|()| {
+            while !bytes.is_empty() {
+                match stream.write(bytes) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(written) => bytes = &bytes[written..],
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            self.close();
+        }
+        result
+    }
+
     /// Cuts the socket's write timeout to what is left of the budget that began at
     /// `started`; a timeout error if nothing is left.
     fn shorten_timeout(&self, started: Instant) -> io::Result<()> {
@@ -203,13 +230,23 @@ impl Connection {
 
     /// Evicts the connection to make room at the client limit: its session thread's
     /// blocked read returns at once (the read side is shut), sees [`was_evicted`], and
-    /// tells the client `-5` before closing. The telling is left to that thread, so the
-    /// accept loop never blocks on a client that does not read.
+    /// tells the client `-5` before closing, as far as that goes without waiting (see
+    /// `send_without_waiting`). The telling is left to that thread, so the accept loop
+    /// never blocks on a client that does not read. If the thread is in the middle of a
+    /// write, the client is not reading: the socket is shut both ways, so that the write
+    /// fails at once and the thread ends now, not after its write timeout.
     ///
     /// [`was_evicted`]: Connection::was_evicted
     pub fn evict(&self) {
+        // Set before looking at the lock: a write that takes the lock after this sees
+        // it and does not wait; one that has the lock already is cut short below.
         self.evicted.store(true, Ordering::Release);
-        let _ = self.stream.shutdown(Shutdown::Read);
+        match self.write_lock.try_lock() {
+            Some(_no_write_in_progress) => {
+                let _ = self.stream.shutdown(Shutdown::Read);
+            }
+            None => self.close(),
+        }
     }
 
     /// Marks the connection as logged in (see `Slot::log_in`).

@@ -8,6 +8,7 @@
 //! [`ServerHandle`] is dropped.
 
 use crate::config::{Config, DEFAULT_MAX_CLIENTS};
+use crate::descriptors;
 use crate::online::Connection;
 use crate::protocol::{Feedback, Flag};
 use crate::session;
@@ -42,6 +43,8 @@ pub enum StartError {
     Users(UsersFileError),
     /// An unusable data directory: exit status 2.
     DataDir(String),
+    /// The file descriptor limit leaves no room for a single client: exit status 1.
+    Descriptors(String),
     /// The address could not be bound (in use, not ours, no permission): exit status 1.
     Bind {
         /// The address asked for.
@@ -56,7 +59,7 @@ impl StartError {
     pub fn exit_code(&self) -> i32 {
         match self {
             StartError::Users(_) | StartError::DataDir(_) => 2,
-            StartError::Bind { .. } => 1,
+            StartError::Bind { .. } | StartError::Descriptors(_) => 1,
         }
     }
 }
@@ -65,7 +68,9 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Users(error) => write!(f, "{error}"),
-            StartError::DataDir(problem) => write!(f, "{problem}"),
+            StartError::DataDir(problem) | StartError::Descriptors(problem) => {
+                write!(f, "{problem}")
+            }
             StartError::Bind { addr, error } if error.kind() == io::ErrorKind::AddrInUse => {
                 write!(
                     f,
@@ -111,6 +116,9 @@ impl Server {
 
     /// Binds with an account directory made by the caller.
     pub fn bind_with_users(config: &Config, users: Accounts) -> Result<Server, StartError> {
+        let soft_limit = descriptors::soft_limit();
+        let max_clients = descriptors::fit_clients(config.max_clients, soft_limit)
+            .map_err(StartError::Descriptors)?;
         let shared = SharedState::new(config, users).map_err(StartError::DataDir)?;
         let requested = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(requested).map_err(|error| StartError::Bind {
@@ -121,6 +129,16 @@ impl Server {
             addr: requested,
             error,
         })?;
+        if max_clients < config.max_clients {
+            log::warn!(
+                "--max-clients {} lowered to {max_clients}: the file descriptor limit \
+                 (ulimit -n) is {}, and {} descriptors are kept for the listener, the log \
+                 and the mailboxes; raise the limit to serve more clients",
+                config.max_clients,
+                soft_limit.unwrap_or_default(),
+                descriptors::RESERVED_DESCRIPTORS
+            );
+        }
         log::info!(
             "listening on {addr} ({} users, data in {})",
             shared.accounts.len(),
@@ -132,7 +150,7 @@ impl Server {
             shared: Arc::new(shared),
             // Room for the default limit up front, so that a crowd that size never
             // regrows the table; a higher limit grows as clients come.
-            slots: Slots::new(config.max_clients, DEFAULT_MAX_CLIENTS),
+            slots: Slots::new(max_clients, DEFAULT_MAX_CLIENTS),
             write_timeout: config.write_timeout,
             stopping: Arc::new(AtomicBool::new(false)),
         })
@@ -186,9 +204,18 @@ impl Server {
                         }
                     }
                 }
+                Err(error) if is_out_of_descriptors(&error) && self.slots.make_room() => {
+                    // The limit was lowered under us (the client limit fits the one at
+                    // startup): a connection that never logged in gave its descriptor
+                    // back, as at the client limit, so that a login still gets in.
+                    warn_limited!(
+                        "accept failed: {error}; evicted the oldest connection that had \
+                         not logged in to make room"
+                    );
+                }
                 Err(error) => {
-                    // Out of descriptors (EMFILE) is the usual cause: pause rather than
-                    // spin, and keep serving the clients we have.
+                    // Out of descriptors with everyone logged in, or out of memory:
+                    // pause rather than spin, and keep serving the clients we have.
                     accept_trouble.report(&format!("accept failed: {error}"));
                     thread::sleep(FAILURE_BACKOFF);
                 }
@@ -244,6 +271,14 @@ impl Server {
             .spawn(move || session::run(&shared, connection, slot))?;
         Ok(())
     }
+}
+
+/// True for "too many open files", in this process (EMFILE) or the whole system
+/// (ENFILE): the same numbers on every Linux architecture.
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    matches!(error.raw_os_error(), Some(ENFILE | EMFILE))
 }
 
 /// Logs a recurring failure once, not once per retry, and says when it is over.

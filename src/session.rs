@@ -17,6 +17,7 @@
 //!   original's thread spun forever and left its name in `onlineMap`.
 
 use crate::frame_reader::{FrameReader, TimedRead};
+use crate::mailbox::{Handover, storage_problem};
 use crate::online::Connection;
 use crate::outbox::Outbox;
 use crate::protocol::{
@@ -84,6 +85,11 @@ impl Session<'_> {
             }
             let header = match read_header(&mut input) {
                 Ok(Some(header)) => header,
+                // Our own close (a newer login of this user, a failed write, shutdown)
+                // ends the stream too; the log says whose it was.
+                Ok(None) if connection.is_closed() => {
+                    break "the server closed the connection".to_string();
+                }
                 Ok(None) => break "it closed the connection".to_string(),
                 Err(error) => break self.read_failure(&error),
             };
@@ -111,7 +117,8 @@ impl Session<'_> {
         let _ = self.write_out();
         if connection.was_evicted() {
             warn_limited!(
-                "{peer}: evicted to make room at the limit of {} clients: it had not logged in",
+                "{peer}: evicted to make room for a newcomer (at the limit of {} clients, \
+                 or out of file descriptors): it had not logged in",
                 self.slot.max_clients()
             );
             let _ = connection.send(&Feedback::login(Flag::Busy).to_bytes());
@@ -162,7 +169,7 @@ impl Session<'_> {
             Kind::Chat => self.chat(body_len, input),
             Kind::Users => self.users(body_len, input),
             Kind::Unknown(_) => {
-                input.skip(body_len)?;
+                protocol::skip(input, body_len)?;
                 warn_limited!(
                     "{}: unknown frame type {}; skipped {body_len} bytes",
                     self.connection.peer(),
@@ -186,11 +193,11 @@ impl Session<'_> {
         if self.address_is_throttled() {
             // Read the body all the same: closing with unread input would reset the
             // connection, and the client might never see the -6.
-            input.skip(body_len)?;
+            protocol::skip(input, body_len)?;
             return self.hang_up(Flag::TooManyAttempts);
         }
         if body_len != LOGIN_BODY_LEN {
-            input.skip(body_len)?;
+            protocol::skip(input, body_len)?;
             warn_limited!("{peer}: LOGIN with a {body_len}-byte body instead of {LOGIN_BODY_LEN}");
             return self.refuse_login(Flag::Malformed);
         }
@@ -279,39 +286,31 @@ impl Session<'_> {
     /// between the mailbox and the live connection (see `Mailboxes::lock`).
     fn go_online(&mut self, name: String) -> io::Result<()> {
         let peer = self.connection.peer();
-        let mut mailbox = self
-            .shared
+        let shared = self.shared;
+        let mut mailbox = shared
             .mailboxes
             .lock(&name)
             .expect("every account has a mailbox");
-        let stored = mailbox.load().unwrap_or_else(|error| {
-            log::error!(
-                "{}: cannot read the mailbox of {name}, leaving it for later: {error}",
-                mailbox.path().display()
-            );
-            Vec::new()
-        });
         self.user = Some(name.clone());
         self.sender = Name::new(&name).expect("account names fit the name field");
-        self.announce(&name, &login_reply_with(&stored))?;
-        if !mailbox.is_empty() {
-            info_limited!(
-                "{peer}: delivered {} stored messages to {name}",
-                stored.len()
-            );
-            // Records that were skipped as invalid go too: they were reported, and
-            // would only be reported again at every login.
-            if let Err(error) = mailbox.clear() {
-                log::error!(
-                    "{}: cannot empty the mailbox; its messages will come again: {error}",
-                    mailbox.path().display()
-                );
+        let handed = mailbox.hand_over(|stored| self.announce(&name, &login_reply_with(stored)))?;
+        match handed {
+            Handover::Empty => {}
+            Handover::Delivered(1) => info_limited!("{peer}: delivered 1 stored message to {name}"),
+            Handover::Delivered(count) => {
+                info_limited!("{peer}: delivered {count} stored messages to {name}")
             }
+            Handover::Kept { messages, error } => log::error!(
+                "{}: cannot read the mailbox of {name} ({}: {error}); its {messages} \
+                 stored messages stay there for a later login",
+                mailbox.path().display(),
+                storage_problem(&error)
+            ),
         }
         drop(mailbox);
         info_limited!(
             "{peer}: {name} logged in ({} online)",
-            self.shared.online.count()
+            shared.online.count()
         );
         Ok(())
     }
@@ -359,7 +358,7 @@ impl Session<'_> {
         input: &mut FrameReader<impl TimedRead>,
     ) -> io::Result<Next> {
         if body_len != CHAT_BODY_LEN {
-            input.skip(body_len)?;
+            protocol::skip(input, body_len)?;
             warn_limited!(
                 "{}: CHAT with a {body_len}-byte body instead of {CHAT_BODY_LEN}",
                 self.connection.peer()
@@ -429,7 +428,7 @@ impl Session<'_> {
         input: &mut FrameReader<impl TimedRead>,
     ) -> io::Result<Next> {
         if body_len != 0 {
-            input.skip(body_len)?;
+            protocol::skip(input, body_len)?;
             self.outbox
                 .reply(&Feedback::new(Kind::Users, 0, Flag::Malformed).to_bytes());
             return Ok(Next::Continue);

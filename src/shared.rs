@@ -18,11 +18,10 @@
 
 use crate::config::Config;
 use crate::login_throttle::LoginThrottle;
-use crate::mailbox::{Mailbox, Mailboxes, Stored};
+use crate::mailbox::{Mailbox, Mailboxes, Stored, storage_problem};
 use crate::online::Online;
 use crate::protocol::{CHAT_FRAME_LEN, ChatMessage, FEEDBACK_LEN, Flag};
 use crate::users::{AccountId, Accounts};
-use std::io;
 use std::sync::Arc;
 
 /// Everything the sessions share (see the module's lock order).
@@ -141,20 +140,3 @@ fn messages(frames: &[u8]) -> impl Iterator<Item = ChatMessage> + '_ {
         ChatMessage::decode(body)
     })
 }
-
-/// What a failure to store means, in words an operator acts on; the error itself
-/// follows in the log line.
-fn storage_problem(error: &io::Error) -> &'static str {
-    match error.kind() {
-        io::ErrorKind::StorageFull => "the disk is full",
-        io::ErrorKind::QuotaExceeded => "the disk quota is used up",
-        io::ErrorKind::PermissionDenied => "no permission",
-        io::ErrorKind::ReadOnlyFilesystem => "the file system is read-only",
-        io::ErrorKind::InvalidData => "the mailbox entry is not a regular file",
-        _ if error.raw_os_error() == Some(EMFILE) => "the server is out of file descriptors",
-        _ => "an I/O error",
-    }
-}
-
-/// Linux's "too many open files" (the same number on every architecture).
-const EMFILE: i32 = 24;

@@ -13,11 +13,18 @@
 //! accept thread allocates or frees queue memory: memory freed by 10,000 session threads
 //! tends to stay in each thread's allocator cache.
 //!
+//! An evicted connection gives up its slot at once, but its thread and descriptor live
+//! until its session has ended (a moment: an evicted session never waits on its client,
+//! see `Connection::evict`). The table counts those sessions too, and at most
+//! [`EVICTIONS_IN_FLIGHT`] of them run at once: a flood of newcomers waits for them
+//! rather than pile up threads. So the server never holds more than `--max-clients`
+//! plus that many connections, threads and descriptors, however clients behave.
+//!
 //! Shutdown uses the same table: it closes every open connection and waits for their
 //! slots to come back.
 
 use crate::online::{Connection, ConnectionId};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +33,8 @@ use std::time::{Duration, Instant};
 /// Every open connection, and which of them have not logged in yet.
 pub struct Slots {
     table: Mutex<Table>,
-    emptied: Condvar,
+    /// Signalled whenever a session ends (its slot is dropped).
+    ended: Condvar,
     max_clients: usize,
     next_id: AtomicU64,
 }
@@ -37,7 +45,16 @@ struct Table {
     /// (skipped when met). Never longer than [`STALE_FACTOR`] times the open ones, plus
     /// [`STALE_SLACK`].
     waiting: VecDeque<ConnectionId>,
+    /// Sessions evicted whose threads have not ended yet.
+    evicted_running: usize,
 }
+
+/// Evicted sessions whose threads may still be ending when the next eviction is due;
+/// beyond that, the accept thread waits for one of them to end.
+pub const EVICTIONS_IN_FLIGHT: usize = 4;
+/// How long the accept thread waits for an evicted session to end before going on
+/// anyway (it ends within microseconds unless the machine is overloaded).
+const EVICTION_WAIT: Duration = Duration::from_millis(100);
 
 /// The waiting queue is compacted when it is this many times longer than the open
 /// connections (plus [`STALE_SLACK`]): compaction costs a pass over it, so it must be
@@ -68,8 +85,9 @@ impl Slots {
             table: Mutex::new(Table {
                 open: HashMap::with_capacity(max_clients.min(presize)),
                 waiting: VecDeque::new(),
+                evicted_running: 0,
             }),
-            emptied: Condvar::new(),
+            ended: Condvar::new(),
             max_clients,
             next_id: AtomicU64::new(1),
         })
@@ -91,6 +109,7 @@ impl Slots {
         let mut table = self.table.lock();
         let mut evicted = None;
         if table.open.len() >= self.max_clients {
+            self.wait_for_evicted_to_end(&mut table, EVICTIONS_IN_FLIGHT - 1);
             match table.oldest_waiting() {
                 // Its slot is free from now on; its thread ends as soon as it sees the
                 // eviction, and its own `Slot` then finds nothing left to remove.
@@ -102,7 +121,7 @@ impl Slots {
         table.open.insert(id, connection);
         table.waiting.push_back(id);
         if table.waiting.len() > STALE_FACTOR * table.open.len() + STALE_SLACK {
-            let Table { open, waiting } = &mut *table;
+            let Table { open, waiting, .. } = &mut *table;
             waiting.retain(|id| open.get(id).is_some_and(|c| !c.is_logged_in()));
         }
         Admission::Admitted {
@@ -114,9 +133,46 @@ impl Slots {
         }
     }
 
+    /// Out of descriptors (`accept` failed with EMFILE): evicts the oldest connection
+    /// that has not logged in, as the client limit does, and waits (briefly) for its
+    /// session to end and give its descriptor back. False if every connection is
+    /// logged in: there is nothing to evict.
+    pub fn make_room(&self) -> bool {
+        let mut table = self.table.lock();
+        let Some(oldest) = table.oldest_waiting() else {
+            return false;
+        };
+        MutexGuard::unlocked(&mut table, || oldest.evict());
+        drop(oldest);
+        self.wait_for_evicted_to_end(&mut table, 0);
+        true
+    }
+
+    /// Waits, for at most [`EVICTION_WAIT`], until no more than `most` evicted sessions
+    /// are still ending.
+    fn wait_for_evicted_to_end(&self, table: &mut MutexGuard<'_, Table>, most: usize) {
+        let deadline = Instant::now() + EVICTION_WAIT;
+        while table.evicted_running > most {
+            if self.ended.wait_until(table, deadline).timed_out() {
+                log::warn!(
+                    "{} evicted connections are slow to end; admitting the newcomer anyway",
+                    table.evicted_running
+                );
+                return;
+            }
+        }
+    }
+
     /// How many connections are open.
     pub fn count(&self) -> usize {
         self.table.lock().open.len()
+    }
+
+    /// Sessions still running: the open connections, and those evicted that have not
+    /// ended yet. Each holds a thread and a descriptor.
+    pub fn sessions(&self) -> usize {
+        let table = self.table.lock();
+        table.open.len() + table.evicted_running
     }
 
     /// Closes every open connection (shutdown).
@@ -130,9 +186,9 @@ impl Slots {
     pub fn wait_until_empty(&self, grace: Duration) -> bool {
         let deadline = Instant::now() + grace;
         let mut table = self.table.lock();
-        while !table.open.is_empty() {
-            if self.emptied.wait_until(&mut table, deadline).timed_out() {
-                return table.open.is_empty();
+        while !table.open.is_empty() || table.evicted_running > 0 {
+            if self.ended.wait_until(&mut table, deadline).timed_out() {
+                return table.open.is_empty() && table.evicted_running == 0;
             }
         }
         true
@@ -145,6 +201,7 @@ impl Table {
     fn oldest_waiting(&mut self) -> Option<Arc<Connection>> {
         while let Some(id) = self.waiting.pop_front() {
             if self.open.get(&id).is_some_and(|c| !c.is_logged_in()) {
+                self.evicted_running += 1;
                 return self.open.remove(&id);
             }
         }
@@ -183,10 +240,13 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut table = self.slots.table.lock();
-        table.open.remove(&self.id);
-        if table.open.is_empty() {
-            self.slots.emptied.notify_all();
+        if table.open.remove(&self.id).is_none() {
+            // Not open: it was evicted, and its session has now ended.
+            table.evicted_running -= 1;
         }
+        // Waited on only at shutdown and by an accept thread making room: without
+        // waiters, notifying costs nothing.
+        self.slots.ended.notify_all();
     }
 }
 

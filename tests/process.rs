@@ -3,115 +3,13 @@
 
 mod common;
 
+use common::child::*;
 use common::*;
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
-
-/// The running binary, its address, and its log lines as they come.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    log: mpsc::Receiver<String>,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    /// Waits for a log line containing `words`; panics after `READ_TIMEOUT`.
-    fn wait_for_log(&self, words: &str) -> String {
-        next_line_with(&self.log, words, "chat-server's log")
-    }
-
-    /// Every log line so far.
-    fn drain_log(&self) -> Vec<String> {
-        self.log.try_iter().collect()
-    }
-
-    fn signal(&self, name: &str) {
-        // The shell's own `kill`, so the test needs no procps.
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(format!("kill -{name} {}", self.child.id()))
-            .status()
-            .expect("run sh");
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit, at most `limit`.
-    fn exit_within(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "still running after {limit:?}");
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-/// Starts the binary on a free port through `sh -c` (so a test can prefix `ulimit`),
-/// and waits until it is listening.
-fn run_server(shell_prefix: &str, args: &[&str]) -> Running {
-    let data = tempfile::tempdir().unwrap();
-    let mut command = format!("{shell_prefix} exec \"$0\" --bind 127.0.0.1 --port 0");
-    command.push_str(" --data-dir \"$1\"");
-    for (i, _) in args.iter().enumerate() {
-        command.push_str(&format!(" \"${}\"", i + 2));
-    }
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .arg(SERVER)
-        .arg(data.path().join("data"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chat-server");
-    let log = forward_lines(child.stderr.take().unwrap());
-    let mut running = Running {
-        child,
-        addr: "127.0.0.1:1".parse().unwrap(),
-        log,
-        _data: data,
-    };
-    let line = running.wait_for_log("listening on ");
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("an address after `listening on`");
-    running.addr = addr.parse().expect("a socket address");
-    running
-}
-
-fn forward_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
-    let (lines, log) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    log
-}
 
 /// Runs the binary to completion: its status and everything it printed on stderr.
 fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
@@ -244,58 +142,6 @@ fn a_port_in_use_exits_1_with_a_clear_message() {
     let (status, stderr) = run_to_exit(&["--bind", "127.0.0.1", "--port", &port]);
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("already in use"), "{stderr}");
-}
-
-/// With a tiny descriptor limit, `accept` fails with EMFILE: the server logs it once,
-/// backs off instead of spinning, keeps serving its clients, and recovers when
-/// descriptors come back.
-#[test]
-fn running_out_of_descriptors_is_survived() {
-    let server = run_server("ulimit -n 24 &&", &[]);
-    let mut clients: Vec<_> = (0..8).map(|_| connect(server.addr)).collect();
-    raw_login(&mut clients[0], "1001");
-    raw_login(&mut clients[1], "1002");
-    // Far more connections than descriptors: the kernel queues them, accept fails.
-    let extra: Vec<_> = (0..30).map(|_| connect(server.addr)).collect();
-    server.wait_for_log("accept failed");
-    let cpu_before = cpu_ticks(server.child.id());
-    // Existing clients chat on regardless.
-    for round in 0..5 {
-        send(
-            &mut clients[0],
-            &chat_frame("1001", "1002", &format!("{round}")),
-        );
-        let expected = chat_reply(1, &chat_body("1001", "1002", &format!("{round}")));
-        assert_eq!(read_n(&mut clients[1], 152), expected);
-        assert_eq!(read_n(&mut clients[0], 152), expected);
-    }
-    // Let the backoff run for a while: a busy loop would burn a core meanwhile.
-    thread::sleep(Duration::from_millis(500));
-    let used = cpu_ticks(server.child.id()) - cpu_before;
-    assert!(
-        used < 20,
-        "{used} ticks of CPU in half a second while out of descriptors"
-    );
-    let repeats = server
-        .drain_log()
-        .iter()
-        .filter(|line| line.contains("accept failed"))
-        .count();
-    assert_eq!(repeats, 0, "logged once, not once per retry");
-    drop(extra);
-    clients.truncate(2);
-    // Descriptors are back: a new client gets in.
-    let mut late = connect(server.addr);
-    raw_login(&mut late, "1003");
-}
-
-/// User plus system CPU time of a process, in clock ticks (usually 1/100 s).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 /// A flood of events that each log a line (messages into a full mailbox, unknown frame

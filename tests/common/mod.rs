@@ -3,6 +3,7 @@
 //! with the library's encoder, so that a mistake there cannot hide in both places).
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod child;
 pub mod exchanges;
 
 use chatroom::blocking_client::{Client, Reply};

@@ -1,0 +1,132 @@
+//! The `chat-server` binary run as a child process, as an operator runs it: for the
+//! tests that need what only a real process has (its own CPU time, descriptor limit,
+//! threads, signals and log).
+
+use super::next_line_with;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Set by cargo for the tests of this package.
+pub const SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
+
+/// The running binary, its address, and its log lines as they come.
+pub struct Running {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: mpsc::Receiver<String>,
+    /// The log lines up to the one that says where it listens.
+    pub startup: Vec<String>,
+    pub data: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// Waits for a log line containing `words`; panics after `READ_TIMEOUT`.
+    pub fn wait_for_log(&self, words: &str) -> String {
+        next_line_with(&self.log, words, "chat-server's log")
+    }
+
+    /// Every log line so far.
+    pub fn drain_log(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
+    pub fn signal(&self, name: &str) {
+        // The shell's own `kill`, so the test needs no procps.
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -{name} {}", self.child.id()))
+            .status()
+            .expect("run sh");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn exit_within(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running after {limit:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Starts the binary on a free port through `sh -c` (so a test can prefix `ulimit`),
+/// and waits until it is listening.
+pub fn run_server(shell_prefix: &str, args: &[&str]) -> Running {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = format!("{shell_prefix} exec \"$0\" --bind 127.0.0.1 --port 0");
+    command.push_str(" --data-dir \"$1\"");
+    for (i, _) in args.iter().enumerate() {
+        command.push_str(&format!(" \"${}\"", i + 2));
+    }
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .arg(SERVER)
+        .arg(data.path().join("data"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chat-server");
+    let log = forward_lines(child.stderr.take().unwrap());
+    let mut running = Running {
+        child,
+        addr: "127.0.0.1:1".parse().unwrap(),
+        log,
+        startup: Vec::new(),
+        data,
+    };
+    let line = loop {
+        let line = running.wait_for_log("");
+        running.startup.push(line.clone());
+        if line.contains("listening on ") {
+            break line;
+        }
+    };
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("an address after `listening on`");
+    running.addr = addr.parse().expect("a socket address");
+    running
+}
+
+fn forward_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
+    let (lines, log) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    log
+}
+
+/// User plus system CPU time of a process, in clock ticks (usually 1/100 s).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
