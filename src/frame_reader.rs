@@ -452,3 +452,185 @@ mod tests {
         );
     }
 }
+
+/// The reader against any stream: any frames, split into any chunks, cut at any byte by
+/// the end of the stream, a reset or a stall. Checked by `proptest` on many random
+/// cases; a spin shows as a read budget exceeded, not as a hung test.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::protocol::{self, MAX_BODY_LEN};
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    /// How a scripted stream ends once its chunks are used up.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Ending {
+        /// The peer closed: reads return 0.
+        Eof,
+        /// The peer reset the connection.
+        Reset,
+        /// The peer sends nothing more: a read with a timeout times out, one without
+        /// would block forever (reported as [`BLOCKED_FOREVER`]).
+        Stall,
+    }
+
+    /// What a read without a timeout on a stalled stream reports: in a real socket the
+    /// thread would sleep, costing nothing, which is right between frames.
+    const BLOCKED_FOREVER: &str = "would block forever";
+
+    /// A stream that hands out `chunks` (as much of the first as fits per read), then
+    /// ends as `ending` says; it counts reads and fails the test past `budget`.
+    struct Scripted {
+        chunks: VecDeque<Vec<u8>>,
+        ending: Ending,
+        timeout: Option<Duration>,
+        reads: usize,
+        budget: usize,
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            assert!(
+                self.reads <= self.budget,
+                "{} reads for a stream of this size: a loop without progress",
+                self.reads
+            );
+            let Some(chunk) = self.chunks.front_mut() else {
+                return match (self.ending, self.timeout) {
+                    (Ending::Eof, _) => Ok(0),
+                    (Ending::Reset, _) => Err(io::ErrorKind::ConnectionReset.into()),
+                    (Ending::Stall, Some(_)) => Err(io::ErrorKind::WouldBlock.into()),
+                    (Ending::Stall, None) => Err(io::Error::other(BLOCKED_FOREVER)),
+                };
+            };
+            let len = chunk.len().min(out.len());
+            out[..len].copy_from_slice(&chunk[..len]);
+            chunk.drain(..len);
+            if chunk.is_empty() {
+                self.chunks.pop_front();
+            }
+            Ok(len)
+        }
+    }
+
+    impl TimedRead for Scripted {
+        fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+            self.timeout = timeout;
+            Ok(())
+        }
+    }
+
+    /// A frame as a client sends it: a header of any type announcing its body, and
+    /// whether the session reads the body or skips it.
+    fn frame() -> impl Strategy<Value = (i32, Vec<u8>, bool)> {
+        let body = prop_oneof![
+            8 => proptest::collection::vec(any::<u8>(), 0..300),
+            1 => proptest::collection::vec(any::<u8>(), 300..=MAX_BODY_LEN),
+        ];
+        (any::<i32>(), body, any::<bool>())
+    }
+
+    /// Reads frames as the session does until something ends the stream: the bodies it
+    /// read (or `None` for a skipped one), and how it ended.
+    fn read_as_the_session_does(
+        reader: &mut FrameReader<Scripted>,
+        skips: &[bool],
+    ) -> (Vec<Option<Vec<u8>>>, io::Result<()>) {
+        let mut bodies = Vec::new();
+        for &skip in skips.iter().chain(std::iter::repeat(&false)) {
+            match reader.wait_for_frame() {
+                Ok(true) => {}
+                Ok(false) => return (bodies, Ok(())),
+                Err(error) => return (bodies, Err(error)),
+            }
+            let mut header = [0; HEADER_LEN];
+            if let Err(error) = reader.read_exact(&mut header) {
+                return (bodies, Err(error));
+            }
+            let len = Header::decode(&header)
+                .body_len()
+                .expect("generated lengths fit");
+            if skip {
+                if let Err(error) = protocol::skip(reader, len) {
+                    return (bodies, Err(error));
+                }
+                bodies.push(None);
+            } else {
+                let mut body = vec![0; len];
+                if let Err(error) = reader.read_exact(&mut body) {
+                    return (bodies, Err(error));
+                }
+                bodies.push(Some(body));
+            }
+        }
+        unreachable!("the loop ends at the end of the stream")
+    }
+
+    proptest! {
+        #[test]
+        fn any_frames_in_any_chunks_cut_anywhere_give_exactly_the_frames_then_the_right_error(
+            frames in proptest::collection::vec(frame(), 0..12),
+            cut_at in any::<proptest::sample::Index>(),
+            chunk_lens in proptest::collection::vec(1usize..600, 1..40),
+            ending in prop_oneof![Just(Ending::Eof), Just(Ending::Reset), Just(Ending::Stall)],
+        ) {
+            let mut wire = Vec::new();
+            let mut boundaries = vec![0];
+            for (kind, body, _) in &frames {
+                wire.extend(protocol::request(protocol::Kind::from_wire(*kind), body));
+                boundaries.push(wire.len());
+            }
+            let cut = cut_at.index(wire.len() + 1);
+            let mut chunks = VecDeque::new();
+            let mut rest = &wire[..cut];
+            for &len in chunk_lens.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (chunk, tail) = rest.split_at(len.min(rest.len()));
+                chunks.push_back(chunk.to_vec());
+                rest = tail;
+            }
+            let stream = Scripted {
+                budget: chunks.len() * 2 + cut / SMALL_BUFFER_LEN + 4,
+                chunks,
+                ending,
+                timeout: None,
+                reads: 0,
+            };
+            let mut reader = FrameReader::new(stream, Some(Duration::from_secs(1)));
+            let skips: Vec<bool> = frames.iter().map(|(_, _, skip)| *skip).collect();
+            let (bodies, end) = read_as_the_session_does(&mut reader, &skips);
+
+            // Exactly the frames wholly before the cut, in order.
+            let whole = boundaries.iter().filter(|&&b| b > 0 && b <= cut).count();
+            prop_assert_eq!(bodies.len(), whole);
+            for ((_, body, skip), got) in frames.iter().zip(&bodies) {
+                prop_assert_eq!(got, &(!skip).then(|| body.clone()));
+            }
+            // Then the error the cut deserves.
+            let between_frames = boundaries.contains(&cut);
+            match (ending, between_frames, end) {
+                (Ending::Eof, true, Ok(())) => {}
+                (Ending::Eof, false, Err(error)) => {
+                    prop_assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof)
+                }
+                (Ending::Reset, _, Err(error)) => {
+                    prop_assert_eq!(error.kind(), io::ErrorKind::ConnectionReset)
+                }
+                (Ending::Stall, true, Err(error)) => {
+                    prop_assert_eq!(error.to_string(), BLOCKED_FOREVER, "waits without a timeout")
+                }
+                (Ending::Stall, false, Err(error)) => {
+                    prop_assert_eq!(error.kind(), io::ErrorKind::TimedOut)
+                }
+                (ending, between_frames, end) => prop_assert!(
+                    false,
+                    "{ending:?} at a boundary: {between_frames}, ended with {end:?}"
+                ),
+            }
+        }
+    }
+}

@@ -935,4 +935,97 @@ mod tests {
         );
         fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn a_failed_handover_keeps_the_mailbox_and_its_room() {
+        let dir = temp_dir("failed-send");
+        let mailboxes = Mailboxes::open(&dir, 10, 2, Arc::new(Accounts::built_in())).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        mailbox.append(&message("one")).unwrap();
+        mailbox.append(&message("two")).unwrap();
+        let mut seen = Vec::new();
+        let error = mailbox
+            .hand_over(|stored| {
+                seen = stored.iter().map(|m| m.text.to_lossy()).collect();
+                assert_eq!(mailboxes.stored(), 0, "the room is free while it is sent");
+                Err(io::ErrorKind::BrokenPipe.into())
+            })
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        assert_eq!(seen, ["one", "two"]);
+        assert_eq!(stored_texts(&mailbox), ["one", "two"], "the file is whole");
+        assert_eq!(mailboxes.stored(), 2, "and counted again");
+        assert_eq!(
+            mailbox.append(&message("three")).unwrap(),
+            Stored::StoreFull
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_mailbox_replaced_while_it_is_delivered_stays_for_the_next_login() {
+        let dir = temp_dir("replaced");
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        mailbox.append(&message("old")).unwrap();
+        let path = mailbox.path();
+        let handed = mailbox
+            .hand_over(|_| {
+                // Someone puts another file in its place while the messages go out.
+                let other = dir.join("other");
+                let bytes = [message("new 1").to_bytes(), message("new 2").to_bytes()].concat();
+                fs::write(&other, bytes)?;
+                fs::rename(&other, &path)
+            })
+            .unwrap();
+        assert!(matches!(handed, Handover::Delivered(1)), "{handed:?}");
+        assert_eq!(stored_texts(&mailbox), ["new 1", "new 2"], "left in place");
+        assert_eq!(mailboxes.stored(), 2, "counted as what it holds now");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_mailbox_removed_by_hand_is_forgotten_at_the_next_login() {
+        let dir = temp_dir("vanished");
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        mailbox.append(&message("gone")).unwrap();
+        fs::remove_file(mailbox.path()).unwrap();
+        let handed = mailbox.hand_over(|stored| {
+            assert!(stored.is_empty());
+            Ok(())
+        });
+        assert!(matches!(handed.unwrap(), Handover::Delivered(0)));
+        assert_eq!(mailboxes.stored(), 0);
+        assert!(mailbox.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_mailbox_is_kept_whole() {
+        let dir = temp_dir("unreadable");
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        mailbox.append(&message("kept")).unwrap();
+        // Unreadable: the owner may write but not read (root reads anyway, so a
+        // directory in its place stands in for an open that fails).
+        let path = mailbox.path();
+        fs::rename(&path, dir.join("aside")).unwrap();
+        fs::create_dir(&path).unwrap();
+        let handed = mailbox.hand_over(|stored| {
+            assert!(stored.is_empty(), "nothing could be read");
+            Ok(())
+        });
+        let Ok(Handover::Kept { messages: 1, .. }) = handed else {
+            panic!("expected the mailbox kept: {handed:?}");
+        };
+        fs::remove_dir(&path).unwrap();
+        fs::rename(dir.join("aside"), &path).unwrap();
+        assert_eq!(stored_texts(&mailbox), ["kept"], "whole, for a later login");
+        assert_eq!(mailboxes.stored(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -584,6 +584,20 @@ mod tests {
     }
 
     #[test]
+    fn skip_drops_exactly_the_body_and_stops_at_the_end_of_the_stream() {
+        let mut input: &[u8] = &[1, 2, 3, 4, 5];
+        skip(&mut input, 3).unwrap();
+        assert_eq!(input, [4, 5], "the next frame starts where it should");
+        skip(&mut input, 0).unwrap();
+        assert_eq!(input, [4, 5]);
+        let error = skip(&mut input, 3).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(input.is_empty());
+        let mut exact: &[u8] = &[9; 4096];
+        skip(&mut exact, 4096).unwrap();
+    }
+
+    #[test]
     fn login_request_matches_the_c_struct_layout() {
         let credentials = Credentials {
             name: Name::new("似末").unwrap(),
@@ -718,6 +732,97 @@ mod tests {
             let expected = ChatMessage::decode(&body).to_bytes();
             normalise_chat_body(&mut body);
             assert_eq!(body, expected);
+        }
+    }
+}
+
+/// Properties that hold for any bytes, checked by `proptest` on many random inputs
+/// (docs/TESTING.md says how to run more cases).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A field as a C client may send it: any bytes, NULs anywhere.
+    fn wire_field(len: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(prop_oneof![Just(0u8), any::<u8>(), 0x20u8..0x7f], len..=len)
+    }
+
+    proptest! {
+        #[test]
+        fn any_8_bytes_decode_to_a_header_that_encodes_back_to_them(bytes in any::<[u8; 8]>()) {
+            let header = Header::decode(&bytes);
+            let mut out = Vec::new();
+            header.encode(&mut out);
+            prop_assert_eq!(out, bytes.to_vec());
+            // A length is readable exactly when it is inside 0..=MAX_BODY_LEN.
+            let length = i32::from_le_bytes(bytes[4..].try_into().unwrap());
+            prop_assert_eq!(
+                header.body_len(),
+                (0..=MAX_BODY_LEN as i32).contains(&length).then_some(length as usize)
+            );
+        }
+
+        #[test]
+        fn any_12_bytes_decode_to_a_feedback_that_encodes_back_to_them(
+            bytes in any::<[u8; 12]>()
+        ) {
+            let feedback = Feedback::decode(&bytes);
+            prop_assert_eq!(feedback.to_bytes(), bytes);
+            let mut out = Vec::new();
+            feedback.encode(&mut out);
+            prop_assert_eq!(out, bytes.to_vec());
+            prop_assert_eq!(feedback.outcome().map(Flag::to_wire), Flag::from_wire(feedback.flag).map(Flag::to_wire));
+        }
+
+        #[test]
+        fn a_chat_body_decodes_to_its_fields_cut_at_their_nul(
+            sender in wire_field(NAME_LEN),
+            receiver in wire_field(NAME_LEN),
+            text in wire_field(TEXT_LEN),
+        ) {
+            let body: [u8; CHAT_BODY_LEN] =
+                [sender.clone(), receiver.clone(), text.clone()].concat().try_into().unwrap();
+            let message = ChatMessage::decode(&body);
+            let cut = |field: &[u8]| field.split(|&b| b == 0).next().unwrap().to_vec();
+            prop_assert_eq!(message.sender.as_bytes(), &cut(&sender)[..]);
+            prop_assert_eq!(message.receiver.as_bytes(), &cut(&receiver)[..]);
+            prop_assert_eq!(message.text.as_bytes(), &cut(&text)[..]);
+            // Normalising in place is decoding and encoding again, and is idempotent.
+            let mut normalised = body;
+            normalise_chat_body(&mut normalised);
+            prop_assert_eq!(normalised, message.to_bytes());
+            prop_assert_eq!(ChatMessage::decode(&normalised), message);
+            let frame = message.to_frame(Flag::Queued);
+            prop_assert_eq!(&frame[..FEEDBACK_LEN], &Feedback::new(Kind::Chat, CHAT_BODY_LEN, Flag::Queued).to_bytes()[..]);
+            prop_assert_eq!(&frame[FEEDBACK_LEN..], &normalised[..]);
+        }
+
+        #[test]
+        fn credentials_round_trip_through_the_login_body(
+            name in wire_field(NAME_LEN),
+            password in wire_field(PASSWORD_LEN),
+        ) {
+            let body: [u8; LOGIN_BODY_LEN] = [name, password].concat().try_into().unwrap();
+            let credentials = Credentials::decode(&body);
+            let mut out = Vec::new();
+            credentials.encode(&mut out);
+            let again = Credentials::decode(&out.clone().try_into().unwrap());
+            prop_assert_eq!(again, credentials);
+            let mut header = Vec::new();
+            Header::new(Kind::Login, LOGIN_BODY_LEN).encode(&mut header);
+            prop_assert_eq!(login_request(&credentials), [header, out].concat());
+        }
+
+        #[test]
+        fn any_text_fits_its_field_when_truncated(value in ".{0,60}") {
+            let text = MessageText::truncated(&value);
+            let kept = text.as_str().expect("cut at a character boundary");
+            prop_assert!(value.starts_with(kept));
+            prop_assert!(kept.len() <= TEXT_LEN);
+            if value.len() <= TEXT_LEN && !value.contains('\0') {
+                prop_assert_eq!(kept, value.as_str());
+            }
         }
     }
 }
