@@ -15,6 +15,18 @@ only; every connection goes to loopback. Run by `make bench` (or alone:
            nothing until all are sent: the server's peak RSS growth.
   logs     20,000 messages into a full mailbox and 20,000 unknown frames, pipelined:
            log lines per kind per second.
+
+The fault benchmarks (issue 17: nothing spent, nothing lost):
+
+  skipped  10,000 connections, each ending (half-close) inside a body the server
+           skips: the server's CPU time for all of them, and the slowest close.
+  fdlimit  a server at its descriptor limit (prlimit --pid, 0 descriptors free) with
+           idle connections: 20 logins, each with 3 stored messages: the slowest, and
+           messages lost.
+  squatters --max-clients 20; 200 connections pipeline USERS before logging in and never
+           read: the most server threads seen.
+  storelimit --store-limit 1: a mailbox read, then a message to an offline user, 50
+           times: how many were stored (0) and how many refused (-7).
 """
 import os
 import re
@@ -91,6 +103,10 @@ class Server:
         if flag != 1:
             raise RuntimeError("login of %r: flag %d" % (name, flag))
         return sock
+
+    def cpu_seconds(self):
+        fields = open("/proc/%d/stat" % self.proc.pid).read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def status(self, key):
         for line in open("/proc/%d/status" % self.proc.pid):
@@ -237,8 +253,124 @@ def logs():
         took, full, unknown)
 
 
+def skipped():
+    server = Server()
+    cpu_before = server.cpu_seconds()
+    slowest = 0.0
+    frame = struct.pack("<ii", 9, 100) + b"x" * 10  # an unknown type: its body is skipped
+    for _ in range(10_000):
+        sock = server.connect()
+        sock.sendall(frame)
+        started = time.monotonic()
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(4096):
+            pass
+        slowest = max(slowest, time.monotonic() - started)
+        sock.close()
+    time.sleep(0.5)  # a spinning thread would keep counting meanwhile
+    used = server.cpu_seconds() - cpu_before
+    server.stop()
+    return "skipped: 10,000 connections ending inside a skipped body: server CPU %.2f s, " \
+        "slowest close %.1f ms" % (used, slowest * 1000)
+
+
+def lowest_free_descriptor(pid):
+    used = {int(fd) for fd in os.listdir("/proc/%d/fd" % pid)}
+    return next(fd for fd in range(len(used) + 1) if fd not in used)
+
+
+def fdlimit():
+    server = Server()
+    sender = server.login(user(0))
+    for i in range(1, 21):
+        for text in (b"one", b"two", b"three"):
+            sender.sendall(chat_frame(user(0), user(i), text))
+            if flag_of(read_exact(sender, 152)[:12]) != 0:
+                raise RuntimeError("not queued")
+    idle = [server.connect() for _ in range(40)]
+    for sock in idle:
+        sock.sendall(struct.pack("<ii", 3, 0))
+        read_exact(sock, 12)
+    soft = lowest_free_descriptor(server.proc.pid)
+    hard = open("/proc/%d/limits" % server.proc.pid).read().split("Max open files")[1].split()[1]
+    subprocess.run(["prlimit", "--pid", str(server.proc.pid), "--nofile=%d:%s" % (soft, hard)],
+                   check=True)
+    slowest, got, lost = 0.0, 0, 0
+    for i in range(1, 21):
+        started = time.monotonic()
+        sock = server.login(user(i))
+        slowest = max(slowest, time.monotonic() - started)
+        sock.sendall(struct.pack("<ii", 3, 0))
+        while True:
+            head = read_exact(sock, 12)
+            kind, length, _ = struct.unpack("<iii", head)
+            read_exact(sock, length if kind == 3 else 140)
+            if kind == 3:
+                break
+            got += 1
+        sock.close()
+    subprocess.run(["prlimit", "--pid", str(server.proc.pid), "--nofile=%s:%s" % (hard, hard)],
+                   check=True)
+    for i in range(1, 21):
+        sock = server.login(user(i))
+        sock.sendall(struct.pack("<ii", 3, 0))
+        while True:
+            kind, length, _ = struct.unpack("<iii", read_exact(sock, 12))
+            read_exact(sock, length if kind == 3 else 140)
+            if kind == 3:
+                break
+            got += 1
+        sock.close()
+    lost = 60 - got
+    server.stop()
+    return "fdlimit: 20 logins with no descriptor free: slowest %.3f s; %d of 60 stored " \
+        "messages lost" % (slowest, lost)
+
+
+def squatters():
+    server = Server("--max-clients", "20")
+    most = server.status("Threads")
+    held = []
+    requests = struct.pack("<ii", 3, 0) * 16384
+    for _ in range(200):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(server.addr)
+        sock.setblocking(False)
+        try:
+            sock.send(requests)
+        except BlockingIOError:
+            pass
+        held.append(sock)
+        most = max(most, server.status("Threads"))
+    for _ in range(100):
+        most = max(most, server.status("Threads"))
+        time.sleep(0.01)
+    for sock in held:
+        sock.close()
+    server.stop()
+    return "squatters: --max-clients 20, 200 pipelining squatters: at most %d server threads" % most
+
+
+def storelimit():
+    server = Server("--store-limit", "1")
+    sender = server.login(user(0))
+    sender.sendall(chat_frame(user(0), user(1), b"0"))
+    read_exact(sender, 152)
+    flags = []
+    for i in range(1, 51):
+        sock = server.login(user(i))
+        read_exact(sock, 152)  # the stored message
+        sender.sendall(chat_frame(user(0), user(i + 1), b"%d" % i))
+        flags.append(flag_of(read_exact(sender, 152)[:12]))
+        sock.close()
+    server.stop()
+    return "storelimit: after a mailbox is read at --store-limit, the next message: " \
+        "%d of 50 stored, %d refused (-7)" % (flags.count(0), flags.count(-7))
+
+
 if __name__ == "__main__":
-    for attack in [squat, guess, trickle, users, logs]:
+    for attack in [squat, guess, trickle, users, logs, skipped, fdlimit, squatters, storelimit]:
         if len(sys.argv) > 3 and attack.__name__ not in sys.argv[3:]:
             continue
         print(attack(), flush=True)

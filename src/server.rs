@@ -265,10 +265,12 @@ impl Server {
             }
         };
         let shared = Arc::clone(&self.shared);
-        thread::Builder::new()
-            .name(format!("client-{}", connection.id()))
+        let id = connection.id();
+        let thread = thread::Builder::new()
+            .name(format!("client-{id}"))
             .stack_size(CLIENT_STACK_SIZE)
             .spawn(move || session::run(&shared, connection, slot))?;
+        self.slots.attach(id, thread);
         Ok(())
     }
 }

@@ -15,10 +15,12 @@
 //!
 //! An evicted connection gives up its slot at once, but its thread and descriptor live
 //! until its session has ended (a moment: an evicted session never waits on its client,
-//! see `Connection::evict`). The table counts those sessions too, and at most
-//! [`EVICTIONS_IN_FLIGHT`] of them run at once: a flood of newcomers waits for them
-//! rather than pile up threads. So the server never holds more than `--max-clients`
-//! plus that many connections, threads and descriptors, however clients behave.
+//! see `Connection::evict`). The table keeps each session's thread handle, and at most
+//! [`EVICTIONS_IN_FLIGHT`] evicted threads may still be running when the next eviction
+//! is due: the accept thread joins the oldest first, so a flood of newcomers waits for
+//! them rather than pile up threads. So the server never holds more than
+//! `--max-clients` plus that many connections, threads and descriptors, however
+//! clients behave.
 //!
 //! Shutdown uses the same table: it closes every open connection and waits for their
 //! slots to come back.
@@ -28,6 +30,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Every open connection, and which of them have not logged in yet.
@@ -47,14 +50,16 @@ struct Table {
     waiting: VecDeque<ConnectionId>,
     /// Sessions evicted whose threads have not ended yet.
     evicted_running: usize,
+    /// The thread of each open connection's session (see [`Slots::attach`]).
+    threads: HashMap<ConnectionId, JoinHandle<()>>,
+    /// The threads of evicted sessions, oldest first, until the accept thread has
+    /// joined them.
+    evicted: VecDeque<JoinHandle<()>>,
 }
 
 /// Evicted sessions whose threads may still be ending when the next eviction is due;
 /// beyond that, the accept thread waits for one of them to end.
 pub const EVICTIONS_IN_FLIGHT: usize = 4;
-/// How long the accept thread waits for an evicted session to end before going on
-/// anyway (it ends within microseconds unless the machine is overloaded).
-const EVICTION_WAIT: Duration = Duration::from_millis(100);
 
 /// The waiting queue is compacted when it is this many times longer than the open
 /// connections (plus [`STALE_SLACK`]): compaction costs a pass over it, so it must be
@@ -86,6 +91,8 @@ impl Slots {
                 open: HashMap::with_capacity(max_clients.min(presize)),
                 waiting: VecDeque::new(),
                 evicted_running: 0,
+                threads: HashMap::new(),
+                evicted: VecDeque::new(),
             }),
             ended: Condvar::new(),
             max_clients,
@@ -109,7 +116,9 @@ impl Slots {
         let mut table = self.table.lock();
         let mut evicted = None;
         if table.open.len() >= self.max_clients {
-            self.wait_for_evicted_to_end(&mut table, EVICTIONS_IN_FLIGHT - 1);
+            Slots::join_evicted(&mut table, EVICTIONS_IN_FLIGHT - 1);
+        }
+        if table.open.len() >= self.max_clients {
             match table.oldest_waiting() {
                 // Its slot is free from now on; its thread ends as soon as it sees the
                 // eviction, and its own `Slot` then finds nothing left to remove.
@@ -144,22 +153,29 @@ impl Slots {
         };
         MutexGuard::unlocked(&mut table, || oldest.evict());
         drop(oldest);
-        self.wait_for_evicted_to_end(&mut table, 0);
+        Slots::join_evicted(&mut table, 0);
         true
     }
 
-    /// Waits, for at most [`EVICTION_WAIT`], until no more than `most` evicted sessions
-    /// are still ending.
-    fn wait_for_evicted_to_end(&self, table: &mut MutexGuard<'_, Table>, most: usize) {
-        let deadline = Instant::now() + EVICTION_WAIT;
-        while table.evicted_running > most {
-            if self.ended.wait_until(table, deadline).timed_out() {
-                log::warn!(
-                    "{} evicted connections are slow to end; admitting the newcomer anyway",
-                    table.evicted_running
-                );
-                return;
-            }
+    /// Records the thread that serves connection `id`, just started by the accept
+    /// thread, so that an eviction can wait for it to end. A session that has ended
+    /// already (its slot is gone) needs no waiting for.
+    pub fn attach(&self, id: ConnectionId, thread: JoinHandle<()>) {
+        let mut table = self.table.lock();
+        if table.open.contains_key(&id) {
+            table.threads.insert(id, thread);
+        }
+    }
+
+    /// Joins evicted sessions' threads, oldest first, until at most `most` may still be
+    /// running. The table's lock is let go while joining: an ending session takes it to
+    /// give back its slot. An evicted session never waits on its client, so this is
+    /// a matter of microseconds.
+    fn join_evicted(table: &mut MutexGuard<'_, Table>, most: usize) {
+        while table.evicted.len() > most {
+            let thread = table.evicted.pop_front().expect("longer than most");
+            // A panic in a session was already reported by its thread.
+            let _ = MutexGuard::unlocked(table, || thread.join());
         }
     }
 
@@ -202,6 +218,9 @@ impl Table {
         while let Some(id) = self.waiting.pop_front() {
             if self.open.get(&id).is_some_and(|c| !c.is_logged_in()) {
                 self.evicted_running += 1;
+                if let Some(thread) = self.threads.remove(&id) {
+                    self.evicted.push_back(thread);
+                }
                 return self.open.remove(&id);
             }
         }
@@ -240,6 +259,9 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut table = self.slots.table.lock();
+        // Its own handle, if the table still has it: dropped from its own thread, it
+        // just lets the thread go.
+        let own_thread = table.threads.remove(&self.id);
         if table.open.remove(&self.id).is_none() {
             // Not open: it was evicted, and its session has now ended.
             table.evicted_running -= 1;
@@ -247,6 +269,8 @@ impl Drop for Slot {
         // Waited on only at shutdown and by an accept thread making room: without
         // waiters, notifying costs nothing.
         self.slots.ended.notify_all();
+        drop(table);
+        drop(own_thread);
     }
 }
 
