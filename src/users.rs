@@ -17,6 +17,12 @@ const BUILT_IN_NAMES: [&str; 6] = ["1001", "1002", "似末", "1003", "玛卡巴�
 
 /// The byte order mark some editors put at the start of a UTF-8 file.
 const UTF8_BOM: &[u8] = "\u{FEFF}".as_bytes();
+/// Starts a comment line, after any [`INDENT`].
+const COMMENT: u8 = b'#';
+/// What a blank line holds, and what may stand before a comment's `#`: spaces and tabs.
+/// (Only the decision to skip a line looks past them: in an account's line they belong
+/// to the name.)
+const INDENT: [u8; 2] = [b' ', b'\t'];
 
 /// An account's place in the directory, fixed while the server runs: other tables keep
 /// one entry per account (see `Mailboxes`) and index them with it.
@@ -93,7 +99,7 @@ impl Accounts {
         for (index, raw) in lines.enumerate() {
             let line_number = index + 1;
             let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-            if line.is_empty() || line.starts_with(b"#") {
+            if is_blank_or_comment(line) {
                 continue;
             }
             let line = std::str::from_utf8(line)
@@ -234,6 +240,15 @@ fn home_slot(name: &Name, slots: usize) -> usize {
     (hash >> 32) as usize & (slots - 1)
 }
 
+/// Whether a line holds no account: nothing but [`INDENT`], or a [`COMMENT`] after it.
+/// An editor's indentation or a stray space must not turn a comment into a mistake.
+fn is_blank_or_comment(line: &[u8]) -> bool {
+    match line.iter().find(|byte| !INDENT.contains(byte)) {
+        None => true,
+        Some(&first) => first == COMMENT,
+    }
+}
+
 /// Whether `name` may be an account name (docs/PROTOCOL.md §4).
 fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -305,6 +320,16 @@ mod tests {
     }
 
     #[test]
+    fn lines_of_only_spaces_and_tabs_and_indented_comments_are_skipped() {
+        let file = b"alice:1\n   \n\t\n \t \r\n  # indented\n\t# tabbed\nbob:2\n";
+        let directory = Accounts::parse(file).unwrap();
+        assert_eq!(directory.len(), 2);
+        assert!(directory.check("alice", b"1") && directory.check("bob", b"2"));
+        // A comment is skipped before it is read, so it need not be UTF-8 (a GBK note).
+        assert_eq!(Accounts::parse(b"  # \xc4\xe3\xba\xc3\nbob:2\n").unwrap().len(), 1);
+    }
+
+    #[test]
     fn parse_keeps_spaces_as_part_of_names_and_passwords() {
         let directory = Accounts::parse(b" carol : x \n").unwrap();
         assert!(directory.check(" carol ", b" x "));
@@ -312,8 +337,9 @@ mod tests {
 
     #[test]
     fn parse_names_the_line_of_each_mistake() {
-        let cases: [(&[u8], usize, &str); 8] = [
+        let cases: [(&[u8], usize, &str); 9] = [
             (b"a:1\nno colon here\n", 2, "no `:`"),
+            (b"a:1\n  indented, no colon\n", 2, "no `:`"),
             (b"# c\n:pw\n", 2, "name is empty"),
             (b"*:pw\n", 1, "room"),
             (b"abcdefghijklmnopqrstu:pw\n", 1, "at most 20"),
