@@ -326,7 +326,12 @@ mod tests {
         assert_eq!(directory.len(), 2);
         assert!(directory.check("alice", b"1") && directory.check("bob", b"2"));
         // A comment is skipped before it is read, so it need not be UTF-8 (a GBK note).
-        assert_eq!(Accounts::parse(b"  # \xc4\xe3\xba\xc3\nbob:2\n").unwrap().len(), 1);
+        assert_eq!(
+            Accounts::parse(b"  # \xc4\xe3\xba\xc3\nbob:2\n")
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -426,5 +431,139 @@ mod tests {
         by_key.sort_by_key(|name| sort_key(&Name::new(name).unwrap()));
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         assert_eq!(by_key, names);
+    }
+}
+
+/// Properties of the users-file parser over generated files (`proptest`), with a fixed
+/// seed so that every run tries the same files: a failure replays as it was.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+    use std::collections::HashSet;
+
+    /// The seed of every run (`PROPTEST_RNG_SEED` does not apply: the config is fixed).
+    const SEED: u64 = 0x5EED_0F0C_11A7;
+    /// Files tried per property.
+    const CASES: u32 = 512;
+    /// Longest generated file, in bytes, for the any-bytes property.
+    const MAX_FILE_BYTES: usize = 400;
+    /// Most accounts in a generated file.
+    const MAX_ACCOUNTS: usize = 40;
+
+    fn config() -> Config {
+        Config {
+            cases: CASES,
+            rng_seed: RngSeed::Fixed(SEED),
+            // A fixed seed replays a failure; no regression files in the source tree.
+            failure_persistence: None,
+            ..Config::default()
+        }
+    }
+
+    /// Bytes that users files are made of, more often than chance would pick them.
+    fn file_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            any::<u8>(),
+            prop::sample::select(b"\n\r:# \t*\0ab".to_vec()),
+        ]
+    }
+
+    /// The longest prefix of `chars` that fits in `limit` bytes.
+    fn fitting(chars: Vec<char>, limit: usize) -> String {
+        let mut text = String::new();
+        for c in chars {
+            if text.len() + c.len_utf8() > limit {
+                break;
+            }
+            text.push(c);
+        }
+        text
+    }
+
+    /// A name the users file can hold: no `:`, line break or NUL, not the room, not
+    /// read as a comment or a byte order mark.
+    fn name() -> impl Strategy<Value = String> {
+        let char = any::<char>().prop_filter("not in a name", |c| !matches!(c, ':' | '\n' | '\0'));
+        vec(char, 1..=NAME_LEN)
+            .prop_map(|chars| fitting(chars, NAME_LEN))
+            .prop_filter("a valid name", |name| {
+                !is_blank_or_comment(name.as_bytes())
+                    && check_name(name).is_ok()
+                    && !name.starts_with('\u{FEFF}')
+            })
+    }
+
+    /// A password the users file can hold: no line break or NUL, and no `\r` at its end
+    /// (the file's CRLF line end would take it).
+    fn password() -> impl Strategy<Value = String> {
+        let char = any::<char>().prop_filter("not in a password", |c| !matches!(c, '\n' | '\0'));
+        vec(char, 0..=PASSWORD_LEN)
+            .prop_map(|chars| fitting(chars, PASSWORD_LEN))
+            .prop_filter("no trailing CR", |password| !password.ends_with('\r'))
+    }
+
+    /// Lines that hold no account.
+    fn filler() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "",
+            "  ",
+            "\t \t",
+            "# a comment",
+            "   # indented",
+            "\t#",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_bytes_give_accounts_or_an_error_naming_one_of_their_lines(
+            contents in vec(file_byte(), 0..MAX_FILE_BYTES),
+        ) {
+            let lines = contents.split(|&b| b == b'\n').count();
+            if let Err((line, problem)) = Accounts::parse(&contents) {
+                prop_assert!((1..=lines).contains(&line), "line {line} of {lines}: {problem}");
+                prop_assert!(!problem.is_empty());
+            }
+        }
+
+        #[test]
+        fn a_file_written_from_valid_accounts_parses_back_to_the_same_accounts(
+            generated in vec((name(), password()), 1..=MAX_ACCOUNTS),
+            fillers in vec(vec(filler(), 0..3), MAX_ACCOUNTS),
+            crlf: bool,
+            bom: bool,
+        ) {
+            // Each name once, in the order generated (not sorted: the parser sorts).
+            let mut seen = HashSet::new();
+            let accounts: Vec<(String, String)> =
+                generated.into_iter().filter(|(name, _)| seen.insert(name.clone())).collect();
+            let line_end = if crlf { "\r\n" } else { "\n" };
+            let mut file = String::from(if bom { "\u{FEFF}" } else { "" });
+            for ((name, password), fill) in accounts.iter().zip(&fillers) {
+                for line in fill {
+                    file.push_str(line);
+                    file.push_str(line_end);
+                }
+                file.push_str(&format!("{name}:{password}{line_end}"));
+            }
+            let parsed = Accounts::parse(file.as_bytes())
+                .map_err(|(line, problem)| TestCaseError::fail(format!("line {line}: {problem}")))?;
+            let expected = accounts
+                .iter()
+                .map(|(name, password)| Credentials {
+                    name: Name::new(name).unwrap(),
+                    password: Password::new(password).unwrap(),
+                })
+                .collect();
+            prop_assert_eq!(&parsed, &Accounts::sorted(expected));
+            for (name, password) in &accounts {
+                prop_assert!(parsed.check(name, password.as_bytes()), "{name:?}");
+            }
+        }
     }
 }
