@@ -59,6 +59,8 @@ fn a_bad_flag_exits_2_naming_the_flag() {
         (&["--prot", "1"][..], "--prot"),
         (&["--port", "seventy"][..], "--port"),
         (&["--max-clients", "0"][..], "--max-clients"),
+        (&["--mailbox-limit", "0"][..], "--mailbox-limit"),
+        (&["--store-limit", "0"][..], "--store-limit"),
     ] {
         let (status, stderr) = run_to_exit(args);
         assert_eq!(status.code(), Some(2), "{args:?}");
@@ -153,11 +155,18 @@ fn a_flood_of_bad_requests_costs_a_few_log_lines_a_second() {
     const BLOCKED_LOGINS: usize = 200;
     // Lines of one kind per second, as src/log_limit.rs allows.
     const LINES_PER_SECOND: usize = chatroom::log_limit::LINES_PER_WINDOW as usize;
-    let mut server = run_server("", &["--mailbox-limit", "0", "--login-failures", "1"]);
+    let mut server = run_server("", &["--mailbox-limit", "1", "--login-failures", "1"]);
     let started = Instant::now();
 
     let mut flooder = connect(server.addr);
     raw_login(&mut flooder, "1001");
+    // The one message 1002's mailbox holds: every later one finds it full.
+    send(
+        &mut flooder,
+        &chat_frame("1001", "1002", "fills the mailbox"),
+    );
+    assert_eq!(read_n(&mut flooder, 12), ints(&[2, 140, 0]), "queued");
+    read_n(&mut flooder, 140);
     let mut burst = Vec::new();
     for _ in 0..FLOOD {
         burst.extend(chat_frame("1001", "1002", "into a full mailbox"));
