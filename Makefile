@@ -12,6 +12,7 @@
 #                     with your build of the original C++ server)
 #   make install      install both binaries under PREFIX (default /usr/local; DESTDIR
 #                     is honoured), with the example users file and the systemd unit
+#                     (whose ExecStart names PREFIX/bin/chat-server)
 #   make clean        remove build output (never the data directory: it holds users'
 #                     messages)
 
@@ -24,6 +25,11 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 RELEASE := target/release
 DOCDIR = $(DESTDIR)$(PREFIX)/share/doc/chat-server
+# The systemd unit in contrib/ runs the server from the default PREFIX; `make install`
+# writes its own PREFIX there instead (without DESTDIR, which is only where files are
+# staged), so that the unit it installs runs the server it installs.
+UNIT_DEFAULT_EXEC := ExecStart=/usr/local/bin/chat-server
+UNIT_EXEC = ExecStart=$(PREFIX)/bin/chat-server
 
 # Each client holds one descriptor: raise the soft limit to the hard one where the shell
 # allows, so that thousands of clients fit (see "Holding 10,000 clients" in README.md).
@@ -61,7 +67,11 @@ install: build
 	install -Dm755 $(RELEASE)/chat-server $(DESTDIR)$(PREFIX)/bin/chat-server
 	install -Dm755 $(RELEASE)/chat-client $(DESTDIR)$(PREFIX)/bin/chat-client
 	install -Dm644 contrib/users.txt $(DOCDIR)/users.example.txt
-	install -Dm644 contrib/chat-server.service $(DOCDIR)/chat-server.service
+	sed 's|^$(UNIT_DEFAULT_EXEC) |$(UNIT_EXEC) |' contrib/chat-server.service \
+		>$(DOCDIR)/chat-server.service
+	@grep -qF '$(UNIT_EXEC) ' $(DOCDIR)/chat-server.service || \
+		{ echo "make install: contrib/chat-server.service has no line $(UNIT_DEFAULT_EXEC) ... to point at $(PREFIX)"; exit 1; }
+	chmod 644 $(DOCDIR)/chat-server.service
 	install -Dm644 README.md $(DOCDIR)/README.md
 
 # Build output only: `data/` (the default --data-dir) holds queued messages, which a
