@@ -5,7 +5,8 @@
 #                     (ARGS="--port 23456 --users contrib/users.txt" passes flags)
 #   make client NAME=似末 [PASSWORD=123456] [ADDR=127.0.0.1:12345]
 #                     the companion terminal client (ADDR: the server's HOST:PORT)
-#   make test         every test: unit tests and the TCP tests in tests/
+#   make test         every test: unit tests and the TCP tests in tests/; the last line
+#                     is the total, `make test: N passed, N failed` (the log: TEST_LOG)
 #   make lint         rustfmt and clippy, warnings as errors
 #   make doc          the API documentation, warnings as errors
 #   make bench        the load benchmarks (see BENCHMARKS.md; ORIGINAL=path compares
@@ -24,6 +25,8 @@ ADDR ?= 127.0.0.1:12345
 PREFIX ?= /usr/local
 DESTDIR ?=
 RELEASE := target/release
+# Everything `make test` printed, kept for reading after its closing line.
+TEST_LOG := target/make-test.log
 DOCDIR = $(DESTDIR)$(PREFIX)/share/doc/chat-server
 # The systemd unit in contrib/ runs the server from the default PREFIX; `make install`
 # writes its own PREFIX there instead (without DESTDIR, which is only where files are
@@ -50,8 +53,20 @@ client: build
 	@if [ -z "$(NAME)" ]; then echo "usage: make client NAME=似末 [PASSWORD=123456]"; exit 2; fi
 	@exec $(RELEASE)/chat-client --addr "$(ADDR)" "$(NAME)" $(if $(PASSWORD),"$(PASSWORD)")
 
+# cargo's own last lines are the count of the last target it ran (the example's
+# `0 passed`): the closing line sums every `test result:` line instead, in the plain form
+# CI reads. The exit status stays cargo's, not tee's (pipefail needs bash).
+test: SHELL := /bin/bash
 test:
-	$(CARGO) test --release --all-targets
+	@mkdir -p $(dir $(TEST_LOG))
+	@echo "$(CARGO) test --release --all-targets 2>&1 | tee $(TEST_LOG)"
+	@set -o pipefail; $(CARGO) test --release --all-targets 2>&1 | tee $(TEST_LOG); \
+	status=$$?; \
+	awk '/^test result:/ { for (i = 1; i < NF; i++) { \
+		if ($$(i + 1) ~ /^passed;?$$/) passed += $$i; \
+		if ($$(i + 1) ~ /^failed;?$$/) failed += $$i } } \
+	END { printf "make test: %d passed, %d failed\n", passed, failed }' $(TEST_LOG); \
+	exit $$status
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -212,6 +212,59 @@ fn collect_sources(dir: &Path, into: &mut String) {
     }
 }
 
+/// A stand-in for cargo that prints `test result:` lines as cargo test does (one of them
+/// on stderr, as cargo prints a failing target's) and exits with `$FAKE_STATUS`.
+const FAKE_CARGO_TEST: &str = "#!/bin/sh
+echo 'running 12 tests'
+echo 'test result: ok. 12 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out'
+echo 'test result: FAILED. 3 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out' >&2
+echo 'running 0 tests'
+echo 'test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out'
+exit \"$FAKE_STATUS\"
+";
+
+/// `make test` with the stand-in cargo exiting `status`: make's exit status, and its
+/// output (stdout and stderr) as lines.
+fn make_test_with_fake_cargo(status: i32) -> (Option<i32>, Vec<String>) {
+    let copy = copy_of_the_project();
+    let cargo = copy.path().join("fake-cargo");
+    fs::write(&cargo, FAKE_CARGO_TEST).unwrap();
+    fs::set_permissions(&cargo, fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new("make")
+        .arg("-C")
+        .arg(copy.path())
+        .arg("--no-print-directory")
+        .arg(format!("CARGO={}", cargo.display()))
+        .arg("test")
+        .env("FAKE_STATUS", status.to_string())
+        .output()
+        .expect("run make");
+    // The recipe sends cargo's stderr through tee too, so stdout holds every line.
+    let lines = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    (output.status.code(), lines)
+}
+
+/// `make test` ends on the total of every test target, not on the last target's own
+/// `0 passed`, in the one plain line CI reads; and exits as cargo did.
+#[test]
+fn make_test_ends_on_the_total_of_every_target_and_keeps_cargos_exit_status() {
+    let (status, lines) = make_test_with_fake_cargo(0);
+    assert_eq!(status, Some(0), "{lines:?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("make test: 15 passed, 1 failed")
+    );
+    let (status, lines) = make_test_with_fake_cargo(101);
+    assert_ne!(status, Some(0), "cargo's failure is make's: {lines:?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("make test: 15 passed, 1 failed")
+    );
+}
+
 /// `make bench` with an ORIGINAL that is not there says so and stops, before measuring.
 #[test]
 fn make_bench_names_a_missing_original_server() {
