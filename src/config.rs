@@ -64,7 +64,7 @@ A wire-compatible Rust replacement for the original C++ QQ-style chat server.
   --help                show this and exit
   --version             show the version and exit
 
-Every N and SECS is a whole number above 0 (only --port takes 0).
+Every N is a whole number above 0 (only --port takes 0), every SECS one from 1 to 86400.
 
 Logging: RUST_LOG=debug (or trace, warn, ...) changes what is logged; the default is info.";
 
