@@ -5,13 +5,15 @@
 #                     (ARGS="--port 23456 --users contrib/users.txt" passes flags)
 #   make client NAME=似末 [PASSWORD=123456] [ADDR=127.0.0.1:12345]
 #                     the companion terminal client (ADDR: the server's HOST:PORT)
-#   make test         every test: unit tests and the TCP tests in tests/
+#   make test         every test: unit tests and the TCP tests in tests/; the last line
+#                     is the total, `make test: N passed, N failed` (the log: TEST_LOG)
 #   make lint         rustfmt and clippy, warnings as errors
 #   make doc          the API documentation, warnings as errors
 #   make bench        the load benchmarks (see BENCHMARKS.md; ORIGINAL=path compares
 #                     with your build of the original C++ server)
 #   make install      install both binaries under PREFIX (default /usr/local; DESTDIR
 #                     is honoured), with the example users file and the systemd unit
+#                     (whose ExecStart names PREFIX/bin/chat-server)
 #   make clean        remove build output (never the data directory: it holds users'
 #                     messages)
 
@@ -23,7 +25,14 @@ ADDR ?= 127.0.0.1:12345
 PREFIX ?= /usr/local
 DESTDIR ?=
 RELEASE := target/release
+# Everything `make test` printed, kept for reading after its closing line.
+TEST_LOG := target/make-test.log
 DOCDIR = $(DESTDIR)$(PREFIX)/share/doc/chat-server
+# The systemd unit in contrib/ runs the server from the default PREFIX; `make install`
+# writes its own PREFIX there instead (without DESTDIR, which is only where files are
+# staged), so that the unit it installs runs the server it installs.
+UNIT_DEFAULT_EXEC := ExecStart=/usr/local/bin/chat-server
+UNIT_EXEC = ExecStart=$(PREFIX)/bin/chat-server
 
 # Each client holds one descriptor: raise the soft limit to the hard one where the shell
 # allows, so that thousands of clients fit (see "Holding 10,000 clients" in README.md).
@@ -44,8 +53,22 @@ client: build
 	@if [ -z "$(NAME)" ]; then echo "usage: make client NAME=似末 [PASSWORD=123456]"; exit 2; fi
 	@exec $(RELEASE)/chat-client --addr "$(ADDR)" "$(NAME)" $(if $(PASSWORD),"$(PASSWORD)")
 
+# cargo's own last lines are the count of the last target it ran (the example's
+# `0 passed`): the closing line sums every `test result:` line instead, in the plain form
+# CI reads; --no-fail-fast runs every target even after one fails, so that it is the
+# total. The exit status stays cargo's, not tee's (pipefail needs bash).
+TEST_COMMAND = $(CARGO) test --release --all-targets --no-fail-fast
+test: SHELL := /bin/bash
 test:
-	$(CARGO) test --release --all-targets
+	@mkdir -p $(dir $(TEST_LOG))
+	@echo "$(TEST_COMMAND) 2>&1 | tee $(TEST_LOG)"
+	@set -o pipefail; $(TEST_COMMAND) 2>&1 | tee $(TEST_LOG); \
+	status=$$?; \
+	awk '/^test result:/ { for (i = 1; i < NF; i++) { \
+		if ($$(i + 1) ~ /^passed;?$$/) passed += $$i; \
+		if ($$(i + 1) ~ /^failed;?$$/) failed += $$i } } \
+	END { printf "make test: %d passed, %d failed\n", passed, failed }' $(TEST_LOG); \
+	exit $$status
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -61,7 +84,11 @@ install: build
 	install -Dm755 $(RELEASE)/chat-server $(DESTDIR)$(PREFIX)/bin/chat-server
 	install -Dm755 $(RELEASE)/chat-client $(DESTDIR)$(PREFIX)/bin/chat-client
 	install -Dm644 contrib/users.txt $(DOCDIR)/users.example.txt
-	install -Dm644 contrib/chat-server.service $(DOCDIR)/chat-server.service
+	sed 's|^$(UNIT_DEFAULT_EXEC) |$(UNIT_EXEC) |' contrib/chat-server.service \
+		>$(DOCDIR)/chat-server.service
+	@grep -qF '$(UNIT_EXEC) ' $(DOCDIR)/chat-server.service || \
+		{ echo "make install: contrib/chat-server.service has no line $(UNIT_DEFAULT_EXEC) ... to point at $(PREFIX)"; exit 1; }
+	chmod 644 $(DOCDIR)/chat-server.service
 	install -Dm644 README.md $(DOCDIR)/README.md
 
 # Build output only: `data/` (the default --data-dir) holds queued messages, which a

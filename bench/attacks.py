@@ -239,8 +239,11 @@ def users():
 
 
 def logs():
-    server = Server("--mailbox-limit", "0")
+    server = Server("--mailbox-limit", "1")
     sock = server.login(user(0))
+    # One message fills the receiver's mailbox (a limit of 0 is refused at startup).
+    sock.sendall(chat_frame(user(0), user(1), b"fills it"))
+    read_exact(sock, 152)
     burst = (chat_frame(user(0), user(1), b"full") + struct.pack("<ii", 99, 0)) * 20_000
     started = time.monotonic()
     threading.Thread(target=sock.sendall, args=(burst,)).start()

@@ -34,6 +34,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
@@ -46,19 +47,26 @@ const NAME_LEN: usize = 20;
 const MAX_BODY_LEN: usize = 4096; // a longer `length` is not a frame we can trust
 const USER_INFO: [&str; 6] = ["1001", "1002", "似末", "1003", "玛卡巴卡", "花开富贵"];
 const PASSWORD: &str = "123456";
+const EXIT_USAGE: u8 = 2; // a bad argument: the exit status chat-server gives it too
 
 /// Name → the socket to write that user's messages to: the original's `onlineMap`.
 type OnlineMap = Arc<Mutex<HashMap<String, Arc<TcpStream>>>>;
 
-fn main() {
+fn main() -> ExitCode {
     let port: u16 = match std::env::args().nth(1).map(|arg| arg.parse()) {
         None => 12345,
         Some(Ok(port)) => port,
-        Some(Err(_)) => return eprintln!("usage: cargo run --example minimal -- [PORT]"),
+        Some(Err(_)) => {
+            eprintln!("usage: cargo run --example minimal -- [PORT]");
+            return ExitCode::from(EXIT_USAGE); // so that a script sees the mistake
+        }
     };
     let listener = match TcpListener::bind(("0.0.0.0", port)) {
         Ok(listener) => listener,
-        Err(error) => return eprintln!("cannot listen on port {port}: {error}"),
+        Err(error) => {
+            eprintln!("cannot listen on port {port}: {error}");
+            return ExitCode::FAILURE;
+        }
     };
     println!(
         "listening on {}",
@@ -72,6 +80,7 @@ fn main() {
         let online_map = Arc::clone(&online_map);
         thread::spawn(move || pthread_function(stream, &online_map));
     }
+    ExitCode::SUCCESS // never reached: `incoming` waits for the next client forever
 }
 
 /// One client, from connect to disconnect.

@@ -64,6 +64,8 @@ A wire-compatible Rust replacement for the original C++ QQ-style chat server.
   --help                show this and exit
   --version             show the version and exit
 
+Every N is a whole number above 0 (only --port takes 0), every SECS one from 1 to 86400.
+
 Logging: RUST_LOG=debug (or trace, warn, ...) changes what is logged; the default is info.";
 
 /// Everything the server needs to know to start.
@@ -180,11 +182,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, UsageErr
             "--login-failures" => {
                 config.login_failures = positive(&flag, &value()?)?;
             }
+            // A limit of 0 would answer every offline message -7: a server that
+            // cannot queue is a mistake, not a setting.
             "--mailbox-limit" => {
-                config.mailbox_limit = number_or_address(&flag, &value()?, "a number")?;
+                config.mailbox_limit = positive(&flag, &value()?)?;
             }
             "--store-limit" => {
-                config.store_limit = number_or_address(&flag, &value()?, "a number")?;
+                config.store_limit = positive(&flag, &value()?)?;
             }
             _ if arg.starts_with('-') => {
                 return Err(UsageError(format!("unknown option {arg}")));
@@ -249,7 +253,7 @@ mod tests {
     fn every_flag_is_read_in_both_spellings() {
         let line = "--bind 127.0.0.1 --port=0 --users u.txt --data-dir=/tmp/d \
                     --max-clients 3 --write-timeout=2 --frame-timeout 4 \
-                    --login-failures=7 --mailbox-limit 0 --store-limit=9";
+                    --login-failures=7 --mailbox-limit 8 --store-limit=9";
         let Command::Run(config) = parse_line(line).unwrap() else {
             panic!("expected a config")
         };
@@ -261,8 +265,25 @@ mod tests {
         assert_eq!(config.write_timeout, Duration::from_secs(2));
         assert_eq!(config.frame_timeout, Duration::from_secs(4));
         assert_eq!(config.login_failures, 7);
-        assert_eq!(config.mailbox_limit, 0);
+        assert_eq!(config.mailbox_limit, 8);
         assert_eq!(config.store_limit, 9);
+    }
+
+    #[test]
+    fn a_mailbox_or_store_limit_of_zero_is_refused() {
+        for flag in ["--mailbox-limit", "--store-limit"] {
+            for line in [format!("{flag} 0"), format!("{flag}=0")] {
+                let error = parse_line(&line).unwrap_err().to_string();
+                assert_eq!(
+                    error,
+                    format!("{flag} takes a whole number above 0, not \"0\"")
+                );
+            }
+            assert!(
+                parse_line(&format!("{flag} 1")).is_ok(),
+                "{flag} 1 is the least"
+            );
+        }
     }
 
     #[test]
@@ -299,7 +320,10 @@ mod tests {
                 "--login-failures 0",
                 "--login-failures takes a whole number above 0",
             ),
-            ("--store-limit lots", "--store-limit takes a number"),
+            (
+                "--store-limit lots",
+                "--store-limit takes a whole number above 0",
+            ),
             ("stray", "unexpected argument"),
         ] {
             let error = parse_line(line).unwrap_err().to_string();

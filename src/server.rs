@@ -7,7 +7,7 @@
 //! [`Server::spawn`], which runs the loop in a thread and stops it when the returned
 //! [`ServerHandle`] is dropped.
 
-use crate::config::{Config, DEFAULT_MAX_CLIENTS};
+use crate::config::{Config, DEFAULT_MAX_CLIENTS, DEFAULT_PORT};
 use crate::descriptors;
 use crate::online::Connection;
 use crate::protocol::{Feedback, Flag};
@@ -64,6 +64,12 @@ impl StartError {
     }
 }
 
+/// Below this port, Linux lets only a privileged process listen (by default: the sysctl
+/// `net.ipv4.ip_unprivileged_port_start`).
+const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
+
+/// Each failure an operator can cause is said as a sentence with what to do about it,
+/// not as the system's words (`Cannot assign requested address (os error 99)`).
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -71,14 +77,34 @@ impl fmt::Display for StartError {
             StartError::DataDir(problem) | StartError::Descriptors(problem) => {
                 write!(f, "{problem}")
             }
-            StartError::Bind { addr, error } if error.kind() == io::ErrorKind::AddrInUse => {
-                write!(
+            StartError::Bind { addr, error } => match error.kind() {
+                io::ErrorKind::AddrInUse => write!(
                     f,
                     "cannot listen on {addr}: the port is already in use \
                      (is another server running? choose another with --port)"
-                )
-            }
-            StartError::Bind { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
+                ),
+                io::ErrorKind::AddrNotAvailable => write!(
+                    f,
+                    "cannot listen on {addr}: this machine has no such address \
+                     (choose one of its own with --bind, or 0.0.0.0 for all)"
+                ),
+                io::ErrorKind::PermissionDenied if addr.port() < FIRST_UNPRIVILEGED_PORT => {
+                    write!(
+                        f,
+                        "cannot listen on {addr}: only root (or a program with \
+                         CAP_NET_BIND_SERVICE) may listen on a port below \
+                         {FIRST_UNPRIVILEGED_PORT} (choose --port {FIRST_UNPRIVILEGED_PORT} \
+                         or above, such as the default {DEFAULT_PORT})"
+                    )
+                }
+                io::ErrorKind::PermissionDenied => write!(
+                    f,
+                    "cannot listen on {addr}: the system does not allow this program \
+                     to listen there (permission denied: a security policy, or a raised \
+                     net.ipv4.ip_unprivileged_port_start?)"
+                ),
+                _ => write!(f, "cannot listen on {addr}: {error}"),
+            },
         }
     }
 }

@@ -17,6 +17,12 @@ const BUILT_IN_NAMES: [&str; 6] = ["1001", "1002", "似末", "1003", "玛卡巴�
 
 /// The byte order mark some editors put at the start of a UTF-8 file.
 const UTF8_BOM: &[u8] = "\u{FEFF}".as_bytes();
+/// Starts a comment line, after any [`INDENT`].
+const COMMENT: u8 = b'#';
+/// What a blank line holds, and what may stand before a comment's `#`: spaces and tabs.
+/// (Only the decision to skip a line looks past them: in an account's line they belong
+/// to the name.)
+const INDENT: [u8; 2] = [b' ', b'\t'];
 
 /// An account's place in the directory, fixed while the server runs: other tables keep
 /// one entry per account (see `Mailboxes`) and index them with it.
@@ -93,7 +99,7 @@ impl Accounts {
         for (index, raw) in lines.enumerate() {
             let line_number = index + 1;
             let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-            if line.is_empty() || line.starts_with(b"#") {
+            if is_blank_or_comment(line) {
                 continue;
             }
             let line = std::str::from_utf8(line)
@@ -234,6 +240,15 @@ fn home_slot(name: &Name, slots: usize) -> usize {
     (hash >> 32) as usize & (slots - 1)
 }
 
+/// Whether a line holds no account: nothing but [`INDENT`], or a [`COMMENT`] after it.
+/// An editor's indentation or a stray space must not turn a comment into a mistake.
+fn is_blank_or_comment(line: &[u8]) -> bool {
+    match line.iter().find(|byte| !INDENT.contains(byte)) {
+        None => true,
+        Some(&first) => first == COMMENT,
+    }
+}
+
 /// Whether `name` may be an account name (docs/PROTOCOL.md §4).
 fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -305,6 +320,21 @@ mod tests {
     }
 
     #[test]
+    fn lines_of_only_spaces_and_tabs_and_indented_comments_are_skipped() {
+        let file = b"alice:1\n   \n\t\n \t \r\n  # indented\n\t# tabbed\nbob:2\n";
+        let directory = Accounts::parse(file).unwrap();
+        assert_eq!(directory.len(), 2);
+        assert!(directory.check("alice", b"1") && directory.check("bob", b"2"));
+        // A comment is skipped before it is read, so it need not be UTF-8 (a GBK note).
+        assert_eq!(
+            Accounts::parse(b"  # \xc4\xe3\xba\xc3\nbob:2\n")
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
     fn parse_keeps_spaces_as_part_of_names_and_passwords() {
         let directory = Accounts::parse(b" carol : x \n").unwrap();
         assert!(directory.check(" carol ", b" x "));
@@ -312,8 +342,9 @@ mod tests {
 
     #[test]
     fn parse_names_the_line_of_each_mistake() {
-        let cases: [(&[u8], usize, &str); 8] = [
+        let cases: [(&[u8], usize, &str); 9] = [
             (b"a:1\nno colon here\n", 2, "no `:`"),
+            (b"a:1\n  indented, no colon\n", 2, "no `:`"),
             (b"# c\n:pw\n", 2, "name is empty"),
             (b"*:pw\n", 1, "room"),
             (b"abcdefghijklmnopqrstu:pw\n", 1, "at most 20"),
@@ -400,5 +431,139 @@ mod tests {
         by_key.sort_by_key(|name| sort_key(&Name::new(name).unwrap()));
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         assert_eq!(by_key, names);
+    }
+}
+
+/// Properties of the users-file parser over generated files (`proptest`), with a fixed
+/// seed so that every run tries the same files: a failure replays as it was.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+    use std::collections::HashSet;
+
+    /// The seed of every run (`PROPTEST_RNG_SEED` does not apply: the config is fixed).
+    const SEED: u64 = 0x5EED_0F0C_11A7;
+    /// Files tried per property.
+    const CASES: u32 = 512;
+    /// Longest generated file, in bytes, for the any-bytes property.
+    const MAX_FILE_BYTES: usize = 400;
+    /// Most accounts in a generated file.
+    const MAX_ACCOUNTS: usize = 40;
+
+    fn config() -> Config {
+        Config {
+            cases: CASES,
+            rng_seed: RngSeed::Fixed(SEED),
+            // A fixed seed replays a failure; no regression files in the source tree.
+            failure_persistence: None,
+            ..Config::default()
+        }
+    }
+
+    /// Bytes that users files are made of, more often than chance would pick them.
+    fn file_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            any::<u8>(),
+            prop::sample::select(b"\n\r:# \t*\0ab".to_vec()),
+        ]
+    }
+
+    /// The longest prefix of `chars` that fits in `limit` bytes.
+    fn fitting(chars: Vec<char>, limit: usize) -> String {
+        let mut text = String::new();
+        for c in chars {
+            if text.len() + c.len_utf8() > limit {
+                break;
+            }
+            text.push(c);
+        }
+        text
+    }
+
+    /// A name the users file can hold: no `:`, line break or NUL, not the room, not
+    /// read as a comment or a byte order mark.
+    fn name() -> impl Strategy<Value = String> {
+        let char = any::<char>().prop_filter("not in a name", |c| !matches!(c, ':' | '\n' | '\0'));
+        vec(char, 1..=NAME_LEN)
+            .prop_map(|chars| fitting(chars, NAME_LEN))
+            .prop_filter("a valid name", |name| {
+                !is_blank_or_comment(name.as_bytes())
+                    && check_name(name).is_ok()
+                    && !name.starts_with('\u{FEFF}')
+            })
+    }
+
+    /// A password the users file can hold: no line break or NUL, and no `\r` at its end
+    /// (the file's CRLF line end would take it).
+    fn password() -> impl Strategy<Value = String> {
+        let char = any::<char>().prop_filter("not in a password", |c| !matches!(c, '\n' | '\0'));
+        vec(char, 0..=PASSWORD_LEN)
+            .prop_map(|chars| fitting(chars, PASSWORD_LEN))
+            .prop_filter("no trailing CR", |password| !password.ends_with('\r'))
+    }
+
+    /// Lines that hold no account.
+    fn filler() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "",
+            "  ",
+            "\t \t",
+            "# a comment",
+            "   # indented",
+            "\t#",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_bytes_give_accounts_or_an_error_naming_one_of_their_lines(
+            contents in vec(file_byte(), 0..MAX_FILE_BYTES),
+        ) {
+            let lines = contents.split(|&b| b == b'\n').count();
+            if let Err((line, problem)) = Accounts::parse(&contents) {
+                prop_assert!((1..=lines).contains(&line), "line {line} of {lines}: {problem}");
+                prop_assert!(!problem.is_empty());
+            }
+        }
+
+        #[test]
+        fn a_file_written_from_valid_accounts_parses_back_to_the_same_accounts(
+            generated in vec((name(), password()), 1..=MAX_ACCOUNTS),
+            fillers in vec(vec(filler(), 0..3), MAX_ACCOUNTS),
+            crlf: bool,
+            bom: bool,
+        ) {
+            // Each name once, in the order generated (not sorted: the parser sorts).
+            let mut seen = HashSet::new();
+            let accounts: Vec<(String, String)> =
+                generated.into_iter().filter(|(name, _)| seen.insert(name.clone())).collect();
+            let line_end = if crlf { "\r\n" } else { "\n" };
+            let mut file = String::from(if bom { "\u{FEFF}" } else { "" });
+            for ((name, password), fill) in accounts.iter().zip(&fillers) {
+                for line in fill {
+                    file.push_str(line);
+                    file.push_str(line_end);
+                }
+                file.push_str(&format!("{name}:{password}{line_end}"));
+            }
+            let parsed = Accounts::parse(file.as_bytes())
+                .map_err(|(line, problem)| TestCaseError::fail(format!("line {line}: {problem}")))?;
+            let expected = accounts
+                .iter()
+                .map(|(name, password)| Credentials {
+                    name: Name::new(name).unwrap(),
+                    password: Password::new(password).unwrap(),
+                })
+                .collect();
+            prop_assert_eq!(&parsed, &Accounts::sorted(expected));
+            for (name, password) in &accounts {
+                prop_assert!(parsed.check(name, password.as_bytes()), "{name:?}");
+            }
+        }
     }
 }

@@ -86,22 +86,18 @@ fn the_example_users_file_is_a_valid_users_file() {
     assert!(users.len() >= 2);
 }
 
-/// `systemd-analyze verify` on the unit, with ExecStart pointing at the built server;
-/// skipped where systemd is not installed.
-#[test]
-fn the_systemd_unit_verifies() {
-    let unit = fs::read_to_string(Path::new(ROOT).join("contrib/chat-server.service")).unwrap();
-    assert!(unit.contains("ExecStart=/usr/local/bin/chat-server "));
-    let unit = unit.replace(
-        "ExecStart=/usr/local/bin/chat-server ",
-        &format!("ExecStart={} ", env!("CARGO_BIN_EXE_chat-server")),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chat-server.service");
-    fs::write(&path, unit).unwrap();
+/// The unit in contrib/, for the default PREFIX.
+const DEFAULT_EXEC_START: &str = "ExecStart=/usr/local/bin/chat-server ";
+/// Where `make install` puts the unit, under PREFIX.
+const INSTALLED_UNIT: &str = "share/doc/chat-server/chat-server.service";
+
+/// Asserts that `systemd-analyze verify` accepts the unit at `path` (which checks, among
+/// the rest, that ExecStart is an executable file); skipped where systemd is not
+/// installed.
+fn assert_systemd_verifies(path: &Path) {
     let Ok(output) = Command::new("systemd-analyze")
         .arg("verify")
-        .arg(&path)
+        .arg(path)
         .output()
     else {
         eprintln!("skipped: systemd-analyze is not installed");
@@ -113,6 +109,64 @@ fn the_systemd_unit_verifies() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The unit as `make install PREFIX=... DESTDIR=...` installs it, asserting that it is
+/// contrib's with only ExecStart changed, to `PREFIX/bin/chat-server`.
+fn installed_unit(copy: &Path, prefix: &str, destdir: &str) -> (std::path::PathBuf, String) {
+    let mut args = vec!["install".to_string(), format!("PREFIX={prefix}")];
+    if !destdir.is_empty() {
+        args.push(format!("DESTDIR={destdir}"));
+    }
+    make(copy, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let path = Path::new(&format!("{destdir}{prefix}")).join(INSTALLED_UNIT);
+    let unit = fs::read_to_string(&path).unwrap();
+    let shipped = fs::read_to_string(Path::new(ROOT).join("contrib/chat-server.service")).unwrap();
+    let exec_start = format!("ExecStart={prefix}/bin/chat-server ");
+    assert_eq!(unit.lines().count(), shipped.lines().count());
+    for (installed, original) in unit.lines().zip(shipped.lines()) {
+        match original.strip_prefix(DEFAULT_EXEC_START) {
+            Some(flags) => assert_eq!(installed, format!("{exec_start}{flags}")),
+            None => assert_eq!(installed, original, "only ExecStart is changed"),
+        }
+    }
+    (path, unit)
+}
+
+/// The unit in contrib/, with ExecStart pointing at the built server.
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = fs::read_to_string(Path::new(ROOT).join("contrib/chat-server.service")).unwrap();
+    assert!(unit.contains(DEFAULT_EXEC_START));
+    let unit = unit.replace(
+        DEFAULT_EXEC_START,
+        &format!("ExecStart={} ", env!("CARGO_BIN_EXE_chat-server")),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat-server.service");
+    fs::write(&path, unit).unwrap();
+    assert_systemd_verifies(&path);
+}
+
+/// The README's `make install PREFIX=$HOME/.local`: the unit it installs runs the
+/// server it installs, and verifies.
+#[test]
+fn make_install_under_another_prefix_installs_a_unit_that_runs_its_server_and_verifies() {
+    let copy = copy_of_the_project();
+    let prefix = copy.path().join("home/user/.local");
+    let (path, _) = installed_unit(copy.path(), prefix.to_str().unwrap(), "");
+    assert_systemd_verifies(&path);
+}
+
+/// A package build stages files under DESTDIR, but the unit must name where the server
+/// will be once the package is installed: PREFIX alone.
+#[test]
+fn make_install_with_destdir_names_prefix_not_the_staging_directory_in_the_unit() {
+    let copy = copy_of_the_project();
+    let stage = copy.path().join("stage");
+    let (_, unit) = installed_unit(copy.path(), "/opt/chat", stage.to_str().unwrap());
+    assert!(unit.contains("\nExecStart=/opt/chat/bin/chat-server --port "));
+    assert!(stage.join("opt/chat/bin/chat-server").exists());
 }
 
 /// Every test the tour (and its Chinese version) names in its tables exists: a renamed
@@ -156,6 +210,59 @@ fn collect_sources(dir: &Path, into: &mut String) {
             into.push_str(&fs::read_to_string(&path).unwrap());
         }
     }
+}
+
+/// A stand-in for cargo that prints `test result:` lines as cargo test does (one of them
+/// on stderr, as cargo prints a failing target's) and exits with `$FAKE_STATUS`.
+const FAKE_CARGO_TEST: &str = "#!/bin/sh
+echo 'running 12 tests'
+echo 'test result: ok. 12 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out'
+echo 'test result: FAILED. 3 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out' >&2
+echo 'running 0 tests'
+echo 'test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out'
+exit \"$FAKE_STATUS\"
+";
+
+/// `make test` with the stand-in cargo exiting `status`: make's exit status, and its
+/// output (stdout and stderr) as lines.
+fn make_test_with_fake_cargo(status: i32) -> (Option<i32>, Vec<String>) {
+    let copy = copy_of_the_project();
+    let cargo = copy.path().join("fake-cargo");
+    fs::write(&cargo, FAKE_CARGO_TEST).unwrap();
+    fs::set_permissions(&cargo, fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new("make")
+        .arg("-C")
+        .arg(copy.path())
+        .arg("--no-print-directory")
+        .arg(format!("CARGO={}", cargo.display()))
+        .arg("test")
+        .env("FAKE_STATUS", status.to_string())
+        .output()
+        .expect("run make");
+    // The recipe sends cargo's stderr through tee too, so stdout holds every line.
+    let lines = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    (output.status.code(), lines)
+}
+
+/// `make test` ends on the total of every test target, not on the last target's own
+/// `0 passed`, in the one plain line CI reads; and exits as cargo did.
+#[test]
+fn make_test_ends_on_the_total_of_every_target_and_keeps_cargos_exit_status() {
+    let (status, lines) = make_test_with_fake_cargo(0);
+    assert_eq!(status, Some(0), "{lines:?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("make test: 15 passed, 1 failed")
+    );
+    let (status, lines) = make_test_with_fake_cargo(101);
+    assert_ne!(status, Some(0), "cargo's failure is make's: {lines:?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("make test: 15 passed, 1 failed")
+    );
 }
 
 /// `make bench` with an ORIGINAL that is not there says so and stops, before measuring.

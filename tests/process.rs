@@ -6,6 +6,7 @@ mod common;
 use common::child::*;
 use common::*;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,8 @@ fn a_bad_flag_exits_2_naming_the_flag() {
         (&["--prot", "1"][..], "--prot"),
         (&["--port", "seventy"][..], "--port"),
         (&["--max-clients", "0"][..], "--max-clients"),
+        (&["--mailbox-limit", "0"][..], "--mailbox-limit"),
+        (&["--store-limit", "0"][..], "--store-limit"),
     ] {
         let (status, stderr) = run_to_exit(args);
         assert_eq!(status.code(), Some(2), "{args:?}");
@@ -144,6 +147,131 @@ fn a_port_in_use_exits_1_with_a_clear_message() {
     assert!(stderr.contains("already in use"), "{stderr}");
 }
 
+/// An address of a documentation range (TEST-NET-1, RFC 5737): no machine has it.
+const NOT_OUR_ADDRESS: &str = "192.0.2.1";
+/// A port below 1024, which only a privileged process may listen on.
+const PRIVILEGED_PORT: u16 = 1;
+
+/// A number from /proc/sys (`net/ipv4/ip_nonlocal_bind`), if there is one.
+fn sysctl(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/sys/{name}")).ok()?;
+    text.trim().parse().ok()
+}
+
+/// True when this process runs as root (its effective user id is 0).
+fn running_as_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let uids = status
+        .lines()
+        .find(|line| line.starts_with("Uid:"))
+        .unwrap();
+    uids.split_whitespace().nth(2) == Some("0")
+}
+
+/// The failure's one line: what went wrong in words, what to do, no `os error 99`.
+fn assert_one_sentence(stderr: &str, starts: &str, words: &str) {
+    let line = stderr.trim();
+    assert_eq!(line.lines().count(), 1, "one line: {stderr}");
+    assert!(line.starts_with(starts), "{stderr}");
+    assert!(line.contains(words), "{stderr}");
+    assert!(!line.contains("os error"), "the system's words: {stderr}");
+}
+
+#[test]
+fn an_address_this_machine_does_not_have_exits_1_saying_so() {
+    // With ip_nonlocal_bind on, Linux lets a program listen on any address at all.
+    if sysctl("net/ipv4/ip_nonlocal_bind") != Some(0) {
+        eprintln!("skipped: net.ipv4.ip_nonlocal_bind is on, so any address can be bound");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data"); // created private: nothing to log about it
+    let data = data.to_str().unwrap();
+    let (status, stderr) =
+        run_to_exit(&["--bind", NOT_OUR_ADDRESS, "--port", "0", "--data-dir", data]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_one_sentence(
+        &stderr,
+        &format!("chat-server: cannot listen on {NOT_OUR_ADDRESS}:0: "),
+        "this machine has no such address (choose one of its own with --bind",
+    );
+}
+
+#[test]
+fn a_port_below_1024_without_privilege_exits_1_saying_so() {
+    if sysctl("net/ipv4/ip_unprivileged_port_start")
+        .is_none_or(|start| start <= u32::from(PRIVILEGED_PORT))
+    {
+        eprintln!("skipped: every port is open to every program on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = PRIVILEGED_PORT.to_string();
+    let mut command = if running_as_root() {
+        // Root may listen anywhere: take that privilege away for this one run.
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args([
+            "--inh-caps=-net_bind_service",
+            "--bounding-set=-net_bind_service",
+            SERVER,
+        ]);
+        setpriv
+    } else {
+        Command::new(SERVER)
+    };
+    command.args(["--bind", "127.0.0.1", "--port", &port, "--data-dir"]);
+    let data = dir.path().join("data"); // created private: nothing to log about it
+    let Ok(output) = command.arg(data).stdin(Stdio::null()).output() else {
+        eprintln!("skipped: running as root, and setpriv is not installed");
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_one_sentence(
+        &stderr,
+        &format!("chat-server: cannot listen on 127.0.0.1:{port}: "),
+        "may listen on a port below 1024 (choose --port 1024 or above",
+    );
+}
+
+/// The messages themselves, for every way a bind can fail that an operator causes,
+/// whatever this machine allows.
+#[test]
+fn every_bind_failure_is_one_sentence_naming_the_address_and_what_to_do() {
+    use std::io::{Error, ErrorKind};
+    for (kind, port, words) in [
+        (
+            ErrorKind::AddrInUse,
+            12345,
+            "already in use (is another server running?",
+        ),
+        (
+            ErrorKind::AddrNotAvailable,
+            12345,
+            "no such address (choose one",
+        ),
+        (
+            ErrorKind::PermissionDenied,
+            80,
+            "below 1024 (choose --port 1024 or above",
+        ),
+        (
+            ErrorKind::PermissionDenied,
+            12345,
+            "does not allow this program",
+        ),
+    ] {
+        let addr = SocketAddr::from(([192, 0, 2, 1], port));
+        let error = chatroom::StartError::Bind {
+            addr,
+            error: Error::from(kind),
+        };
+        assert_eq!(error.exit_code(), 1, "{kind:?}");
+        let text = error.to_string();
+        assert_one_sentence(&text, &format!("cannot listen on {addr}: "), words);
+    }
+}
+
 /// A flood of events that each log a line (messages into a full mailbox, unknown frame
 /// types, logins from a blocked address) costs a few lines a second per kind. (That the
 /// next line to get out counts the held-back ones is a unit test of src/log_limit.rs.)
@@ -153,11 +281,18 @@ fn a_flood_of_bad_requests_costs_a_few_log_lines_a_second() {
     const BLOCKED_LOGINS: usize = 200;
     // Lines of one kind per second, as src/log_limit.rs allows.
     const LINES_PER_SECOND: usize = chatroom::log_limit::LINES_PER_WINDOW as usize;
-    let mut server = run_server("", &["--mailbox-limit", "0", "--login-failures", "1"]);
+    let mut server = run_server("", &["--mailbox-limit", "1", "--login-failures", "1"]);
     let started = Instant::now();
 
     let mut flooder = connect(server.addr);
     raw_login(&mut flooder, "1001");
+    // The one message 1002's mailbox holds: every later one finds it full.
+    send(
+        &mut flooder,
+        &chat_frame("1001", "1002", "fills the mailbox"),
+    );
+    assert_eq!(read_n(&mut flooder, 12), ints(&[2, 140, 0]), "queued");
+    read_n(&mut flooder, 140);
     let mut burst = Vec::new();
     for _ in 0..FLOOD {
         burst.extend(chat_frame("1001", "1002", "into a full mailbox"));
