@@ -11,7 +11,8 @@
 #   make bench        the load benchmarks (see BENCHMARKS.md; ORIGINAL=path compares
 #                     with your build of the original C++ server)
 #   make install      install both binaries under PREFIX (default /usr/local; DESTDIR
-#                     is honoured), with the example users file and the systemd unit
+#                     is honoured), with the example users file, the systemd unit and
+#                     the Wireshark dissector
 #   make clean        remove build output (never the data directory: it holds users'
 #                     messages)
 
@@ -62,6 +63,7 @@ install: build
 	install -Dm755 $(RELEASE)/chat-client $(DESTDIR)$(PREFIX)/bin/chat-client
 	install -Dm644 contrib/users.txt $(DOCDIR)/users.example.txt
 	install -Dm644 contrib/chat-server.service $(DOCDIR)/chat-server.service
+	install -Dm644 contrib/chatroom.lua $(DOCDIR)/chatroom.lua
 	install -Dm644 README.md $(DOCDIR)/README.md
 
 # Build output only: `data/` (the default --data-dir) holds queued messages, which a
