@@ -174,9 +174,13 @@ local function add_text(tree, tvb, offset, size, field, hidden_value)
         item = tree:add_packet_field(field, tvb:range(offset, len), ENC_UTF_8)
     end
     local text, valid = lossy_utf8(value)
-    if not valid then
-        item:add_proto_expert_info(e.not_utf8, "Not valid UTF-8: the server refuses "
-            .. "such a name (MALFORMED) and shows such a text lossily")
+    -- A password is compared byte for byte and need not be UTF-8; a name must be.
+    if not valid and field == f.text then
+        item:add_proto_expert_info(e.not_utf8, "Not valid UTF-8: the server relays it "
+            .. "as it is, and clients show replacement characters")
+    elseif not valid and field ~= f.password then
+        item:add_proto_expert_info(e.not_utf8,
+            "Not valid UTF-8: the server answers such a name with MALFORMED")
     end
     if nul then
         local rest = raw:sub(nul + 1)
@@ -205,18 +209,25 @@ local function add_type(tree, tvb, unknown_means)
     return value
 end
 
-local function chat_words(sender, receiver, text)
-    local to = receiver
-    if receiver == ROOM then to = "* (the room)" end
-    return string.format('%s → %s "%s"', sender, to, text)
+-- Text for the Info column, on one line: control characters (a newline in a message)
+-- written as \xNN.
+local function one_line(s)
+    return (s:gsub("%c", function(c) return string.format("\\x%02x", c:byte()) end))
 end
 
+-- The CHATMSG at `offset`; returns its words for the Info column, or "" for an all-zero
+-- body (the server's reply to a CHAT of the wrong length).
 local function add_chat_body(tree, tvb, offset)
     local body = tree:add(tvb:range(offset, CHAT_BODY_LEN), "CHATMSG")
     local sender = add_text(body, tvb, offset, NAME_LEN, f.sender)
     local receiver = add_text(body, tvb, offset + NAME_LEN, NAME_LEN, f.receiver)
     local text = add_text(body, tvb, offset + 2 * NAME_LEN, TEXT_LEN, f.text)
-    return chat_words(sender, receiver, text)
+    if sender == "" and receiver == "" and text == "" then
+        return ""
+    end
+    local to = receiver
+    if receiver == ROOM then to = "* (the room)" end
+    return string.format(' %s → %s "%s"', one_line(sender), one_line(to), one_line(text))
 end
 
 -- The Info column holds one entry per frame: the first frame of a packet replaces
@@ -298,9 +309,9 @@ local function dissect_request(tvb, pinfo, root)
         end
         body:add(f.password_length, tvb:range(pw_offset, PASSWORD_LEN), pw_len)
             :set_generated()
-        words = "LOGIN " .. name
+        words = "LOGIN " .. one_line(name)
     elseif kind == CHAT and length == CHAT_BODY_LEN then
-        words = "CHAT " .. add_chat_body(tree, tvb, HEAD_LEN)
+        words = "CHAT" .. add_chat_body(tree, tvb, HEAD_LEN)
     elseif kind == USERS and length == 0 then
         words = "USERS"
     else
@@ -354,14 +365,14 @@ local function dissect_reply(tvb, pinfo, root)
             length_item:add_proto_expert_info(e.wrong_length, string.format(
                 "A CHAT reply says 140 and carries 140 bytes, not %d", length))
         end
-        words = words .. " " .. add_chat_body(tree, tvb, FEEDBACK_LEN)
+        words = words .. add_chat_body(tree, tvb, FEEDBACK_LEN)
     elseif kind == USERS then
         if body_len ~= length then
             length_item:add_proto_expert_info(e.bad_length, string.format(
                 "A USERS reply carries N names of %d bytes, not %d bytes", NAME_LEN, length))
             words = words .. " [malformed]"
         else
-            local count = length / NAME_LEN
+            local count = math.floor(length / NAME_LEN)
             local list = tree:add(f.user_count, tvb:range(4, 4), count)
             list:set_generated()
             local names = {}
@@ -370,7 +381,7 @@ local function dissect_reply(tvb, pinfo, root)
                     f.user)
             end
             if count > 0 then
-                words = words .. " " .. table.concat(names, ", ")
+                words = words .. " " .. one_line(table.concat(names, ", "))
             end
         end
     elseif body_len ~= length then

@@ -56,6 +56,7 @@ const USERS: i32 = 3;
 const OK: i32 = 1;
 const QUEUED: i32 = 0;
 const NOT_LOGGED_IN: i32 = -2;
+const MALFORMED: i32 = -3;
 const UNSUPPORTED: i32 = -4;
 
 /// The frame numbers of the packets the tests look at.
@@ -743,8 +744,11 @@ fn frames_outside_the_protocol_are_marked_and_framing_stays_in_step() {
     let mut requests = wrong_login;
     requests.extend(login_frame(twenty_bytes, PASSWORD));
     requests.extend(not_utf8);
+    requests.extend(chat_frame("1001", "1002", "line one\nline two"));
 
-    let undefined_flag = chat_reply(UNDEFINED_FLAG, &chat_body("1001", "1002", "hi"));
+    let mut undefined_flag = chat_reply(UNDEFINED_FLAG, &chat_body("1001", "1002", "hi"));
+    // The server's answer to a CHAT of the wrong length: MALFORMED and a zeroed body.
+    undefined_flag.extend(chat_reply(MALFORMED, &[0; CHAT_BODY_LEN]));
     let mut out_of_bounds = ints(&[UNKNOWN_TYPE, -1, UNSUPPORTED]);
     out_of_bounds.extend(ints(&[LOGIN, LOGIN_BODY_LEN as i32, OK]));
     let dir = tempfile::tempdir().unwrap();
@@ -763,8 +767,10 @@ fn frames_outside_the_protocol_are_marked_and_framing_stays_in_step() {
     let requests = packet(frames[0]);
     assert_eq!(
         requests.info(),
-        "LOGIN 39 bytes [wrong length] | LOGIN abcdefghijklmnopqrst | LOGIN \u{FFFD}\u{FFFD}",
-        "a wrong LOGIN length is skipped whole, as the server does"
+        "LOGIN 39 bytes [wrong length] | LOGIN abcdefghijklmnopqrst | LOGIN \u{FFFD}\u{FFFD} \
+         | CHAT 1001 → 1002 \"line one\\x0aline two\"",
+        "a wrong LOGIN length is skipped whole, as the server does; the Info column stays \
+         on one line"
     );
     assert_eq!(
         requests.all("chatroom.name"),
@@ -783,10 +789,13 @@ fn frames_outside_the_protocol_are_marked_and_framing_stays_in_step() {
     );
 
     let undefined = packet(frames[1]);
-    assert_eq!(undefined.one("chatroom.flag"), n(UNDEFINED_FLAG));
+    assert_eq!(
+        undefined.all("chatroom.flag"),
+        [n(UNDEFINED_FLAG), n(MALFORMED)]
+    );
     assert_eq!(
         undefined.info(),
-        "FEEDBACK CHAT flag 9 [unknown] 1001 → 1002 \"hi\"",
+        "FEEDBACK CHAT flag 9 [unknown] 1001 → 1002 \"hi\" | FEEDBACK CHAT malformed",
         "an undefined flag is shown as its number, and marked"
     );
     assert_eq!(
