@@ -12,8 +12,9 @@
 #   make bench        the load benchmarks (see BENCHMARKS.md; ORIGINAL=path compares
 #                     with your build of the original C++ server)
 #   make install      install both binaries under PREFIX (default /usr/local; DESTDIR
-#                     is honoured), with the example users file and the systemd unit
-#                     (whose ExecStart names PREFIX/bin/chat-server)
+#                     is honoured), with the example users file, the systemd unit
+#                     (whose ExecStart names PREFIX/bin/chat-server) and the Wireshark
+#                     dissector
 #   make clean        remove build output (never the data directory: it holds users'
 #                     messages)
 
@@ -89,6 +90,7 @@ install: build
 	@grep -qF '$(UNIT_EXEC) ' $(DOCDIR)/chat-server.service || \
 		{ echo "make install: contrib/chat-server.service has no line $(UNIT_DEFAULT_EXEC) ... to point at $(PREFIX)"; exit 1; }
 	chmod 644 $(DOCDIR)/chat-server.service
+	install -Dm644 contrib/chatroom.lua $(DOCDIR)/chatroom.lua
 	install -Dm644 README.md $(DOCDIR)/README.md
 
 # Build output only: `data/` (the default --data-dir) holds queued messages, which a

@@ -1,6 +1,7 @@
 //! What ships beside the code: the Makefile's targets (run with `make` in a temporary
 //! copy, with `CARGO=true` so that nothing is built), the example users file and the
-//! systemd unit.
+//! systemd unit. (The Wireshark dissector, which `make install` also ships, has its own
+//! test: tests/dissector.rs.)
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -17,6 +18,7 @@ fn copy_of_the_project() -> tempfile::TempDir {
         "README.md",
         "contrib/users.txt",
         "contrib/chat-server.service",
+        "contrib/chatroom.lua",
     ] {
         let to = copy.path().join(file);
         fs::create_dir_all(to.parent().unwrap()).unwrap();
@@ -72,6 +74,7 @@ fn make_install_puts_the_binaries_and_their_documents_under_prefix() {
     assert_eq!(mode("bin/chat-client"), 0o755);
     assert_eq!(mode("share/doc/chat-server/users.example.txt"), 0o644);
     assert_eq!(mode("share/doc/chat-server/chat-server.service"), 0o644);
+    assert_eq!(mode("share/doc/chat-server/chatroom.lua"), 0o644);
     assert_eq!(mode("share/doc/chat-server/README.md"), 0o644);
 }
 
