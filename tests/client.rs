@@ -1,93 +1,15 @@
 //! `chat-client` driven through its real stdin and stdout against an in-process server.
 
 mod common;
+mod terminal;
 
 use chatroom::users::Accounts;
 use common::*;
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-
-const CLIENT: &str = env!("CARGO_BIN_EXE_chat-client");
-
-/// A running interactive client: type into it, read its lines.
-struct Terminal {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Terminal {
-    fn open(addr: SocketAddr, args: &[&str]) -> Terminal {
-        let mut child = client_command(&addr.to_string(), args)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chat-client");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Terminal {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// The next printed line containing `words` (earlier lines are skipped).
-    fn expect_line(&self, words: &str) -> String {
-        next_line_with(&self.lines, words, "chat-client")
-    }
-
-    fn exit_code(mut self) -> Option<i32> {
-        drop(self.stdin.take());
-        self.child.wait().unwrap().code()
-    }
-}
-
-/// `chat-client --addr ADDR ARGS…` with piped stdin and stdout and no password in its
-/// environment.
-fn client_command(addr: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(CLIENT);
-    command
-        .arg("--addr")
-        .arg(addr)
-        .args(args)
-        .env_remove("CHAT_PASSWORD")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    command
-}
-
-/// Runs the client to completion with `stdin` as its input.
-fn run_client(addr: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = client_command(addr, args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chat-client");
-    // The client may be gone before it reads its input (it could not connect, say):
-    // a broken pipe here is its business, and its output says what happened.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use terminal::*;
 
 #[test]
 fn interactive_commands_chat_privately_in_the_room_and_list_who_is_online() {
