@@ -890,7 +890,7 @@ impl Screen {
             Reply::Users { flag, names } => {
                 let purpose = self.asks.pop_front().map(|ask| ask.purpose);
                 if *flag != Flag::Ok.to_wire() {
-                    println!("(who is online: {})", describe(*flag));
+                    println!("(who is online: not answered: {})", reason(*flag));
                     self.failed = true;
                     return;
                 }
@@ -907,7 +907,7 @@ impl Screen {
                 println!(
                     "(the server refused a request of type {}: {})",
                     feedback.kind.to_wire(),
-                    describe(feedback.flag)
+                    reason(feedback.flag)
                 );
                 self.failed = true;
             }
@@ -1055,11 +1055,7 @@ fn outcome(flag: i32, message: &ChatMessage) -> String {
             "(not sent: {to} is offline and the server could not store it: a disk or file \
              problem on the server, such as a full disk; its log says which)"
         ),
-        // "not sent: refused: …" would say it twice.
-        Some(other) => format!(
-            "(not sent: {})",
-            other.describe().trim_start_matches("refused: ")
-        ),
+        Some(_) => format!("(not sent: {})", reason(flag)),
         None => format!("(not sent: unknown flag {flag})"),
     }
 }
@@ -1069,6 +1065,12 @@ fn describe(flag: i32) -> String {
         Some(flag) => flag.describe().to_string(),
         None => format!("unknown flag {flag}"),
     }
+}
+
+/// A flag's description after words that already say it was refused: "not sent:
+/// refused: …" would say it twice.
+fn reason(flag: i32) -> String {
+    describe(flag).trim_start_matches("refused: ").to_string()
 }
 
 #[cfg(test)]
