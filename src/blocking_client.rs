@@ -6,8 +6,8 @@
 //! simply sends several requests before reading.
 
 use crate::protocol::{
-    self, CHAT_BODY_LEN, ChatMessage, Credentials, Feedback, Kind, MessageText, NAME_LEN, Name,
-    Password, TooLong,
+    self, CHAT_BODY_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Kind, MessageText,
+    NAME_LEN, Name, Password, TooLong,
 };
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -97,7 +97,8 @@ impl Client {
     }
 
     /// Sends a chat message; text longer than 100 bytes is cut at a character boundary.
-    /// The sender field is left empty: the server fills it in.
+    /// The sender field is left empty: `chat-server` fills it in (the original server
+    /// does not, and relays it empty; `chat-client` writes its own name there).
     pub fn send_chat(&mut self, receiver: &str, text: &str) -> io::Result<()> {
         let message = ChatMessage {
             sender: Name::EMPTY,
@@ -136,55 +137,112 @@ impl Client {
 /// Reads one whole reply from `input`.
 pub fn read_reply(input: &mut impl Read) -> io::Result<Reply> {
     let feedback = protocol::read_feedback(input)?;
+    let mut body = vec![0; body_len(&feedback)?];
+    input.read_exact(&mut body)?;
+    Ok(decode_reply(feedback, &body))
+}
+
+/// The reply at the front of `bytes` and how many bytes it took, or `None` while the
+/// reply is not all there yet: for a reader that must not lose a frame cut in half by a
+/// read timeout, or that wants each frame's bytes (as `chat-client --trace` does).
+pub fn parse_reply(bytes: &[u8]) -> io::Result<Option<(Reply, usize)>> {
+    let Some(header) = bytes.first_chunk::<FEEDBACK_LEN>() else {
+        return Ok(None);
+    };
+    let feedback = Feedback::decode(header);
+    let len = FEEDBACK_LEN + body_len(&feedback)?;
+    Ok(bytes
+        .get(FEEDBACK_LEN..len)
+        .map(|body| (decode_reply(feedback, body), len)))
+}
+
+/// How many body bytes follow `feedback`, or why the stream is not what we think it is.
+fn body_len(feedback: &Feedback) -> io::Result<usize> {
+    let invalid = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{what} reply with length {}", feedback.length),
+        )
+    };
     match feedback.kind {
-        Kind::Login => Ok(Reply::Login {
+        // No body, whatever the length says (docs/PROTOCOL.md §1).
+        Kind::Login => Ok(0),
+        Kind::Chat => match usize::try_from(feedback.length) {
+            Ok(CHAT_BODY_LEN) => Ok(CHAT_BODY_LEN),
+            _ => Err(invalid("CHAT")),
+        },
+        Kind::Users => usize::try_from(feedback.length)
+            .ok()
+            .filter(|len| len % NAME_LEN == 0 && *len <= NAME_LEN * MAX_USERS_IN_REPLY)
+            .ok_or_else(|| invalid("USERS")),
+        // The server sends these without a body; skip one if it ever says otherwise.
+        Kind::Unknown(_) => Ok(usize::try_from(feedback.length)
+            .unwrap_or(0)
+            .min(protocol::MAX_BODY_LEN)),
+    }
+}
+
+/// The reply a feedback and its whole body make.
+fn decode_reply(feedback: Feedback, body: &[u8]) -> Reply {
+    match feedback.kind {
+        Kind::Login => Reply::Login {
             flag: feedback.flag,
-        }),
-        Kind::Chat => {
-            if usize::try_from(feedback.length) != Ok(CHAT_BODY_LEN) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("CHAT reply with length {}", feedback.length),
-                ));
-            }
-            let message = protocol::read_chat_body(input)?;
-            Ok(Reply::Chat {
-                flag: feedback.flag,
-                message,
-            })
-        }
-        Kind::Users => {
-            let len = usize::try_from(feedback.length)
-                .ok()
-                .filter(|len| len % NAME_LEN == 0 && *len <= NAME_LEN * MAX_USERS_IN_REPLY)
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("USERS reply with length {}", feedback.length),
-                    )
-                })?;
-            let mut body = vec![0; len];
-            input.read_exact(&mut body)?;
-            let names = body
+        },
+        Kind::Chat => Reply::Chat {
+            flag: feedback.flag,
+            message: ChatMessage::decode(body.try_into().expect("body_len checked it")),
+        },
+        Kind::Users => Reply::Users {
+            flag: feedback.flag,
+            names: body
                 .chunks_exact(NAME_LEN)
                 .map(|field| {
                     Name::from_field(field.try_into().expect("chunks are 20 bytes")).to_lossy()
                 })
-                .collect();
-            Ok(Reply::Users {
-                flag: feedback.flag,
-                names,
-            })
-        }
-        Kind::Unknown(_) => {
-            // The server sends these without a body; skip one if it ever says otherwise.
-            let len = usize::try_from(feedback.length).unwrap_or(0);
-            protocol::skip(input, len.min(protocol::MAX_BODY_LEN))?;
-            Ok(Reply::Other(feedback))
-        }
+                .collect(),
+        },
+        Kind::Unknown(_) => Reply::Other(feedback),
     }
 }
 
 fn invalid_input(error: TooLong) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Flag;
+
+    #[test]
+    fn a_reply_is_parsed_only_once_all_of_it_is_there() {
+        let message = ChatMessage {
+            sender: Name::new("1001").unwrap(),
+            receiver: Name::new("1002").unwrap(),
+            text: MessageText::new("hi").unwrap(),
+        };
+        let mut bytes = Feedback::login(Flag::Ok).to_bytes().to_vec();
+        bytes.extend_from_slice(&message.to_frame(Flag::Ok));
+        let (first, len) = parse_reply(&bytes).unwrap().unwrap();
+        assert_eq!(first, Reply::Login { flag: 1 });
+        assert_eq!(len, FEEDBACK_LEN, "a LOGIN feedback has no body");
+        let rest = &bytes[len..];
+        for cut in 0..rest.len() {
+            assert!(parse_reply(&rest[..cut]).unwrap().is_none(), "cut at {cut}");
+        }
+        let (second, len) = parse_reply(rest).unwrap().unwrap();
+        assert_eq!(second, Reply::Chat { flag: 1, message });
+        assert_eq!(len, rest.len());
+        // The same bytes through the reader give the same replies.
+        let mut input = &bytes[..];
+        assert_eq!(read_reply(&mut input).unwrap(), first);
+        assert_eq!(read_reply(&mut input).unwrap(), second);
+    }
+
+    #[test]
+    fn a_chat_reply_of_another_length_is_an_error() {
+        let bytes = Feedback::new(Kind::Chat, 3, Flag::Ok).to_bytes();
+        let error = parse_reply(&bytes).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
 }

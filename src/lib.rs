@@ -22,6 +22,7 @@
 //! - [`descriptors`]: the file descriptor budget: clients fitted to the limit.
 //! - [`blocking_client`]: the client side of the protocol, used by `chat-client`,
 //!   `chat-bench` and the tests.
+//! - [`trace`]: frames decoded and dumped as bytes, for `chat-client --trace`.
 //!
 //! `examples/minimal.rs` is the same design in its plainest form, in one file.
 #![forbid(unsafe_code)]
@@ -41,6 +42,7 @@ pub mod server;
 pub mod session;
 pub mod shared;
 pub mod slots;
+pub mod trace;
 pub mod users;
 
 pub use config::Config;

@@ -1,93 +1,16 @@
 //! `chat-client` driven through its real stdin and stdout against an in-process server.
 
 mod common;
+mod terminal;
 
 use chatroom::users::Accounts;
 use common::*;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-
-const CLIENT: &str = env!("CARGO_BIN_EXE_chat-client");
-
-/// A running interactive client: type into it, read its lines.
-struct Terminal {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Terminal {
-    fn open(addr: SocketAddr, args: &[&str]) -> Terminal {
-        let mut child = client_command(&addr.to_string(), args)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chat-client");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Terminal {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// The next printed line containing `words` (earlier lines are skipped).
-    fn expect_line(&self, words: &str) -> String {
-        next_line_with(&self.lines, words, "chat-client")
-    }
-
-    fn exit_code(mut self) -> Option<i32> {
-        drop(self.stdin.take());
-        self.child.wait().unwrap().code()
-    }
-}
-
-/// `chat-client --addr ADDR ARGS…` with piped stdin and stdout and no password in its
-/// environment.
-fn client_command(addr: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(CLIENT);
-    command
-        .arg("--addr")
-        .arg(addr)
-        .args(args)
-        .env_remove("CHAT_PASSWORD")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    command
-}
-
-/// Runs the client to completion with `stdin` as its input.
-fn run_client(addr: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = client_command(addr, args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chat-client");
-    // The client may be gone before it reads its input (it could not connect, say):
-    // a broken pipe here is its business, and its output says what happened.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use terminal::*;
 
 #[test]
 fn interactive_commands_chat_privately_in_the_room_and_list_who_is_online() {
@@ -115,7 +38,7 @@ fn interactive_commands_chat_privately_in_the_room_and_list_who_is_online() {
     terminal.type_line("* hello room");
     let (_, message) = next_chat(&mut friend);
     assert_eq!(message.receiver.to_lossy(), "*");
-    terminal.expect_line("(said to the room)");
+    terminal.expect_line("(said to the room: 1 other user is online)");
     friend.send_chat("*", "room reply").unwrap();
     terminal.expect_line("[room] 玛卡巴卡: room reply");
 
@@ -425,7 +348,27 @@ fn version_and_help_say_what_the_client_is_and_does() {
     assert!(text(&output.stdout).starts_with("chat-client "));
     let output = Command::new(CLIENT).arg("--help").output().unwrap();
     let help = text(&output.stdout);
+    // Every command's description starts in the same column.
+    let commands = help
+        .split("commands:")
+        .nth(1)
+        .expect("--help lists the commands");
+    let columns: Vec<usize> = commands
+        .lines()
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .map(|line| {
+            line[2..]
+                .find("  ")
+                .map(|gap| 2 + gap + line[2 + gap..].len() - line[2 + gap..].trim_start().len())
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(
+        columns.len() > 5 && columns.iter().all(|&column| column == columns[0]),
+        "misaligned /help: {columns:?}\n{commands}"
+    );
     for words in [
+        "--trace",
         "--send",
         "--who",
         "--listen",
@@ -488,4 +431,274 @@ fn a_server_that_closes_the_connection_is_reported() {
         "{}",
         text(&output.stderr)
     );
+}
+
+/// A password no other byte of a session resembles, for tests that prove it is never
+/// printed; `PASSWORD`'s digits could turn up in a dump by chance.
+const SECRET: &str = "s3cr3t-Pw";
+
+/// `SECRET` as the dump's hex column would show it.
+fn secret_in_hex() -> String {
+    let hex: Vec<String> = SECRET.bytes().map(|b| format!("{b:02x}")).collect();
+    hex[..4].join(" ")
+}
+
+fn secret_users() -> Accounts {
+    Accounts::parse(format!("1001:{SECRET}\n1002:{SECRET}\n").as_bytes()).unwrap()
+}
+
+#[test]
+fn trace_shows_each_frame_decoded_and_as_bytes_and_never_the_password() {
+    let server = start_with(secret_users(), |_| {});
+    let addr = server.addr().to_string();
+    let _friend = {
+        let mut friend = chatroom::blocking_client::Client::connect(server.addr()).unwrap();
+        friend.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        assert_eq!(friend.login("1002", SECRET).unwrap(), 1);
+        friend
+    };
+    let send = ["1001", SECRET, "--send", "1002", "traced"];
+    let plain = run_client(&addr, &send, "");
+    let traced = run_client(&addr, &[&["--trace"][..], &send].concat(), "");
+    assert_eq!(traced.status.code(), Some(0), "{}", text(&traced.stderr));
+    assert_eq!(
+        text(&traced.stdout),
+        text(&plain.stdout),
+        "--trace leaves stdout as it is"
+    );
+    let stderr = text(&traced.stderr);
+    for line in [
+        format!(
+            "→ HEAD{{type 1 LOGIN, length 40}}  USERINFO{{name \"1001\", password ({} bytes, hidden)}}",
+            SECRET.len()
+        ),
+        "  0000  01 00 00 00 28 00 00 00  31 30 30 31 00 00 00 00  ....(...1001....".to_string(),
+        "← FEEDBACK{type 1 LOGIN, length 40, flag 1 OK}  (no body: the 40 is a quirk)".to_string(),
+        // The client writes its own name as the sender, as the original client does.
+        "→ HEAD{type 2 CHAT, length 140}  \
+         CHATMSG{sender \"1001\", receiver \"1002\", message \"traced\"}"
+            .to_string(),
+        "← FEEDBACK{type 2 CHAT, length 140, flag 1 OK}  \
+         CHATMSG{sender \"1001\", receiver \"1002\", message \"traced\"}"
+            .to_string(),
+    ] {
+        assert!(
+            stderr.lines().any(|shown| shown == line),
+            "--trace lacks {line:?}:\n{stderr}"
+        );
+    }
+    let everything = format!("{}{stderr}", text(&traced.stdout));
+    assert!(
+        !everything.contains(SECRET),
+        "the password shows:\n{everything}"
+    );
+    assert!(
+        !stderr.contains(&secret_in_hex()),
+        "the password's bytes show:\n{stderr}"
+    );
+
+    let who = run_client(&addr, &["--trace", "1001", SECRET, "--who"], "");
+    assert_eq!(who.status.code(), Some(0));
+    assert_eq!(text(&who.stdout), "online: 1001, 1002\n");
+    let stderr = text(&who.stderr);
+    assert!(
+        stderr.contains("→ HEAD{type 3 USERS (extension), length 0}\n")
+            && stderr.contains(
+                "← FEEDBACK{type 3 USERS (extension), length 40, flag 1 OK}  \
+                 names[2]{\"1001\", \"1002\"}\n"
+            ),
+        "{stderr}"
+    );
+    let queued = run_client(
+        &addr,
+        &["--trace", "1002", SECRET, "--send", "nobody", "x"],
+        "",
+    );
+    assert_eq!(queued.status.code(), Some(1));
+    assert!(
+        text(&queued.stderr).contains("← FEEDBACK{type 2 CHAT, length 140, flag -1 REJECTED}"),
+        "{}",
+        text(&queued.stderr)
+    );
+}
+
+#[test]
+fn trace_works_while_listening_and_interactive_and_stdout_stays_clean() {
+    let server = start_with(secret_users(), |_| {});
+    let (listener, listener_trace) =
+        Terminal::open_with_stderr(server.addr(), &["--trace", "1002", SECRET, "--listen"]);
+    listener.expect_line("listening");
+    let (mut terminal, terminal_trace) =
+        Terminal::open_with_stderr(server.addr(), &["1001", SECRET, "--trace"]);
+    terminal.expect_line("logged in as 1001");
+    terminal.type_line("@1002 seen on the wire");
+    terminal.expect_line("(delivered to 1002)");
+    listener.expect_line("1001: seen on the wire");
+    next_line_with(
+        &listener_trace,
+        "← FEEDBACK{type 2 CHAT, length 140, flag 1 OK}  \
+         CHATMSG{sender \"1001\", receiver \"1002\", message \"seen on the wire\"}",
+        "the listener's trace",
+    );
+    next_line_with(
+        &terminal_trace,
+        "→ HEAD{type 2 CHAT, length 140}  CHATMSG{sender \"1001\", receiver \"1002\"",
+        "the interactive client's trace",
+    );
+    terminal.type_line("/quit");
+    let Terminal {
+        mut child,
+        stdin,
+        lines,
+    } = terminal;
+    drop(stdin);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // The process is gone: both channels hold everything it printed.
+    let stdout: Vec<String> = lines.iter().collect();
+    assert!(
+        stdout
+            .iter()
+            .all(|line| !line.contains("HEAD{") && !line.contains("FEEDBACK{")),
+        "a frame went to stdout: {stdout:?}"
+    );
+    let traced: Vec<String> = terminal_trace.iter().collect();
+    assert!(
+        !traced
+            .iter()
+            .any(|line| line.contains(SECRET) || line.contains(&secret_in_hex())),
+        "the password shows: {traced:?}"
+    );
+}
+
+#[test]
+fn whoever_writes_first_becomes_the_partner_and_a_bare_reply_goes_back() {
+    let server = start();
+    let mut simo = Terminal::open(server.addr(), &["似末", PASSWORD]);
+    simo.expect_line("logged in as 似末");
+    let mut maka = Terminal::open(server.addr(), &["玛卡巴卡", PASSWORD]);
+    maka.expect_line("logged in as 玛卡巴卡");
+    simo.type_line("@玛卡巴卡 你好");
+    simo.expect_line("(delivered to 玛卡巴卡)");
+    maka.expect_line("似末: 你好");
+    maka.expect_line("(now talking to 似末: a bare line goes to them)");
+    maka.type_line("你好呀");
+    maka.expect_line("(delivered to 似末)");
+    simo.expect_line("玛卡巴卡: 你好呀");
+    // A second writer does not take the partner's place.
+    let mut other = logged_in(server.addr(), "1001");
+    other.send_chat("玛卡巴卡", "me too").unwrap();
+    maka.expect_line("1001: me too");
+    maka.type_line("still to 似末");
+    maka.expect_line("(delivered to 似末)");
+    simo.expect_line("玛卡巴卡: still to 似末");
+    simo.type_line("/quit");
+    maka.type_line("/quit");
+    assert_eq!(simo.exit_code(), Some(0));
+    assert_eq!(maka.exit_code(), Some(0));
+}
+
+#[test]
+fn a_room_message_says_when_nobody_else_is_online_to_hear_it() {
+    let server = start();
+    let mut terminal = Terminal::open(server.addr(), &["1001", PASSWORD]);
+    terminal.expect_line("logged in as 1001");
+    terminal.type_line("*anyone?");
+    terminal.expect_line("(said to the room, but nobody else is online to hear it)");
+    let _friends = [
+        logged_in(server.addr(), "1002"),
+        logged_in(server.addr(), "1003"),
+    ];
+    terminal.type_line("*now?");
+    terminal.expect_line("(said to the room: 2 other users are online)");
+    terminal.type_line("/quit");
+    assert_eq!(terminal.exit_code(), Some(0));
+    let output = run_client(
+        &server.addr().to_string(),
+        &["1001", PASSWORD, "--send", "*", "hi all"],
+        "",
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        text(&output.stdout),
+        "(said to the room: 2 other users are online)\n"
+    );
+}
+
+/// `examples/minimal.rs`, which has no USERS, started on a free port; killed on drop.
+struct Minimal {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Minimal {
+    fn start() -> Minimal {
+        // Built by `make test` (`cargo build --examples`), or by tests/minimal.rs.
+        let this_test = std::env::current_exe().unwrap();
+        let profile_dir = this_test.parent().and_then(|deps| deps.parent()).unwrap();
+        let binary = profile_dir.join("examples").join("minimal");
+        if !binary.exists() {
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .args(["build", "--example", "minimal", "--manifest-path"])
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            assert!(
+                build.status().unwrap().success(),
+                "cargo build --example minimal"
+            );
+        }
+        let mut child = Command::new(binary)
+            .arg("0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the minimal example");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port: u16 = first
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("expected `listening on ADDR`, got {first:?}"));
+        Minimal {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+impl Drop for Minimal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn who_against_a_server_without_users_gives_up_in_bounded_time_and_says_why() {
+    let minimal = Minimal::start();
+    let output = run_client(&minimal.addr.to_string(), &["1002", PASSWORD, "--who"], "");
+    assert_eq!(output.status.code(), Some(1), "--who must fail in a script");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("the server does not answer USERS") && stdout.contains("original"),
+        "{stdout}"
+    );
+
+    let mut terminal = Terminal::open(minimal.addr, &["1001", PASSWORD]);
+    terminal.expect_line("logged in as 1001");
+    terminal.type_line("/who");
+    terminal.expect_line("the server does not answer USERS");
+    // Asked again, the client knows already, and the session goes on.
+    terminal.type_line("/who");
+    terminal.expect_line("the server did not answer USERS before");
+    terminal.type_line("@1001 still here");
+    terminal.expect_line("(delivered to 1001)");
+    terminal.type_line("/quit");
+    assert_eq!(terminal.exit_code(), Some(0));
 }

@@ -2,27 +2,41 @@
 //! thread prints what the server sends, the other sends what the user types.
 //!
 //! ```text
-//! chat-client [--addr HOST:PORT] NAME [PASSWORD]                  interactive
-//! chat-client [--addr HOST:PORT] NAME [PASSWORD] --send TO TEXT   send one, exit
-//! chat-client [--addr HOST:PORT] NAME [PASSWORD] --who            who is online, exit
-//! chat-client [--addr HOST:PORT] NAME [PASSWORD] --listen         print incoming until the end
+//! chat-client [--addr HOST:PORT] [--trace] NAME [PASSWORD]                  interactive
+//! chat-client [--addr HOST:PORT] [--trace] NAME [PASSWORD] --send TO TEXT   send one, exit
+//! chat-client [--addr HOST:PORT] [--trace] NAME [PASSWORD] --who            who is online, exit
+//! chat-client [--addr HOST:PORT] [--trace] NAME [PASSWORD] --listen         print incoming until the end
 //! ```
 //! Without PASSWORD the password comes from `CHAT_PASSWORD`, or else it is asked for
 //! (without echo on a terminal, up to three tries) once the server has been reached.
+//! `--trace` prints every frame sent and received on stderr, decoded and as bytes
+//! (`chatroom::trace`), the password masked.
 //!
 //! Whatever the server sends is shown, in every mode: logging in hands over the
 //! messages stored while the user was offline, and the server forgets them once they
 //! are written, so a client that ignored them would lose them.
+//!
+//! It speaks to the original C++ server as the article's Qt client does: it writes its
+//! own name into the sender field (`chat-server` overwrites it anyway; the original
+//! relays it as written), and it finds its echo by that name, whether the echo comes
+//! before the delivery (the original) or after it (`chat-server`). Every answer it
+//! waits for has a bound, because the original leaves some requests unanswered: USERS
+//! and the room are unknown to it, and it ignores a message while its sender is the only
+//! one online. The client then says why in one line (and a script mode exits 1).
 #![forbid(unsafe_code)]
 
-use chatroom::blocking_client::{Client, Reply};
-use chatroom::protocol::{ChatMessage, Flag, ROOM, TEXT_LEN};
+use chatroom::blocking_client::{Reply, parse_reply};
+use chatroom::protocol::{
+    self, ChatMessage, Credentials, Flag, MessageText, Name, Password, ROOM, TEXT_LEN,
+};
+use std::collections::VecDeque;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:12345";
 const EXIT_FAILURE: u8 = 1;
@@ -32,13 +46,34 @@ const EXIT_INTERRUPTED: i32 = 130;
 /// Passwords asked for at the prompt before the client gives up.
 const PASSWORD_TRIES: u32 = 3;
 const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
+/// How long a USERS request may go unanswered before the client concludes that the
+/// server has no USERS (the original server ignores it): `chat-server` answers at once.
+const USERS_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the client waits for the echo of a message (or for the answer to a login)
+/// before it gives up: longer than `chat-server`'s default write timeout, since a
+/// receiver that has stopped reading can hold the echo back that long, after which the
+/// message is stored and echoed. The original server never echoes a message sent
+/// while its sender is the only one online.
+const ECHO_TIMEOUT: Duration =
+    Duration::from_secs(chatroom::config::DEFAULT_WRITE_TIMEOUT_SECS + 2);
+/// How often the interactive printer wakes to look at its deadlines while no frame
+/// arrives: the typist may have started a wait since the printer last looked.
+const TICK: Duration = Duration::from_millis(200);
+/// After /quit or end of input, how long the client waits for the server to hang up
+/// once nothing it asked is outstanding: `chat-server` closes at once, the original
+/// never does.
+const QUIT_LINGER: Duration = Duration::from_secs(1);
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 4096;
 
 const USAGE: &str = "\
-usage: chat-client [--addr HOST:PORT] NAME [PASSWORD] [--send TO TEXT | --who | --listen]
+usage: chat-client [--addr HOST:PORT] [--trace] NAME [PASSWORD] [--send TO TEXT | --who | --listen]
 
 Logs in as NAME. The password is PASSWORD, else $CHAT_PASSWORD, else it is asked for
 once the server is reached (not echoed on a terminal; three tries).
   --addr HOST:PORT  the server (default 127.0.0.1:12345)
+  --trace           print every frame sent and received on stderr, decoded and
+                    as bytes (the password masked)
   --send TO TEXT    send one message, print what became of it, exit
                     (status 0 if delivered or queued)
   --who             print who is online, exit
@@ -46,6 +81,9 @@ once the server is reached (not echoed on a terminal; three tries).
                     (status 1 when the server goes away)
   --version         show the version and exit
 Every mode also prints the messages stored for NAME while they were offline.
+An answer that does not come (the original server has no USERS and no room, and
+ignores a message while you are alone online) is waited for a few seconds, then
+reported; --send and --who then exit with status 1.
 
 Without --send, --who or --listen the client is interactive:
 ";
@@ -53,8 +91,9 @@ Without --send, --who or --listen the client is interactive:
 const HELP: &str = "\
 commands:
   @name text          send text to name; name becomes your partner
-  @\"two words\" text  the same, for a name with spaces in it
-  text                send text to your current partner
+  @\"two words\" text   the same, for a name with spaces in it
+  text                send text to your partner (until you pick one with @name,
+                      the first to write to you is your partner)
   *text or * text     say text to the room (everyone online)
   /r text             reply to whoever wrote to you last (also /reply)
   /who                who is online
@@ -67,6 +106,7 @@ struct Options {
     name: String,
     password: Option<String>,
     mode: Mode,
+    trace: bool,
 }
 
 enum Mode {
@@ -86,6 +126,7 @@ enum Parsed {
 fn parse_options(args: Vec<String>) -> Result<Parsed, String> {
     let mut addr = DEFAULT_ADDR.to_string();
     let mut mode = Mode::Interactive;
+    let mut trace = false;
     let mut positional = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -93,6 +134,7 @@ fn parse_options(args: Vec<String>) -> Result<Parsed, String> {
             "--help" | "-h" => return Ok(Parsed::Help),
             "--version" | "-V" => return Ok(Parsed::Version),
             "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?,
+            "--trace" => trace = true,
             "--send" => {
                 let to = args.next().ok_or("--send needs TO and TEXT")?;
                 let text = args.next().ok_or("--send needs TO and TEXT")?;
@@ -115,6 +157,7 @@ fn parse_options(args: Vec<String>) -> Result<Parsed, String> {
         name,
         password,
         mode,
+        trace,
     }))
 }
 
@@ -147,7 +190,7 @@ fn main() -> ExitCode {
 fn run(options: Options) -> Result<ExitCode, String> {
     let mut stdin = io::stdin().lock();
     // Connect first: a server that is not there should not cost a typed password.
-    let mut client = connect(&options.addr)?;
+    let (mut outgoing, mut incoming) = connect(&options.addr, options.trace)?;
     let fixed_password = options
         .password
         .clone()
@@ -159,7 +202,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
             None => read_password(&mut stdin)?,
         };
         tries += 1;
-        match log_in(&mut client, &options.name, &password) {
+        match log_in(&mut outgoing, &mut incoming, &options.name, &password) {
             Ok(()) => break,
             Err(Refusal::WrongPassword(problem))
                 if fixed_password.is_none() && tries < PASSWORD_TRIES =>
@@ -169,23 +212,28 @@ fn run(options: Options) -> Result<ExitCode, String> {
             Err(Refusal::WrongPassword(problem) | Refusal::Other(problem)) => return Err(problem),
         }
     }
-    let clock = Clock::local();
     let me = options.name.as_str();
+    let mut screen = Screen::new(me, Clock::local());
     match options.mode {
-        Mode::Send { to, text } => send_one(&mut client, me, &to, &text, &clock),
-        Mode::Who => who(&mut client, me, &clock),
+        Mode::Send { to, text } => send_one(&mut outgoing, &mut incoming, &mut screen, &to, &text),
+        Mode::Who => who(&mut outgoing, &mut incoming, &mut screen),
         Mode::Listen => {
             println!("logged in as {me}; listening (Ctrl-C to stop)");
-            let last_sender = Mutex::new(None);
-            print_incoming(client.reader(), me, &clock, &last_sender);
-            Err(connection_ended(me))
+            loop {
+                match incoming.next(None) {
+                    Event::Reply(reply) => screen.show(&reply),
+                    Event::Quiet => {}
+                    Event::Ended(_) => return Err(connection_ended(me)),
+                }
+            }
         }
         Mode::Interactive => {
             println!(
                 "logged in as {me} on {}; type /help for commands",
                 options.addr
             );
-            interactive(client, me, stdin, clock)
+            screen.adopt_partner = true;
+            interactive(outgoing, incoming, screen, stdin)
         }
     }
 }
@@ -246,8 +294,10 @@ fn set_echo(on: bool) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-fn connect(addr: &str) -> Result<Client, String> {
-    Client::connect(addr).map_err(|error| {
+/// Connects to `addr`: the sending half, and the receiving half that reads from the
+/// same socket.
+fn connect(addr: &str, trace: bool) -> Result<(Outgoing, Incoming), String> {
+    let stream = TcpStream::connect(addr).map_err(|error| {
         if error.kind() == io::ErrorKind::ConnectionRefused {
             format!(
                 "cannot connect to {addr}: connection refused. Is the server running? Try `make run`."
@@ -255,7 +305,107 @@ fn connect(addr: &str) -> Result<Client, String> {
         } else {
             format!("cannot connect to {addr}: {error}")
         }
-    })
+    })?;
+    // Requests are whole frames already: Nagle's algorithm would only delay them.
+    let _ = stream.set_nodelay(true);
+    let reading = stream
+        .try_clone()
+        .map_err(|error| format!("cannot use the connection to {addr}: {error}"))?;
+    Ok((
+        Outgoing { stream, trace },
+        Incoming {
+            stream: reading,
+            buffer: Vec::new(),
+            trace,
+        },
+    ))
+}
+
+/// The sending half: one whole request per write, shown first under `--trace`.
+struct Outgoing {
+    stream: TcpStream,
+    trace: bool,
+}
+
+impl Outgoing {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if self.trace {
+            // One call, so that a frame's lines never mix with the other thread's.
+            eprint!("{}", chatroom::trace::request(frame));
+        }
+        self.stream.write_all(frame)
+    }
+}
+
+/// The receiving half. Its bytes go through a buffer, so that a read that times out
+/// in the middle of a frame loses nothing, and `--trace` can show each frame's bytes.
+struct Incoming {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+    trace: bool,
+}
+
+/// What [`Incoming::next`] found.
+enum Event {
+    Reply(Reply),
+    /// Nothing whole arrived before the deadline.
+    Quiet,
+    /// The connection is over: closed, reset, or no longer in step (the reason).
+    Ended(Option<String>),
+}
+
+impl Incoming {
+    /// The next whole reply, waiting until `until` at most (forever for `None`).
+    fn next(&mut self, until: Option<Instant>) -> Event {
+        loop {
+            match parse_reply(&self.buffer) {
+                Ok(Some((reply, len))) => {
+                    if self.trace {
+                        eprint!("{}", chatroom::trace::reply(&self.buffer[..len]));
+                    }
+                    self.buffer.drain(..len);
+                    return Event::Reply(reply);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    if self.trace {
+                        eprint!("{}", chatroom::trace::reply(&self.buffer));
+                    }
+                    return Event::Ended(Some(format!(
+                        "the server sent something that is not a reply ({error})"
+                    )));
+                }
+            }
+            let timeout = match until {
+                None => None,
+                Some(until) => match until.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Event::Quiet,
+                },
+            };
+            if let Err(error) = self.stream.set_read_timeout(timeout) {
+                return Event::Ended(Some(error.to_string()));
+            }
+            let mut chunk = [0; READ_CHUNK];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Event::Ended(None),
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Event::Quiet;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::ConnectionReset => {
+                    return Event::Ended(None);
+                }
+                Err(error) => return Event::Ended(Some(error.to_string())),
+            }
+        }
+    }
 }
 
 /// Why a login did not go through.
@@ -265,31 +415,43 @@ enum Refusal {
     Other(String),
 }
 
-/// Logs in on `client`, turning every way that can fail into a sentence.
-fn log_in(client: &mut Client, name: &str, password: &str) -> Result<(), Refusal> {
-    client
-        .send_login(name, password)
+/// Logs in, turning every way that can fail into a sentence.
+fn log_in(
+    outgoing: &mut Outgoing,
+    incoming: &mut Incoming,
+    name: &str,
+    password: &str,
+) -> Result<(), Refusal> {
+    let cannot =
+        |error: protocol::TooLong| Refusal::Other(format!("cannot log in as {name:?}: {error}"));
+    let credentials = Credentials {
+        name: Name::new(name).map_err(cannot)?,
+        password: Password::new(password).map_err(cannot)?,
+    };
+    outgoing
+        .send(&protocol::login_request(&credentials))
         .map_err(|error| Refusal::Other(format!("cannot log in as {name:?}: {error}")))?;
-    let flag = match client.read_reply() {
-        Ok(Reply::Login { flag }) => flag,
-        Ok(other) => {
+    let flag = match incoming.next(Some(Instant::now() + ECHO_TIMEOUT)) {
+        Event::Reply(Reply::Login { flag }) => flag,
+        Event::Reply(other) => {
             return Err(Refusal::Other(format!(
                 "unexpected reply to the login: {other:?}"
             )));
         }
-        Err(error)
-            if matches!(
-                error.kind(),
-                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
-            ) =>
-        {
+        Event::Quiet => {
+            return Err(Refusal::Other(format!(
+                "no answer to the login within {} s: is this a chat server?",
+                ECHO_TIMEOUT.as_secs()
+            )));
+        }
+        Event::Ended(None) => {
             return Err(Refusal::Other(
                 "the server closed the connection".to_string(),
             ));
         }
-        Err(error) => {
+        Event::Ended(Some(problem)) => {
             return Err(Refusal::Other(format!(
-                "lost the connection while logging in: {error}"
+                "lost the connection while logging in: {problem}"
             )));
         }
     };
@@ -298,9 +460,6 @@ fn log_in(client: &mut Client, name: &str, password: &str) -> Result<(), Refusal
         Some(Flag::Rejected) => Err(Refusal::WrongPassword(format!(
             "wrong name or password for {name:?}"
         ))),
-        Some(Flag::Busy) => Err(Refusal::Other(
-            "the server is busy (at its client limit); try again later".to_string(),
-        )),
         Some(other) => Err(Refusal::Other(format!(
             "login refused: {}",
             other.describe()
@@ -314,84 +473,69 @@ fn log_in(client: &mut Client, name: &str, password: &str) -> Result<(), Refusal
 /// `--send`: one message, its outcome, and an exit status to match. Everything else
 /// that arrives first (stored or live messages) is printed as `--listen` would.
 fn send_one(
-    client: &mut Client,
-    me: &str,
+    outgoing: &mut Outgoing,
+    incoming: &mut Incoming,
+    screen: &mut Screen,
     to: &str,
     text: &str,
-    clock: &Clock,
 ) -> Result<ExitCode, String> {
     warn_if_cut(text);
-    client
-        .send_chat(to, text)
-        .map_err(|error| format!("cannot send: {error}"))?;
-    let (flag, message) = show_until(client, me, clock, |reply| match reply {
-        Reply::Chat { flag, message } if is_echo(message, me) => Some((*flag, *message)),
-        _ => None,
-    })?;
-    println!("{}", outcome(flag, &message));
-    let sent = matches!(Flag::from_wire(flag), Some(Flag::Ok | Flag::Queued));
-    Ok(if sent {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILURE)
-    })
+    let message = screen.message(to, text)?;
+    let probe = screen.sending(&message);
+    let cannot = |error: io::Error| format!("cannot send: {error}");
+    outgoing
+        .send(&protocol::chat_request(&message))
+        .map_err(cannot)?;
+    if probe {
+        outgoing.send(&protocol::users_request()).map_err(cannot)?;
+    }
+    wait_for_answers(incoming, screen)
 }
 
 /// `--who`: the online users, after whatever arrived first.
-fn who(client: &mut Client, me: &str, clock: &Clock) -> Result<ExitCode, String> {
-    client
-        .send_users()
+fn who(
+    outgoing: &mut Outgoing,
+    incoming: &mut Incoming,
+    screen: &mut Screen,
+) -> Result<ExitCode, String> {
+    screen.asking(Purpose::Who);
+    outgoing
+        .send(&protocol::users_request())
         .map_err(|error| format!("cannot ask who is online: {error}"))?;
-    let users = show_until(client, me, clock, |reply| match reply {
-        Reply::Users { .. } => Some(reply.clone()),
-        _ => None,
-    })?;
-    show(&users, me, clock, &Mutex::new(None));
-    Ok(ExitCode::SUCCESS)
+    wait_for_answers(incoming, screen)
 }
 
-/// Reads replies until `wanted` finds what it waits for in one, and returns that;
-/// every reply before it (stored or live messages) is shown as `--listen` shows it, so
-/// that none is lost.
-fn show_until<T>(
-    client: &mut Client,
-    me: &str,
-    clock: &Clock,
-    wanted: impl Fn(&Reply) -> Option<T>,
-) -> Result<T, String> {
-    let last_sender = Mutex::new(None);
-    loop {
-        let reply = client.read_reply().map_err(|_| connection_ended(me))?;
-        match wanted(&reply) {
-            Some(found) => return Ok(found),
-            None => show(&reply, me, clock, &last_sender),
+/// Shows what arrives until every answer the screen waits for has come or timed out;
+/// the exit status says whether they all went well.
+fn wait_for_answers(incoming: &mut Incoming, screen: &mut Screen) -> Result<ExitCode, String> {
+    while screen.waiting() {
+        match incoming.next(screen.next_deadline()) {
+            Event::Reply(reply) => screen.show(&reply),
+            Event::Quiet => screen.expire(Instant::now()),
+            Event::Ended(_) => return Err(connection_ended(&screen.me)),
         }
     }
+    Ok(if screen.failed {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The interactive loop: a thread prints what arrives, this one sends what is typed.
 fn interactive(
-    client: Client,
-    me: &str,
+    mut outgoing: Outgoing,
+    mut incoming: Incoming,
+    screen: Screen,
     mut stdin: impl BufRead,
-    clock: Clock,
 ) -> Result<ExitCode, String> {
-    let (mut writer, mut reader) = client.split();
-    let me_in_reader = me.to_string();
+    let screen = Arc::new(Mutex::new(screen));
     let leaving = Arc::new(AtomicBool::new(false));
-    let leaving_in_reader = Arc::clone(&leaving);
-    // Who wrote to us last, for /r: the printer sets it, the typist reads it.
-    let last_sender = Arc::new(Mutex::new(None));
-    let last_sender_in_reader = Arc::clone(&last_sender);
-    let printer = thread::spawn(move || {
-        print_incoming(&mut reader, &me_in_reader, &clock, &last_sender_in_reader);
-        if !leaving_in_reader.load(Ordering::Acquire) {
-            // The main thread is blocked reading the terminal: end the process here.
-            println!("{}", connection_ended(&me_in_reader));
-            std::process::exit(i32::from(EXIT_FAILURE));
-        }
-    });
-    let mut partner: Option<String> = None;
+    let printer = {
+        let screen = Arc::clone(&screen);
+        let leaving = Arc::clone(&leaving);
+        thread::spawn(move || print_until_the_end(&mut incoming, &screen, &leaving))
+    };
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -405,38 +549,101 @@ fn interactive(
             continue;
         };
         let line = line.trim_end_matches(['\r', '\n']);
-        let last = last_sender
-            .lock()
-            .expect("the printer never panics holding it")
-            .clone();
-        let request = match parse_line(line, &mut partner, last.as_deref()) {
+        let input = {
+            let mut screen = lock(&screen);
+            let screen = &mut *screen;
+            parse_line(line, &mut screen.partner, screen.last_sender.as_deref())
+        };
+        // What the printer must wait for is noted before the request goes out, so that
+        // no answer can arrive first; the lock is not held across the write.
+        let frames = match input {
             Input::Quit => break,
             Input::Nothing => continue,
             Input::Say(text) => {
                 println!("{text}");
                 continue;
             }
+            Input::Who => {
+                let mut screen = lock(&screen);
+                if screen.users_unanswered {
+                    println!(
+                        "(the server did not answer USERS before, so it cannot list who is \
+                         online; an original server?)"
+                    );
+                    continue;
+                }
+                screen.asking(Purpose::Who);
+                vec![protocol::users_request()]
+            }
             Input::Chat { to, text } => {
                 warn_if_cut(&text);
-                chat_bytes(&to, &text)
-            }
-            Input::Who => Ok(chatroom::protocol::users_request()),
-        };
-        match request {
-            Ok(bytes) => {
-                if writer.write_all(&bytes).is_err() {
-                    break;
+                let mut screen = lock(&screen);
+                match screen.message(&to, &text) {
+                    Err(problem) => {
+                        println!("{problem}");
+                        continue;
+                    }
+                    Ok(message) => {
+                        let mut frames = vec![protocol::chat_request(&message)];
+                        if screen.sending(&message) {
+                            frames.push(protocol::users_request());
+                        }
+                        frames
+                    }
                 }
             }
-            Err(problem) => println!("{problem}"),
+        };
+        if frames.iter().any(|frame| outgoing.send(frame).is_err()) {
+            break;
         }
     }
     // Stop sending but keep reading: the server answers what is in flight, sees our
     // EOF and hangs up, and the printer shows every last outcome before we exit.
     leaving.store(true, Ordering::Release);
-    let _ = writer.shutdown(std::net::Shutdown::Write);
+    let _ = outgoing.stream.shutdown(Shutdown::Write);
     let _ = printer.join();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The printer thread: shows what arrives and what timed out until the connection
+/// ends, or, once the user is leaving, until nothing is outstanding and the server has
+/// had `QUIT_LINGER` to hang up. A connection the server ends while the user is still
+/// typing ends the process here, since the typist is blocked reading the terminal.
+fn print_until_the_end(incoming: &mut Incoming, screen: &Mutex<Screen>, leaving: &AtomicBool) {
+    let mut linger_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let until = {
+            let screen = lock(screen);
+            if leaving.load(Ordering::Acquire) && !screen.waiting() {
+                let until = *linger_until.get_or_insert(now + QUIT_LINGER);
+                if now >= until {
+                    return;
+                }
+            }
+            [screen.next_deadline(), linger_until, Some(now + TICK)]
+                .into_iter()
+                .flatten()
+                .min()
+        };
+        match incoming.next(until) {
+            Event::Reply(reply) => lock(screen).show(&reply),
+            Event::Quiet => lock(screen).expire(Instant::now()),
+            Event::Ended(_) => break,
+        }
+    }
+    if !leaving.load(Ordering::Acquire) {
+        println!("{}", connection_ended(&lock(screen).me));
+        std::process::exit(i32::from(EXIT_FAILURE));
+    }
+}
+
+/// The screen's lock. Nothing panics while holding it; if something did, what it
+/// guards is still fit to print from.
+fn lock(screen: &Mutex<Screen>) -> MutexGuard<'_, Screen> {
+    screen
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What one typed line means.
@@ -515,66 +722,270 @@ fn address(to: &str, text: &str, partner: &mut Option<String>) -> Input {
     }
 }
 
-fn chat_bytes(to: &str, text: &str) -> Result<Vec<u8>, String> {
-    let receiver = chatroom::protocol::Name::new(to)
-        .map_err(|_| format!("{to:?} is too long to be a user name"))?;
-    let message = ChatMessage {
-        sender: chatroom::protocol::Name::EMPTY,
-        receiver,
-        text: chatroom::protocol::MessageText::truncated(text),
-    };
-    Ok(chatroom::protocol::chat_request(&message))
-}
-
 fn warn_if_cut(text: &str) {
     if text.len() > TEXT_LEN {
         println!("(message cut to {TEXT_LEN} bytes, the protocol's limit)");
     }
 }
 
-/// Prints every reply until the connection ends.
-fn print_incoming(
-    reader: &mut impl Read,
-    me: &str,
-    clock: &Clock,
-    last_sender: &Mutex<Option<String>>,
-) {
-    while let Ok(reply) = chatroom::blocking_client::read_reply(reader) {
-        show(&reply, me, clock, last_sender);
+/// What a USERS request was sent for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// `--who` or `/who`: the list is shown.
+    Who,
+    /// Sent right after a room message, to say how many others it reached: the room's
+    /// echo says 1 even when nobody else is online. `echoed` once its echo is in.
+    RoomCount { echoed: bool },
+}
+
+/// A message sent and waiting for its echo.
+struct Sent {
+    receiver: Name,
+    text: MessageText,
+    deadline: Instant,
+}
+
+/// A USERS request waiting for its answer.
+struct Ask {
+    purpose: Purpose,
+    deadline: Instant,
+}
+
+/// What the client shows and what it waits for, in every mode: incoming messages,
+/// echoes matched to the messages sent, answers to USERS, and answers that never came.
+struct Screen {
+    me: String,
+    clock: Clock,
+    /// Where a bare line goes: the last `@name`, or else the first to write to us.
+    partner: Option<String>,
+    /// Who wrote to us last, for `/r`.
+    last_sender: Option<String>,
+    /// Whether whoever writes first becomes the partner (interactive only).
+    adopt_partner: bool,
+    /// Echoes due, oldest first: a server answers one connection's requests in order.
+    echoes: VecDeque<Sent>,
+    /// USERS answers due, oldest first.
+    asks: VecDeque<Ask>,
+    /// A USERS request went unanswered: this server has none (an original?), and is
+    /// not asked again.
+    users_unanswered: bool,
+    /// Something asked did not go through: a script mode exits 1.
+    failed: bool,
+}
+
+impl Screen {
+    fn new(me: &str, clock: Clock) -> Screen {
+        Screen {
+            me: me.to_string(),
+            clock,
+            partner: None,
+            last_sender: None,
+            adopt_partner: false,
+            echoes: VecDeque::new(),
+            asks: VecDeque::new(),
+            users_unanswered: false,
+            failed: false,
+        }
+    }
+
+    /// A message from us to `to`. The sender field holds our name, as the original
+    /// client writes it: the original server relays the field as written.
+    fn message(&self, to: &str, text: &str) -> Result<ChatMessage, String> {
+        Ok(ChatMessage {
+            sender: Name::new(&self.me).expect("the name was accepted at login"),
+            receiver: Name::new(to).map_err(|_| format!("{to:?} is too long to be a user name"))?,
+            text: MessageText::truncated(text),
+        })
+    }
+
+    /// Notes that `message` is about to go out. Returns whether a USERS request should
+    /// follow it, to count who a room message reached.
+    fn sending(&mut self, message: &ChatMessage) -> bool {
+        self.echoes.push_back(Sent {
+            receiver: message.receiver,
+            text: message.text,
+            deadline: Instant::now() + ECHO_TIMEOUT,
+        });
+        let probe = message.receiver.as_bytes() == ROOM.as_bytes() && !self.users_unanswered;
+        if probe {
+            self.asking(Purpose::RoomCount { echoed: false });
+        }
+        probe
+    }
+
+    /// Notes that a USERS request is about to go out.
+    fn asking(&mut self, purpose: Purpose) {
+        self.asks.push_back(Ask {
+            purpose,
+            deadline: Instant::now() + USERS_TIMEOUT,
+        });
+    }
+
+    /// Whether an answer is still due.
+    fn waiting(&self) -> bool {
+        !self.echoes.is_empty() || !self.asks.is_empty()
+    }
+
+    /// When the next answer due runs out of time.
+    fn next_deadline(&self) -> Option<Instant> {
+        let echo = self.echoes.front().map(|sent| sent.deadline);
+        let ask = self.asks.front().map(|ask| ask.deadline);
+        echo.into_iter().chain(ask).min()
+    }
+
+    /// Says which answers did not come by `now`, and stops waiting for them.
+    fn expire(&mut self, now: Instant) {
+        while let Some(sent) = self.echoes.front() {
+            if sent.deadline > now {
+                break;
+            }
+            println!(
+                "(no echo for your message to {} within {} s: the original server ignores \
+                 a message while you are the only one online)",
+                sent.receiver,
+                ECHO_TIMEOUT.as_secs()
+            );
+            self.echoes.pop_front();
+            self.failed = true;
+        }
+        while let Some(ask) = self.asks.front() {
+            if ask.deadline > now {
+                break;
+            }
+            match ask.purpose {
+                Purpose::Who => println!("{}", no_users_answer()),
+                Purpose::RoomCount { echoed: true } => println!("{}", room_without_count()),
+                // The echo has not come either: its own wait says so.
+                Purpose::RoomCount { echoed: false } => {}
+            }
+            self.asks.pop_front();
+            self.users_unanswered = true;
+            self.failed = true;
+        }
+    }
+
+    /// Shows one reply: our own messages' outcomes, others' messages with the time
+    /// they arrived, who is online.
+    fn show(&mut self, reply: &Reply) {
+        match reply {
+            Reply::Chat { flag, message } if message.sender.as_bytes() == self.me.as_bytes() => {
+                let due = self.echoes.iter().position(|sent| {
+                    sent.receiver == message.receiver && sent.text == message.text
+                });
+                match due {
+                    Some(index) => {
+                        self.echoes.remove(index);
+                        self.echoed(*flag, message);
+                    }
+                    // The original server writes a message to yourself twice, the echo
+                    // and the delivery: the second is a message like any other.
+                    None if message.receiver.as_bytes() == self.me.as_bytes() => {
+                        self.incoming(message)
+                    }
+                    // An echo that came after its wait ran out.
+                    None => self.echoed(*flag, message),
+                }
+            }
+            Reply::Chat { message, .. } => self.incoming(message),
+            Reply::Users { flag, names } => {
+                let purpose = self.asks.pop_front().map(|ask| ask.purpose);
+                if *flag != Flag::Ok.to_wire() {
+                    println!("(who is online: not answered: {})", reason(*flag));
+                    self.failed = true;
+                    return;
+                }
+                match purpose {
+                    Some(Purpose::RoomCount { echoed: true }) => {
+                        println!("{}", room_count(names, &self.me));
+                    }
+                    Some(Purpose::RoomCount { echoed: false }) => {}
+                    Some(Purpose::Who) | None => println!("online: {}", names.join(", ")),
+                }
+            }
+            Reply::Login { flag } => println!("(login: {})", describe(*flag)),
+            Reply::Other(feedback) => {
+                println!(
+                    "(the server refused a request of type {}: {})",
+                    feedback.kind.to_wire(),
+                    reason(feedback.flag)
+                );
+                self.failed = true;
+            }
+        }
+    }
+
+    /// The echo of one of our messages.
+    fn echoed(&mut self, flag: i32, message: &ChatMessage) {
+        let ok = Flag::from_wire(flag) == Some(Flag::Ok);
+        if ok && message.receiver.as_bytes() == ROOM.as_bytes() {
+            // Its count comes with the USERS answer that follows it.
+            let probe = self.asks.iter_mut().find_map(|ask| match &mut ask.purpose {
+                Purpose::RoomCount { echoed } if !*echoed => Some(echoed),
+                _ => None,
+            });
+            if let Some(echoed) = probe {
+                *echoed = true;
+                return;
+            }
+            if self.users_unanswered {
+                println!("{}", room_without_count());
+                self.failed = true;
+                return;
+            }
+        }
+        println!("{}", outcome(flag, message));
+        if !matches!(Flag::from_wire(flag), Some(Flag::Ok | Flag::Queued)) {
+            self.failed = true;
+        }
+    }
+
+    /// Someone's message to us (or to the room).
+    fn incoming(&mut self, message: &ChatMessage) {
+        let room = message.receiver.as_bytes() == ROOM.as_bytes();
+        let sender = if message.sender.is_empty() {
+            // A client that leaves the field to the server, through the original.
+            "(sender not given)".to_string()
+        } else {
+            message.sender.to_lossy()
+        };
+        println!(
+            "[{}] {}{sender}: {}",
+            self.clock.now(),
+            if room { "[room] " } else { "" },
+            message.text
+        );
+        if message.sender.is_empty() {
+            return;
+        }
+        self.last_sender = Some(sender.clone());
+        if self.adopt_partner && self.partner.is_none() && !room && sender != self.me {
+            println!("(now talking to {sender}: a bare line goes to them)");
+            self.partner = Some(sender);
+        }
     }
 }
 
-/// Prints one reply: our own messages' outcomes, others' messages with the time they
-/// arrived, who is online.
-fn show(reply: &Reply, me: &str, clock: &Clock, last_sender: &Mutex<Option<String>>) {
-    match reply {
-        Reply::Chat { flag, message } if is_echo(message, me) => {
-            println!("{}", outcome(*flag, message));
-        }
-        Reply::Chat { message, .. } => {
-            let room = if message.receiver.as_bytes() == ROOM.as_bytes() {
-                "[room] "
-            } else {
-                ""
-            };
-            // Remembered before it is shown: whoever reads it on screen and types /r
-            // must find it.
-            if let Ok(mut last) = last_sender.lock() {
-                *last = Some(message.sender.to_lossy());
-            }
-            println!(
-                "[{}] {room}{}: {}",
-                clock.now(),
-                message.sender,
-                message.text
-            );
-        }
-        Reply::Users { flag, names } if *flag == Flag::Ok.to_wire() => {
-            println!("online: {}", names.join(", "))
-        }
-        Reply::Users { flag, .. } => println!("(who is online: {})", describe(*flag)),
-        Reply::Login { flag } => println!("(login: {})", describe(*flag)),
-        Reply::Other(feedback) => println!("(server: {})", describe(feedback.flag)),
+/// The line for a USERS request that got no answer.
+fn no_users_answer() -> String {
+    format!(
+        "(no answer within {} s: the server does not answer USERS, the list of who is \
+         online; an original server?)",
+        USERS_TIMEOUT.as_secs()
+    )
+}
+
+/// The line for a room message whose reach the client cannot count.
+fn room_without_count() -> &'static str {
+    "(said to the room, but the server does not answer USERS: if it is the original \
+     server, it has no room and nobody heard it)"
+}
+
+/// The line for a room message, from the USERS answer that followed it.
+fn room_count(names: &[String], me: &str) -> String {
+    match names.iter().filter(|name| *name != me).count() {
+        0 => "(said to the room, but nobody else is online to hear it)".to_string(),
+        1 => "(said to the room: 1 other user is online)".to_string(),
+        others => format!("(said to the room: {others} other users are online)"),
     }
 }
 
@@ -629,11 +1040,6 @@ fn parse_utc_offset(text: &str) -> Option<i64> {
     Some(sign * (hours * 3600 + minutes * 60))
 }
 
-/// An echo of our own message (the server always writes our name as its sender).
-fn is_echo(message: &ChatMessage, me: &str) -> bool {
-    message.sender.as_bytes() == me.as_bytes()
-}
-
 /// What became of one of our messages, in words.
 fn outcome(flag: i32, message: &ChatMessage) -> String {
     let to = &message.receiver;
@@ -649,7 +1055,7 @@ fn outcome(flag: i32, message: &ChatMessage) -> String {
             "(not sent: {to} is offline and the server could not store it: a disk or file \
              problem on the server, such as a full disk; its log says which)"
         ),
-        Some(other) => format!("(not sent: {})", other.describe()),
+        Some(_) => format!("(not sent: {})", reason(flag)),
         None => format!("(not sent: unknown flag {flag})"),
     }
 }
@@ -659,6 +1065,12 @@ fn describe(flag: i32) -> String {
         Some(flag) => flag.describe().to_string(),
         None => format!("unknown flag {flag}"),
     }
+}
+
+/// A flag's description after words that already say it was refused: "not sent:
+/// refused: …" would say it twice.
+fn reason(flag: i32) -> String {
+    describe(flag).trim_start_matches("refused: ").to_string()
 }
 
 #[cfg(test)]
@@ -708,6 +1120,92 @@ mod tests {
             parse_line("/r yes", &mut partner, None),
             Input::Say(_)
         ));
+    }
+
+    fn screen(me: &str) -> Screen {
+        let mut screen = Screen::new(me, Clock { offset_secs: 0 });
+        screen.adopt_partner = true;
+        screen
+    }
+
+    fn chat_reply(from: &str, to: &str, text: &str) -> Reply {
+        Reply::Chat {
+            flag: Flag::Ok.to_wire(),
+            message: ChatMessage {
+                sender: Name::new(from).unwrap(),
+                receiver: Name::new(to).unwrap(),
+                text: MessageText::new(text).unwrap(),
+            },
+        }
+    }
+
+    #[test]
+    fn an_echo_is_found_by_its_sender_whether_it_comes_before_or_after_others() {
+        let mut screen = screen("1001");
+        let message = screen.message("1002", "hi").unwrap();
+        assert_eq!(
+            message.sender.as_str(),
+            Some("1001"),
+            "the sender is filled in"
+        );
+        screen.sending(&message);
+        screen.show(&chat_reply("1002", "1001", "crossing"));
+        assert!(screen.waiting(), "another's message is not the echo");
+        screen.show(&chat_reply("1001", "1002", "hi"));
+        assert!(!screen.waiting() && !screen.failed);
+    }
+
+    #[test]
+    fn the_first_to_write_becomes_the_partner_and_only_the_first() {
+        let mut screen = screen("玛卡巴卡");
+        screen.show(&chat_reply("1001", ROOM, "in the room"));
+        assert_eq!(screen.partner, None, "a room message picks no partner");
+        screen.show(&chat_reply("似末", "玛卡巴卡", "你好"));
+        assert_eq!(screen.partner.as_deref(), Some("似末"));
+        screen.show(&chat_reply("1002", "玛卡巴卡", "me too"));
+        assert_eq!(screen.partner.as_deref(), Some("似末"));
+        assert_eq!(
+            screen.last_sender.as_deref(),
+            Some("1002"),
+            "/r answers 1002"
+        );
+    }
+
+    #[test]
+    fn answers_that_never_come_are_given_up_at_their_deadline() {
+        let mut screen = screen("1001");
+        let message = screen.message(ROOM, "anyone?").unwrap();
+        assert!(screen.sending(&message), "a room message asks who heard it");
+        screen.asking(Purpose::Who);
+        screen.expire(Instant::now());
+        assert!(screen.waiting(), "nothing is due yet");
+        screen.expire(Instant::now() + ECHO_TIMEOUT);
+        assert!(!screen.waiting() && screen.failed && screen.users_unanswered);
+        let again = screen.message(ROOM, "anyone?").unwrap();
+        assert!(!screen.sending(&again), "USERS is not asked again");
+    }
+
+    #[test]
+    fn room_counts_are_plural_where_they_should_be() {
+        let names = |list: &[&str]| list.iter().map(|name| name.to_string()).collect::<Vec<_>>();
+        assert!(room_count(&names(&["1001"]), "1001").contains("nobody else"));
+        assert!(room_count(&names(&["1001", "1002"]), "1001").contains(": 1 other user is"));
+        assert!(
+            room_count(&names(&["1001", "1002", "1003"]), "1001").contains(": 2 other users are")
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_said_once() {
+        let message = ChatMessage {
+            sender: Name::EMPTY,
+            receiver: Name::new("1002").unwrap(),
+            text: MessageText::EMPTY,
+        };
+        assert_eq!(
+            outcome(Flag::NotLoggedIn.to_wire(), &message),
+            "(not sent: log in first)"
+        );
     }
 
     #[test]
