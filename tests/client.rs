@@ -702,3 +702,18 @@ fn who_against_a_server_without_users_gives_up_in_bounded_time_and_says_why() {
     terminal.type_line("/quit");
     assert_eq!(terminal.exit_code(), Some(0));
 }
+
+/// An `--addr` that is not HOST:PORT is a usage error (exit 2), like every other bad
+/// argument, found before anything is sent.
+#[test]
+fn an_addr_that_is_not_host_and_port_is_a_usage_error() {
+    for addr in ["nonsense", "host:", ":12345", "127.0.0.1:99999"] {
+        let output = run_client(addr, &["1001", PASSWORD, "--who"], "");
+        assert_eq!(output.status.code(), Some(2), "--addr {addr}");
+        assert!(
+            text(&output.stderr).contains("--addr takes HOST:PORT"),
+            "--addr {addr}: {}",
+            text(&output.stderr)
+        );
+    }
+}

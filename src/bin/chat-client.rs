@@ -133,7 +133,17 @@ fn parse_options(args: Vec<String>) -> Result<Parsed, String> {
         match arg.as_str() {
             "--help" | "-h" => return Ok(Parsed::Help),
             "--version" | "-V" => return Ok(Parsed::Version),
-            "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?,
+            "--addr" => {
+                addr = args.next().ok_or("--addr needs HOST:PORT")?;
+                // A mistake in the address is a usage error (exit 2), found before
+                // connecting; a name that does not resolve is found by connecting.
+                if addr
+                    .rsplit_once(':')
+                    .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+                {
+                    return Err(format!("--addr takes HOST:PORT, not {addr:?}"));
+                }
+            }
             "--trace" => trace = true,
             "--send" => {
                 let to = args.next().ok_or("--send needs TO and TEXT")?;
