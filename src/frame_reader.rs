@@ -182,22 +182,18 @@ impl<R: TimedRead> FrameReader<R> {
         }
     }
 
-    /// Reads once more into the free space; returns how many bytes came (0: end).
+    /// Reads once more into the buffer; returns how many bytes came (0: end). Called
+    /// only once everything buffered has been consumed (by `fill_buf` and
+    /// `wait_for_frame`), so the read always goes to the front of the buffer.
     fn fill(&mut self) -> io::Result<usize> {
-        // Move the unconsumed bytes (a partial frame, or none) to the front.
-        let (start, end) = (self.start, self.end);
-        self.buffer_mut().copy_within(start..end, 0);
-        self.end -= self.start;
+        debug_assert_eq!(self.start, self.end, "fill with bytes still unconsumed");
         self.start = 0;
-        if self.end == self.buffer().len() {
-            // A frame larger than the buffer (bodies go up to 4096 bytes).
-            self.grow();
-        }
+        self.end = 0;
         // Borrowed field by field, as `inner` is read into the buffer.
         let free = if self.large.is_empty() {
-            &mut self.small[self.end..]
+            &mut self.small[..]
         } else {
-            &mut self.large[self.end..]
+            &mut self.large[..]
         };
         let read = loop {
             match self.inner.read(free) {
@@ -205,29 +201,25 @@ impl<R: TimedRead> FrameReader<R> {
                 result => break result?,
             }
         };
-        self.end += read;
-        if self.end == self.buffer().len() && !self.is_large() {
+        self.end = read;
+        if read == SMALL_BUFFER_LEN && !self.is_large() {
             // The client sent more than we could take at once: it is pipelining.
             self.grow();
-        } else if self.end < SMALL_BUFFER_LEN / 2 && self.is_large() {
+        } else if read < SMALL_BUFFER_LEN / 2 && self.is_large() {
             // A short read: the burst is over, give the memory back.
-            self.small[..self.end].copy_from_slice(&self.large[..self.end]);
+            self.small[..read].copy_from_slice(&self.large[..read]);
             self.large = Vec::new();
         }
         Ok(read)
     }
 
-    /// Moves to a large buffer (or a larger one), keeping the unconsumed bytes, which
-    /// `fill` has put at the front.
+    /// Moves from the small buffer to the large one, keeping what was read. (Bodies
+    /// larger than the small buffer need no larger buffer: `read_exact` takes them a
+    /// bufferful at a time.)
     fn grow(&mut self) {
-        let len = LARGE_BUFFER_LEN.max(self.buffer().len() * 2);
-        if self.is_large() {
-            self.large.resize(len, 0);
-        } else {
-            let mut large = vec![0; len];
-            large[..self.end].copy_from_slice(&self.small[..self.end]);
-            self.large = large;
-        }
+        let mut large = vec![0; LARGE_BUFFER_LEN];
+        large[..self.end].copy_from_slice(&self.small[..self.end]);
+        self.large = large;
     }
 }
 
@@ -374,6 +366,75 @@ mod tests {
             "a short read: quiet again"
         );
         assert_eq!(reader.large.capacity(), 0, "the heap buffer is given back");
+    }
+
+    #[test]
+    fn a_pipelining_client_is_read_a_large_bufferful_at_a_time_and_nothing_is_lost() {
+        let burst: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut reader = FrameReader::new(Chunks(vec![burst.clone()]), None);
+        assert_eq!(read_n(&mut reader, 1).unwrap(), burst[..1]);
+        assert_eq!(
+            reader.buffered().len(),
+            SMALL_BUFFER_LEN - 1,
+            "the first read"
+        );
+        read_n(&mut reader, SMALL_BUFFER_LEN).unwrap();
+        assert_eq!(
+            reader.buffered().len(),
+            LARGE_BUFFER_LEN - 1,
+            "then a large bufferful per read: about 55 CHAT requests"
+        );
+        let mut rest = read_n(&mut reader, 20_000 - 1 - SMALL_BUFFER_LEN).unwrap();
+        rest.splice(0..0, burst[..1 + SMALL_BUFFER_LEN].iter().copied());
+        assert_eq!(rest, burst, "every byte, in order");
+    }
+
+    #[test]
+    fn the_large_buffer_is_given_back_after_a_read_of_less_than_half_the_small_one() {
+        for (short, stays_large) in [
+            (SMALL_BUFFER_LEN / 2 - 1, false),
+            (SMALL_BUFFER_LEN / 2, true),
+        ] {
+            let mut reader = FrameReader::new(
+                Chunks(vec![vec![1; SMALL_BUFFER_LEN], vec![2; short]]),
+                None,
+            );
+            read_n(&mut reader, SMALL_BUFFER_LEN).unwrap();
+            assert_eq!(read_n(&mut reader, short).unwrap(), vec![2; short]);
+            assert_eq!(
+                reader.is_large(),
+                stays_large,
+                "after a read of {short} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn an_interrupted_read_is_retried() {
+        struct InterruptedOnce(bool, Trickle<'static>);
+        impl Read for InterruptedOnce {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                if !std::mem::replace(&mut self.0, true) {
+                    return Err(io::ErrorKind::Interrupted.into());
+                }
+                self.1.read(out)
+            }
+        }
+        impl TimedRead for InterruptedOnce {
+            fn set_read_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let source = InterruptedOnce(
+            false,
+            Trickle {
+                data: &[5; 8],
+                step: 8,
+            },
+        );
+        let mut reader = FrameReader::new(source, None);
+        assert!(reader.wait_for_frame().unwrap(), "a signal is not the end");
+        assert_eq!(read_n(&mut reader, 8).unwrap(), [5; 8]);
     }
 
     #[test]
