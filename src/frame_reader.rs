@@ -174,14 +174,6 @@ impl<R: TimedRead> FrameReader<R> {
         }
     }
 
-    fn buffer_mut(&mut self) -> &mut [u8] {
-        if self.is_large() {
-            &mut self.large
-        } else {
-            &mut self.small
-        }
-    }
-
     /// Reads once more into the buffer; returns how many bytes came (0: end). Called
     /// only once everything buffered has been consumed (by `fill_buf` and
     /// `wait_for_frame`), so the read always goes to the front of the buffer.
