@@ -9,6 +9,8 @@
 #                     is the total, `make test: N passed, N failed` (the log: TEST_LOG)
 #   make lint         rustfmt and clippy, warnings as errors
 #   make doc          the API documentation, warnings as errors
+#   make mutants      mutation testing (cargo-mutants) of the modules that parse, bound
+#                     and store, against their unit tests (slow: see docs/TESTING.md)
 #   make bench        the load benchmarks (see BENCHMARKS.md; ORIGINAL=path compares
 #                     with your build of the original C++ server)
 #   make install      install both binaries under PREFIX (default /usr/local; DESTDIR
@@ -40,7 +42,7 @@ UNIT_EXEC = ExecStart=$(PREFIX)/bin/chat-server
 RAISE_FD_LIMIT = hard=$$(ulimit -Hn); [ "$$hard" = unlimited ] && hard=1048576; \
 	ulimit -n "$$hard" 2>/dev/null || true
 
-.PHONY: all build run client test lint doc bench install clean
+.PHONY: all build run client test lint doc bench mutants install clean
 
 all: build
 
@@ -80,6 +82,15 @@ doc:
 
 bench: build
 	@$(RAISE_FD_LIMIT); ./bench/run.sh
+
+# The modules whose every line a unit test should notice breaking (docs/TESTING.md).
+MUTATED = src/frame_reader.rs src/protocol.rs src/users.rs src/slots.rs \
+	src/login_throttle.rs src/log_limit.rs src/mailbox.rs src/descriptors.rs
+
+mutants:
+	@command -v cargo-mutants >/dev/null || \
+		{ echo "make mutants needs cargo-mutants: cargo install cargo-mutants"; exit 2; }
+	$(CARGO) mutants $(foreach file,$(MUTATED),--file $(file)) --timeout 60 $(MUTANTS_ARGS) -- --lib
 
 install: build
 	install -Dm755 $(RELEASE)/chat-server $(DESTDIR)$(PREFIX)/bin/chat-server
