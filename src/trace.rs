@@ -8,11 +8,16 @@
 //! the decoded line gives only its length, and the dump masks its whole field, padding
 //! included, since what follows a password's NUL may be the rest of an older one.
 //!
+//! The receipts extension's frames (docs/PROTOCOL.md §3) are decoded too, in both
+//! directions: a message id as the number on the wire and as the UTC time it stands for
+//! (to the microsecond, since ids are microseconds and a trace compares them), names
+//! as text.
+//!
 //! Nothing here does I/O: the functions take a whole frame's bytes and return text.
 
 use crate::protocol::{
-    CHAT_BODY_LEN, FEEDBACK_LEN, Feedback, Flag, HEADER_LEN, Header, Kind, LOGIN_BODY_LEN,
-    NAME_LEN, TEXT_LEN,
+    ACK_BODY_LEN, CHAT_BODY_LEN, FEEDBACK_LEN, Feedback, Flag, HEADER_LEN, Header, ID_LEN, Kind,
+    LOGIN_BODY_LEN, MESSAGE_BODY_LEN, NAME_LEN, RECEIPT_BODY_LEN, TEXT_LEN,
 };
 use std::fmt::Write;
 use std::ops::Range;
@@ -31,6 +36,8 @@ const MASKED_CHAR: char = '*';
 const REPEATED: &str = "  *\n";
 /// The printable ASCII range, shown as itself in the dump's text column.
 const PRINTABLE: Range<u8> = 0x20..0x7f;
+const MICROS_PER_SEC: u64 = 1_000_000;
+const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
 
 /// A request the client sends (a `HEAD` and its body), decoded, then dumped with the
 /// password masked.
@@ -83,12 +90,15 @@ fn describe_request(frame: &[u8]) -> (String, Range<usize>) {
             }
         }
         Kind::Chat => line.push_str(&chat_body(body)),
+        Kind::Ack if body.len() == ACK_BODY_LEN => {
+            let _ = write!(line, "  id {}", id(body));
+        }
+        Kind::Read => line.push_str(&receipt_body(body)),
         Kind::Users
         | Kind::Receipts
         | Kind::Message
         | Kind::Ack
         | Kind::Received
-        | Kind::Read
         | Kind::Unknown(_) => line.push_str(&other_body(body)),
     }
     (line, masked)
@@ -114,9 +124,67 @@ fn describe_reply(frame: &[u8]) -> String {
             let names: Vec<String> = body.chunks_exact(NAME_LEN).map(field).collect();
             let _ = write!(line, "  names[{}]{{{}}}", names.len(), names.join(", "));
         }
+        Kind::Message if body.len() == MESSAGE_BODY_LEN => {
+            let (message_id, chat) = body.split_at(ID_LEN);
+            let _ = write!(line, "  id {}{}", id(message_id), chat_body(chat));
+        }
+        Kind::Received | Kind::Read if !body.is_empty() => line.push_str(&receipt_body(body)),
         _ => line.push_str(&other_body(body)),
     }
     line
+}
+
+/// `  id …, name …`: the body of READ and RECEIVED, or what it is instead.
+fn receipt_body(body: &[u8]) -> String {
+    if body.len() != RECEIPT_BODY_LEN {
+        return format!("  {} bytes of body, not an id and a name", body.len());
+    }
+    let (message_id, name) = body.split_at(ID_LEN);
+    format!("  id {}, name {}", id(message_id), field(name))
+}
+
+/// A message id (8 bytes, little-endian) as its number and the time it stands for.
+fn id(bytes: &[u8]) -> String {
+    let id = u64::from_le_bytes(bytes.try_into().expect("an id is 8 bytes"));
+    if id == 0 {
+        return "0 (none: a message not accepted)".to_string();
+    }
+    format!("{id} ({})", utc_time(id))
+}
+
+/// Microseconds since 1970 as `YYYY-MM-DD HH:MM:SS.ffffff UTC`.
+pub fn utc_time(micros: u64) -> String {
+    let secs = micros / MICROS_PER_SEC;
+    let (days, of_day) = (secs / SECONDS_PER_DAY, secs % SECONDS_PER_DAY);
+    let (year, month, day) = civil_from_days(i64::try_from(days).expect("u64 / 86400 fits"));
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06} UTC",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60,
+        micros % MICROS_PER_SEC
+    )
+}
+
+/// The proleptic Gregorian date (year, month, day) of a day counted from 1970-01-01:
+/// Howard Hinnant's `civil_from_days`, since std has no calendar.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153; // March is 0: leap days come last
+    let day = u32::try_from(day_of_year - (153 * shifted_month + 2) / 5 + 1).expect("1..=31");
+    let month = u32::try_from(if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    })
+    .expect("1..=12");
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// `  CHATMSG{sender …, receiver …, message …}`, or what the body is instead.
@@ -371,6 +439,104 @@ mod tests {
             "← FEEDBACK{type 3 USERS (extension), length 40, flag 1 OK}  \
              names[2]{\"abcdefghijklmnopqrst\" (no NUL: fills the field), \"1002\"}\n"
         ));
+    }
+
+    /// 2026-12-01 08:25:09.123456 UTC.
+    const ID: u64 = 1_796_113_509_123_456;
+
+    #[test]
+    fn ids_are_shown_as_numbers_and_utc_times() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00.000000 UTC");
+        assert_eq!(utc_time(ID), "2026-12-01 08:25:09.123456 UTC");
+        // A leap day, and the last microsecond of a year.
+        assert_eq!(
+            utc_time(951_782_400_000_001),
+            "2000-02-29 00:00:00.000001 UTC"
+        );
+        assert_eq!(
+            utc_time(1_767_225_599_999_999),
+            "2025-12-31 23:59:59.999999 UTC"
+        );
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn the_receipts_frames_are_decoded_in_both_directions() {
+        let receipts = request(&protocol::request(Kind::Receipts, &[]));
+        assert!(
+            receipts.starts_with("→ HEAD{type 4 RECEIPTS (extension), length 0}\n"),
+            "{receipts}"
+        );
+        let on = Feedback::new(Kind::Receipts, 0, Flag::Ok).to_bytes();
+        assert!(
+            reply(&on)
+                .starts_with("← FEEDBACK{type 4 RECEIPTS (extension), length 0, flag 1 OK}\n")
+        );
+
+        let ack = request(&protocol::request(Kind::Ack, &ID.to_le_bytes()));
+        assert!(
+            ack.starts_with(
+                "→ HEAD{type 6 ACK (extension), length 8}  \
+                 id 1796113509123456 (2026-12-01 08:25:09.123456 UTC)\n"
+            ),
+            "{ack}"
+        );
+        let short = request(&protocol::request(Kind::Ack, &[1, 2, 3]));
+        assert!(short.contains("length 3}  3 bytes of body\n"), "{short}");
+
+        let mut body = ID.to_le_bytes().to_vec();
+        body.extend_from_slice(Name::new("玛卡巴卡").unwrap().field());
+        let read = request(&protocol::request(Kind::Read, &body));
+        assert!(
+            read.starts_with(
+                "→ HEAD{type 8 READ (extension), length 28}  \
+                 id 1796113509123456 (2026-12-01 08:25:09.123456 UTC), name \"玛卡巴卡\"\n"
+            ),
+            "{read}"
+        );
+        for (kind, name) in [(Kind::Received, "7 RECEIVED"), (Kind::Read, "8 READ")] {
+            let mut frame = Feedback::new(kind, RECEIPT_BODY_LEN, Flag::Ok)
+                .to_bytes()
+                .to_vec();
+            frame.extend_from_slice(&body);
+            let shown = reply(&frame);
+            assert!(
+                shown.starts_with(&format!(
+                    "← FEEDBACK{{type {name} (extension), length 28, flag 1 OK}}  \
+                     id 1796113509123456 (2026-12-01 08:25:09.123456 UTC), name \"玛卡巴卡\"\n"
+                )),
+                "{shown}"
+            );
+        }
+        let refused = Feedback::new(Kind::Read, 0, Flag::Rejected).to_bytes();
+        assert_eq!(
+            reply(&refused).lines().next().unwrap(),
+            "← FEEDBACK{type 8 READ (extension), length 0, flag -1 REJECTED}"
+        );
+
+        let message = ChatMessage {
+            sender: Name::new("1001").unwrap(),
+            receiver: Name::new("1002").unwrap(),
+            text: MessageText::new("hi").unwrap(),
+        };
+        for (id, shown_id) in [
+            (ID, "1796113509123456 (2026-12-01 08:25:09.123456 UTC)"),
+            (0, "0 (none: a message not accepted)"),
+        ] {
+            let mut frame = Feedback::new(Kind::Message, MESSAGE_BODY_LEN, Flag::Ok)
+                .to_bytes()
+                .to_vec();
+            frame.extend_from_slice(&id.to_le_bytes());
+            frame.extend_from_slice(&message.to_bytes());
+            let shown = reply(&frame);
+            assert!(
+                shown.starts_with(&format!(
+                    "← FEEDBACK{{type 5 MESSAGE (extension), length 148, flag 1 OK}}  \
+                     id {shown_id}  CHATMSG{{sender \"1001\", receiver \"1002\", message \"hi\"}}\n"
+                )),
+                "{shown}"
+            );
+        }
     }
 
     #[test]
