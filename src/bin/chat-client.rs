@@ -2,10 +2,10 @@
 //! thread prints what the server sends, the other sends what the user types.
 //!
 //! ```text
-//! chat-client [--addr HOST:PORT] [--trace] NAME [PASSWORD]                  interactive
-//! chat-client [--addr HOST:PORT] [--trace] NAME [PASSWORD] --send TO TEXT   send one, exit
-//! chat-client [--addr HOST:PORT] [--trace] NAME [PASSWORD] --who            who is online, exit
-//! chat-client [--addr HOST:PORT] [--trace] NAME [PASSWORD] --listen         print incoming until the end
+//! chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD]                  interactive
+//! chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD] --send TO TEXT   send one, exit
+//! chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD] --who            who is online, exit
+//! chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD] --listen         print incoming until the end
 //! ```
 //! Without PASSWORD the password comes from `CHAT_PASSWORD`, or else it is asked for
 //! (without echo on a terminal, up to three tries) once the server has been reached.
@@ -23,13 +23,27 @@
 //! waits for has a bound, because the original leaves some requests unanswered: USERS
 //! and the room are unknown to it, and it ignores a message while its sender is the only
 //! one online. The client then says why in one line (and a script mode exits 1).
+//!
+//! Receipts (docs/PROTOCOL.md §3) are asked for with the login, in the same write, and
+//! never waited for: a first reply `FEEDBACK{4, 0, 1}` turns them on; a LOGIN reply
+//! first (the original, `examples/minimal.rs`) or `-4` (an older `chat-server`) means
+//! the plain protocol, spoken as before. With receipts on, every message shows the time
+//! the server accepted it (from its id), not the time it arrived; what was printed is
+//! acknowledged (ACK) in batches, so that the server lets go of it only once it is on
+//! the screen; a line typed in the interactive mode tells each sender whose messages
+//! were printed before it that the person has seen them (READ), since a line typed is
+//! the one sign that someone is at the terminal (nothing else sends READ: not
+//! `--listen`, `--send` or `--who`); and what the server says about our own messages
+//! shows as one quiet line each time it moves forward. A delivery whose id was printed
+//! already in this run (the server delivers at least once) is not printed again.
 #![forbid(unsafe_code)]
 
 use chatroom::blocking_client::{Reply, parse_reply};
 use chatroom::protocol::{
-    self, ChatMessage, Credentials, Flag, MessageText, Name, Password, ROOM, TEXT_LEN,
+    self, ChatMessage, Credentials, Flag, Kind, MAX_UNACKED, MessageText, NAME_LEN, Name, Password,
+    ROOM, TEXT_LEN,
 };
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::{Command, ExitCode, Stdio};
@@ -65,15 +79,28 @@ const TICK: Duration = Duration::from_millis(200);
 const QUIT_LINGER: Duration = Duration::from_secs(1);
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 4096;
+/// ACKs go out after a burst of frames, at most this often: one ACK covers everything
+/// printed before it, so a busy conversation costs the server a few ACKs a second, and
+/// a message is still let go of within a moment of reaching the screen.
+const ACK_INTERVAL: Duration = Duration::from_millis(100);
+/// Printed but unacknowledged deliveries that make an ACK go out at once, interval or
+/// not: the server closes a connection that holds `MAX_UNACKED` of them unacknowledged
+/// as a slow receiver, and a fast sender can deliver that many within the interval.
+const ACK_AT_ONCE: usize = MAX_UNACKED / 2;
+const MICROS_PER_SEC: u64 = 1_000_000;
 
 const USAGE: &str = "\
-usage: chat-client [--addr HOST:PORT] [--trace] NAME [PASSWORD] [--send TO TEXT | --who | --listen]
+usage: chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD]
+                   [--send TO TEXT | --who | --listen]
 
 Logs in as NAME. The password is PASSWORD, else $CHAT_PASSWORD, else it is asked for
 once the server is reached (not echoed on a terminal; three tries).
   --addr HOST:PORT  the server (default 127.0.0.1:12345)
   --trace           print every frame sent and received on stderr, decoded and
                     as bytes (the password masked)
+  --no-receipts     speak the plain protocol even to a server with receipts
+                    (by default they are asked for, and used where the server has
+                    them: send times, delivered and read lines)
   --send TO TEXT    send one message, print what became of it, exit
                     (status 0 if delivered or queued)
   --who             print who is online, exit
@@ -97,6 +124,8 @@ commands:
   *text or * text     say text to the room (everyone online)
   /r text             reply to whoever wrote to you last (also /reply)
   /who                who is online
+  (any line)          even an empty one: with receipts, tells those whose
+                      messages were shown to you that you have read them
   /help               this help
   /quit               leave (so does end of input, Ctrl-D)";
 
@@ -107,6 +136,8 @@ struct Options {
     password: Option<String>,
     mode: Mode,
     trace: bool,
+    /// Whether to ask for receipts (`--no-receipts` says no).
+    receipts: bool,
 }
 
 enum Mode {
@@ -127,6 +158,7 @@ fn parse_options(args: Vec<String>) -> Result<Parsed, String> {
     let mut addr = DEFAULT_ADDR.to_string();
     let mut mode = Mode::Interactive;
     let mut trace = false;
+    let mut receipts = true;
     let mut positional = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -145,6 +177,7 @@ fn parse_options(args: Vec<String>) -> Result<Parsed, String> {
                 }
             }
             "--trace" => trace = true,
+            "--no-receipts" => receipts = false,
             "--send" => {
                 let to = args.next().ok_or("--send needs TO and TEXT")?;
                 let text = args.next().ok_or("--send needs TO and TEXT")?;
@@ -168,6 +201,7 @@ fn parse_options(args: Vec<String>) -> Result<Parsed, String> {
         password,
         mode,
         trace,
+        receipts,
     }))
 }
 
@@ -206,13 +240,26 @@ fn run(options: Options) -> Result<ExitCode, String> {
         .clone()
         .or_else(|| std::env::var("CHAT_PASSWORD").ok());
     let mut tries = 0;
+    // Asked once, with the first login: the answer holds for the connection, whatever
+    // becomes of that login.
+    let mut receipts = if options.receipts {
+        Receipts::Ask
+    } else {
+        Receipts::Off
+    };
     loop {
         let password = match &fixed_password {
             Some(password) => password.clone(),
             None => read_password(&mut stdin)?,
         };
         tries += 1;
-        match log_in(&mut outgoing, &mut incoming, &options.name, &password) {
+        match log_in(
+            &mut outgoing,
+            &mut incoming,
+            &options.name,
+            &password,
+            &mut receipts,
+        ) {
             Ok(()) => break,
             Err(Refusal::WrongPassword(problem))
                 if fixed_password.is_none() && tries < PASSWORD_TRIES =>
@@ -224,17 +271,19 @@ fn run(options: Options) -> Result<ExitCode, String> {
     }
     let me = options.name.as_str();
     let mut screen = Screen::new(me, Clock::local());
+    screen.receipts = receipts == Receipts::On;
     match options.mode {
         Mode::Send { to, text } => send_one(&mut outgoing, &mut incoming, &mut screen, &to, &text),
         Mode::Who => who(&mut outgoing, &mut incoming, &mut screen),
         Mode::Listen => {
             println!("logged in as {me}; listening (Ctrl-C to stop)");
             loop {
-                match incoming.next(None) {
+                match incoming.next(screen.ack_deadline()) {
                     Event::Reply(reply) => screen.show(&reply),
                     Event::Quiet => {}
                     Event::Ended(_) => return Err(connection_ended(me)),
                 }
+                acknowledge(&mut outgoing, &incoming, &mut screen);
             }
         }
         Mode::Interactive => {
@@ -243,9 +292,47 @@ fn run(options: Options) -> Result<ExitCode, String> {
                 options.addr
             );
             screen.adopt_partner = true;
+            screen.sends_reads = true;
             interactive(outgoing, incoming, screen, stdin)
         }
     }
+}
+
+/// Sends the ACK that is due, if one is: after a burst of frames (nothing whole is
+/// left to read), at most every `ACK_INTERVAL`, or at once when many are unacknowledged.
+/// A failed write is left to the reading side, which sees the connection end.
+fn acknowledge(outgoing: &mut Outgoing, incoming: &Incoming, screen: &mut Screen) {
+    if let Some(id) = screen.take_ack(Instant::now(), !incoming.has_whole_reply()) {
+        let _ = outgoing.send(&ack_request(id));
+    }
+}
+
+/// `HEAD{4, 0}`: receipts on, please.
+fn receipts_request() -> Vec<u8> {
+    protocol::request(Kind::Receipts, &[])
+}
+
+/// `HEAD{6, 8}` + `id`: every delivery up to `id` is here.
+fn ack_request(id: u64) -> Vec<u8> {
+    protocol::request(Kind::Ack, &id.to_le_bytes())
+}
+
+/// `HEAD{8, 28}` + `id` + `sender`: the person here has seen `sender`'s messages up to `id`.
+fn read_request(id: u64, sender: &Name) -> Vec<u8> {
+    let mut body = id.to_le_bytes().to_vec();
+    body.extend_from_slice(sender.field());
+    protocol::request(Kind::Read, &body)
+}
+
+/// Where the connection stands on receipts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Receipts {
+    /// To be asked for with the next login.
+    Ask,
+    /// The server said `FEEDBACK{4, 0, 1}`.
+    On,
+    /// Not asked for, or the server has none.
+    Off,
 }
 
 /// The sentence for a connection the server ended while we were logged in.
@@ -339,11 +426,19 @@ struct Outgoing {
 
 impl Outgoing {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.send_all(&[frame])
+    }
+
+    /// Several requests in one write, each traced on its own.
+    fn send_all(&mut self, frames: &[&[u8]]) -> io::Result<()> {
         if self.trace {
-            // One call, so that a frame's lines never mix with the other thread's.
-            eprint!("{}", chatroom::trace::request(frame));
+            // One call per frame, so that a frame's lines never mix with the other
+            // thread's.
+            for frame in frames {
+                eprint!("{}", chatroom::trace::request(frame));
+            }
         }
-        self.stream.write_all(frame)
+        self.stream.write_all(&frames.concat())
     }
 }
 
@@ -365,6 +460,12 @@ enum Event {
 }
 
 impl Incoming {
+    /// Whether a whole reply is buffered already: while one is, a burst of frames is
+    /// still being shown.
+    fn has_whole_reply(&self) -> bool {
+        matches!(parse_reply(&self.buffer), Ok(Some(_)))
+    }
+
     /// The next whole reply, waiting until `until` at most (forever for `None`).
     fn next(&mut self, until: Option<Instant>) -> Event {
         loop {
@@ -425,12 +526,16 @@ enum Refusal {
     Other(String),
 }
 
-/// Logs in, turning every way that can fail into a sentence.
+/// Logs in, turning every way that can fail into a sentence. With `Receipts::Ask`,
+/// RECEIPTS goes out in the same write, and the first reply says whether the server has
+/// them (docs/PROTOCOL.md §3): its answer, then the LOGIN reply; or the LOGIN reply
+/// alone, from a server that skips type 4 without a word (the original, `minimal`).
 fn log_in(
     outgoing: &mut Outgoing,
     incoming: &mut Incoming,
     name: &str,
     password: &str,
+    receipts: &mut Receipts,
 ) -> Result<(), Refusal> {
     let cannot =
         |error: protocol::TooLong| Refusal::Other(format!("cannot log in as {name:?}: {error}"));
@@ -438,33 +543,56 @@ fn log_in(
         name: Name::new(name).map_err(cannot)?,
         password: Password::new(password).map_err(cannot)?,
     };
-    outgoing
-        .send(&protocol::login_request(&credentials))
-        .map_err(|error| Refusal::Other(format!("cannot log in as {name:?}: {error}")))?;
-    let flag = match incoming.next(Some(Instant::now() + ECHO_TIMEOUT)) {
-        Event::Reply(Reply::Login { flag }) => flag,
-        Event::Reply(other) => {
-            return Err(Refusal::Other(format!(
-                "unexpected reply to the login: {other:?}"
-            )));
-        }
-        Event::Quiet => {
-            return Err(Refusal::Other(format!(
-                "no answer to the login within {} s: is this a chat server?",
-                ECHO_TIMEOUT.as_secs()
-            )));
-        }
-        Event::Ended(None) => {
-            return Err(Refusal::Other(
-                "the server closed the connection".to_string(),
-            ));
-        }
-        Event::Ended(Some(problem)) => {
-            return Err(Refusal::Other(format!(
-                "lost the connection while logging in: {problem}"
-            )));
+    let login = protocol::login_request(&credentials);
+    let asking = *receipts == Receipts::Ask;
+    let sent = if asking {
+        outgoing.send_all(&[&receipts_request(), &login])
+    } else {
+        outgoing.send(&login)
+    };
+    sent.map_err(|error| Refusal::Other(format!("cannot log in as {name:?}: {error}")))?;
+    if asking {
+        // Whatever comes first, the question is answered: no server answers it later.
+        *receipts = Receipts::Off;
+    }
+    let deadline = Instant::now() + ECHO_TIMEOUT;
+    let flag = loop {
+        match incoming.next(Some(deadline)) {
+            Event::Reply(Reply::Login { flag }) => break flag,
+            // 1: receipts on; -4: an older chat-server without them. The LOGIN reply
+            // follows either way.
+            Event::Reply(Reply::Other(feedback)) if asking && feedback.kind == Kind::Receipts => {
+                if feedback.outcome() == Some(Flag::Ok) {
+                    *receipts = Receipts::On;
+                }
+            }
+            event => return Err(Refusal::from(event)),
         }
     };
+    login_outcome(name, flag)
+}
+
+/// Why the LOGIN reply did not come, in a sentence.
+impl From<Event> for Refusal {
+    fn from(event: Event) -> Refusal {
+        match event {
+            Event::Reply(other) => {
+                Refusal::Other(format!("unexpected reply to the login: {other:?}"))
+            }
+            Event::Quiet => Refusal::Other(format!(
+                "no answer to the login within {} s: is this a chat server?",
+                ECHO_TIMEOUT.as_secs()
+            )),
+            Event::Ended(None) => Refusal::Other("the server closed the connection".to_string()),
+            Event::Ended(Some(problem)) => {
+                Refusal::Other(format!("lost the connection while logging in: {problem}"))
+            }
+        }
+    }
+}
+
+/// What the LOGIN reply's flag means for the user.
+fn login_outcome(name: &str, flag: i32) -> Result<(), Refusal> {
     match Flag::from_wire(flag) {
         Some(Flag::Ok) => Ok(()),
         Some(Flag::Rejected) => Err(Refusal::WrongPassword(format!(
@@ -499,7 +627,7 @@ fn send_one(
     if probe {
         outgoing.send(&protocol::users_request()).map_err(cannot)?;
     }
-    wait_for_answers(incoming, screen)
+    wait_for_answers(outgoing, incoming, screen)
 }
 
 /// `--who`: the online users, after whatever arrived first.
@@ -512,18 +640,31 @@ fn who(
     outgoing
         .send(&protocol::users_request())
         .map_err(|error| format!("cannot ask who is online: {error}"))?;
-    wait_for_answers(incoming, screen)
+    wait_for_answers(outgoing, incoming, screen)
 }
 
 /// Shows what arrives until every answer the screen waits for has come or timed out;
-/// the exit status says whether they all went well.
-fn wait_for_answers(incoming: &mut Incoming, screen: &mut Screen) -> Result<ExitCode, String> {
+/// the exit status says whether they all went well. With receipts, what was printed is
+/// acknowledged before the client leaves.
+fn wait_for_answers(
+    outgoing: &mut Outgoing,
+    incoming: &mut Incoming,
+    screen: &mut Screen,
+) -> Result<ExitCode, String> {
     while screen.waiting() {
-        match incoming.next(screen.next_deadline()) {
+        let until = [screen.next_deadline(), screen.ack_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        match incoming.next(until) {
             Event::Reply(reply) => screen.show(&reply),
             Event::Quiet => screen.expire(Instant::now()),
             Event::Ended(_) => return Err(connection_ended(&screen.me)),
         }
+        acknowledge(outgoing, incoming, screen);
+    }
+    if screen.receipts {
+        leave(outgoing, incoming, screen);
     }
     Ok(if screen.failed {
         ExitCode::from(EXIT_FAILURE)
@@ -532,19 +673,40 @@ fn wait_for_answers(incoming: &mut Incoming, screen: &mut Screen) -> Result<Exit
     })
 }
 
+/// Leaves a receipts connection so that nothing printed comes again and nothing
+/// unprinted is lost: the last ACK, then our end of the stream, then whatever the
+/// server still sends until it hangs up (at once, on our end of stream), shown but for
+/// deliveries: those are not acknowledged, so the server keeps them for the next login,
+/// and the client says how many. The server's hanging up says it has read the ACK.
+fn leave(outgoing: &mut Outgoing, incoming: &mut Incoming, screen: &mut Screen) {
+    if let Some(id) = screen.close_acks() {
+        let _ = outgoing.send(&ack_request(id));
+    }
+    let _ = outgoing.stream.shutdown(Shutdown::Write);
+    let until = Instant::now() + QUIT_LINGER;
+    while let Event::Reply(reply) = incoming.next(Some(until)) {
+        screen.show(&reply);
+    }
+    screen.say_held_back();
+}
+
 /// The interactive loop: a thread prints what arrives, this one sends what is typed.
+/// Both write to the server (the printer its ACKs), through one lock, always taken
+/// before the screen's, so that requests leave whole and in the order their ids were
+/// chosen.
 fn interactive(
-    mut outgoing: Outgoing,
+    outgoing: Outgoing,
     mut incoming: Incoming,
     screen: Screen,
     mut stdin: impl BufRead,
 ) -> Result<ExitCode, String> {
     let screen = Arc::new(Mutex::new(screen));
+    let outgoing = Arc::new(Mutex::new(outgoing));
     let leaving = Arc::new(AtomicBool::new(false));
     let printer = {
-        let screen = Arc::clone(&screen);
+        let (screen, outgoing) = (Arc::clone(&screen), Arc::clone(&outgoing));
         let leaving = Arc::clone(&leaving);
-        thread::spawn(move || print_until_the_end(&mut incoming, &screen, &leaving))
+        thread::spawn(move || print_until_the_end(&mut incoming, &outgoing, &screen, &leaving))
     };
     let mut line = Vec::new();
     loop {
@@ -552,6 +714,10 @@ fn interactive(
         match stdin.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
+        }
+        // Someone typed: what is on the screen has been seen.
+        if send_reads(&outgoing, &screen).is_err() {
+            break;
         }
         let Ok(line) = std::str::from_utf8(&line) else {
             // A GBK terminal, say: the server's names and texts are UTF-8.
@@ -565,7 +731,7 @@ fn interactive(
             parse_line(line, &mut screen.partner, screen.last_sender.as_deref())
         };
         // What the printer must wait for is noted before the request goes out, so that
-        // no answer can arrive first; the lock is not held across the write.
+        // no answer can arrive first; the screen's lock is not held across the write.
         let frames = match input {
             Input::Quit => break,
             Input::Nothing => continue,
@@ -603,23 +769,47 @@ fn interactive(
                 }
             }
         };
-        if frames.iter().any(|frame| outgoing.send(frame).is_err()) {
+        let mut link = lock(&outgoing);
+        if frames.iter().any(|frame| link.send(frame).is_err()) {
             break;
         }
     }
     // Stop sending but keep reading: the server answers what is in flight, sees our
-    // EOF and hangs up, and the printer shows every last outcome before we exit.
+    // EOF and hangs up, and the printer shows every last outcome before we exit. The
+    // last ACK goes first; deliveries after it are left to the server for next time.
     leaving.store(true, Ordering::Release);
-    let _ = outgoing.stream.shutdown(Shutdown::Write);
+    {
+        let mut outgoing = lock(&outgoing);
+        let last_ack = lock(&screen).close_acks();
+        if let Some(id) = last_ack {
+            let _ = outgoing.send(&ack_request(id));
+        }
+        let _ = outgoing.stream.shutdown(Shutdown::Write);
+    }
     let _ = printer.join();
+    lock(&screen).say_held_back();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends READ to every sender whose messages were printed since the last READ to them.
+fn send_reads(outgoing: &Mutex<Outgoing>, screen: &Mutex<Screen>) -> io::Result<()> {
+    let mut outgoing = lock(outgoing);
+    let reads = lock(screen).take_reads();
+    reads
+        .iter()
+        .try_for_each(|(sender, id)| outgoing.send(&read_request(*id, sender)))
 }
 
 /// The printer thread: shows what arrives and what timed out until the connection
 /// ends, or, once the user is leaving, until nothing is outstanding and the server has
 /// had `QUIT_LINGER` to hang up. A connection the server ends while the user is still
 /// typing ends the process here, since the typist is blocked reading the terminal.
-fn print_until_the_end(incoming: &mut Incoming, screen: &Mutex<Screen>, leaving: &AtomicBool) {
+fn print_until_the_end(
+    incoming: &mut Incoming,
+    outgoing: &Mutex<Outgoing>,
+    screen: &Mutex<Screen>,
+    leaving: &AtomicBool,
+) {
     let mut linger_until: Option<Instant> = None;
     loop {
         let now = Instant::now();
@@ -631,15 +821,24 @@ fn print_until_the_end(incoming: &mut Incoming, screen: &Mutex<Screen>, leaving:
                     return;
                 }
             }
-            [screen.next_deadline(), linger_until, Some(now + TICK)]
-                .into_iter()
-                .flatten()
-                .min()
+            [
+                screen.next_deadline(),
+                screen.ack_deadline(),
+                linger_until,
+                Some(now + TICK),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
         };
         match incoming.next(until) {
             Event::Reply(reply) => lock(screen).show(&reply),
             Event::Quiet => lock(screen).expire(Instant::now()),
             Event::Ended(_) => break,
+        }
+        if lock(screen).ack_pending() {
+            let mut outgoing = lock(outgoing);
+            acknowledge(&mut outgoing, incoming, &mut lock(screen));
         }
     }
     if !leaving.load(Ordering::Acquire) {
@@ -648,10 +847,10 @@ fn print_until_the_end(incoming: &mut Incoming, screen: &Mutex<Screen>, leaving:
     }
 }
 
-/// The screen's lock. Nothing panics while holding it; if something did, what it
-/// guards is still fit to print from.
-fn lock(screen: &Mutex<Screen>) -> MutexGuard<'_, Screen> {
-    screen
+/// A lock (the screen's, the connection's). Nothing panics while holding one; if
+/// something did, what it guards is still fit to use.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -781,6 +980,34 @@ struct Screen {
     users_unanswered: bool,
     /// Something asked did not go through: a script mode exits 1.
     failed: bool,
+    /// The server said yes to RECEIPTS: messages come as MESSAGE frames, with ids.
+    receipts: bool,
+    /// Whether READ is sent for what was printed (interactive only).
+    sends_reads: bool,
+    /// The ids of the deliveries printed in this run: one that comes again is not shown.
+    printed: HashSet<u64>,
+    /// The highest id printed, and the highest acknowledged.
+    printed_up_to: u64,
+    acked_up_to: u64,
+    /// Deliveries printed since the last ACK, and when it went.
+    unacked: usize,
+    last_ack: Option<Instant>,
+    /// The client is leaving and sends no more ACKs: deliveries are not printed now
+    /// (the server keeps them for the next login), only counted.
+    acks_closed: bool,
+    held_back: usize,
+    /// For each sender (by their name's field), the highest id of theirs printed since
+    /// the last READ to them.
+    unread: BTreeMap<[u8; NAME_LEN], u64>,
+    /// For each of our correspondents, how far RECEIVED and READ have gone, as shown.
+    progress: HashMap<String, Progress>,
+}
+
+/// How far our messages to one person have got, as far as the screen has said.
+#[derive(Debug, Default, Clone, Copy)]
+struct Progress {
+    received: u64,
+    read: u64,
 }
 
 impl Screen {
@@ -795,6 +1022,77 @@ impl Screen {
             asks: VecDeque::new(),
             users_unanswered: false,
             failed: false,
+            receipts: false,
+            sends_reads: false,
+            printed: HashSet::new(),
+            printed_up_to: 0,
+            acked_up_to: 0,
+            unacked: 0,
+            last_ack: None,
+            acks_closed: false,
+            held_back: 0,
+            unread: BTreeMap::new(),
+            progress: HashMap::new(),
+        }
+    }
+
+    /// Whether something printed is not acknowledged yet.
+    fn ack_pending(&self) -> bool {
+        self.printed_up_to > self.acked_up_to && !self.acks_closed
+    }
+
+    /// When the pending ACK may go out, if one is pending and nothing else comes.
+    fn ack_deadline(&self) -> Option<Instant> {
+        self.ack_pending().then(|| {
+            self.last_ack
+                .map_or_else(Instant::now, |last| last + ACK_INTERVAL)
+        })
+    }
+
+    /// The id to acknowledge now, if an ACK is due: at the end of a burst once
+    /// `ACK_INTERVAL` has passed since the last one, or at once when `ACK_AT_ONCE` are
+    /// waiting.
+    fn take_ack(&mut self, now: Instant, burst_over: bool) -> Option<u64> {
+        let interval_over = self
+            .last_ack
+            .is_none_or(|last| now.duration_since(last) >= ACK_INTERVAL);
+        let due = self.unacked >= ACK_AT_ONCE || (burst_over && interval_over);
+        if !self.ack_pending() || !due {
+            return None;
+        }
+        self.acked_up_to = self.printed_up_to;
+        self.unacked = 0;
+        self.last_ack = Some(now);
+        Some(self.acked_up_to)
+    }
+
+    /// The last ACK, if anything is unacknowledged; no more after it.
+    fn close_acks(&mut self) -> Option<u64> {
+        let last = self.ack_pending().then_some(self.printed_up_to);
+        self.acks_closed = true;
+        self.acked_up_to = self.printed_up_to;
+        last
+    }
+
+    /// The READs due, one per sender: what was printed from them since the last.
+    fn take_reads(&mut self) -> Vec<(Name, u64)> {
+        std::mem::take(&mut self.unread)
+            .into_iter()
+            .map(|(sender, id)| (Name::from_field(&sender), id))
+            .collect()
+    }
+
+    /// Says how many deliveries came while the client was leaving, if any.
+    fn say_held_back(&mut self) {
+        match std::mem::take(&mut self.held_back) {
+            0 => {}
+            1 => println!(
+                "(1 more message arrived while leaving: the server keeps it for your next login)"
+            ),
+            more => println!(
+                "({more} more messages arrived while leaving: the server keeps them for your \
+                 next login)"
+            ),
         }
     }
 
@@ -890,13 +1188,29 @@ impl Screen {
                     // The original server writes a message to yourself twice, the echo
                     // and the delivery: the second is a message like any other.
                     None if message.receiver.as_bytes() == self.me.as_bytes() => {
-                        self.incoming(message)
+                        self.incoming(message, None)
                     }
                     // An echo that came after its wait ran out.
                     None => self.echoed(*flag, message),
                 }
             }
-            Reply::Chat { message, .. } => self.incoming(message),
+            Reply::Chat { message, .. } => self.incoming(message, None),
+            // On a receipts connection a message with our name is our echo, always:
+            // chat-server sends a message to yourself once.
+            Reply::Message { flag, message, .. }
+                if message.sender.as_bytes() == self.me.as_bytes() =>
+            {
+                if let Some(index) = self
+                    .echoes
+                    .iter()
+                    .position(|sent| sent.receiver == message.receiver && sent.text == message.text)
+                {
+                    self.echoes.remove(index);
+                }
+                self.echoed(*flag, message);
+            }
+            Reply::Message { id, message, .. } => self.delivered(*id, message),
+            Reply::Receipt { kind, id, name } => self.receipt(*kind, *id, name),
             Reply::Users { flag, names } => {
                 let purpose = self.asks.pop_front().map(|ask| ask.purpose);
                 if *flag != Flag::Ok.to_wire() {
@@ -914,8 +1228,13 @@ impl Screen {
             }
             Reply::Login { flag } => println!("(login: {})", describe(*flag)),
             Reply::Other(feedback) => {
+                let what = match feedback.kind {
+                    Kind::Ack => " (an acknowledgement)".to_string(),
+                    Kind::Read => " (a read receipt)".to_string(),
+                    _ => String::new(),
+                };
                 println!(
-                    "(the server refused a request of type {}: {})",
+                    "(the server refused a request of type {}{what}: {})",
                     feedback.kind.to_wire(),
                     reason(feedback.flag)
                 );
@@ -949,8 +1268,51 @@ impl Screen {
         }
     }
 
-    /// Someone's message to us (or to the room).
-    fn incoming(&mut self, message: &ChatMessage) {
+    /// A delivery on a receipts connection: shown once, with the time it was sent, then
+    /// acknowledged, and (interactive) marked read once the person types.
+    fn delivered(&mut self, id: u64, message: &ChatMessage) {
+        if self.acks_closed {
+            self.held_back += 1;
+            return;
+        }
+        if !self.printed.insert(id) {
+            return; // delivered again after a lost connection: shown already
+        }
+        self.incoming(message, Some(id));
+        self.printed_up_to = self.printed_up_to.max(id);
+        self.unacked += 1;
+        let private = message.receiver.as_bytes() != ROOM.as_bytes();
+        if self.sends_reads && private && !message.sender.is_empty() {
+            let unread = self.unread.entry(*message.sender.field()).or_default();
+            *unread = (*unread).max(id);
+        }
+    }
+
+    /// A RECEIVED or READ receipt: one line when it moves the state of our messages to
+    /// that person forward (a read message has been received too).
+    fn receipt(&mut self, kind: Kind, id: u64, name: &str) {
+        let progress = self.progress.entry(name.to_string()).or_default();
+        let line = match kind {
+            Kind::Read if id > progress.read => {
+                progress.read = id;
+                progress.received = progress.received.max(id);
+                format!(
+                    "({name} has read your messages up to {})",
+                    self.clock.at(id)
+                )
+            }
+            Kind::Received if id > progress.received => {
+                progress.received = id;
+                format!("(delivered to {name}'s client up to {})", self.clock.at(id))
+            }
+            _ => return,
+        };
+        println!("{line}");
+    }
+
+    /// Someone's message to us (or to the room), shown with the time it was sent
+    /// (`id`, on a receipts connection) or else the time it arrived.
+    fn incoming(&mut self, message: &ChatMessage, id: Option<u64>) {
         let room = message.receiver.as_bytes() == ROOM.as_bytes();
         let sender = if message.sender.is_empty() {
             // A client that leaves the field to the server, through the original.
@@ -958,9 +1320,12 @@ impl Screen {
         } else {
             message.sender.to_lossy()
         };
+        let time = match id {
+            Some(id) => self.clock.at(id),
+            None => self.clock.now(),
+        };
         println!(
-            "[{}] {}{sender}: {}",
-            self.clock.now(),
+            "[{time}] {}{sender}: {}",
             if room { "[room] " } else { "" },
             message.text
         );
@@ -1021,17 +1386,42 @@ impl Clock {
 
     /// `HH:MM:SS` now.
     fn now(&self) -> String {
-        let utc = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs() as i64);
-        let of_day = (utc + self.offset_secs).rem_euclid(SECONDS_PER_DAY);
-        format!(
+        self.format(unix_now_secs(), unix_now_secs())
+    }
+
+    /// The time a message id stands for (microseconds since 1970): `HH:MM:SS` if it is
+    /// today here, else `YYYY-MM-DD HH:MM:SS`, since a stored message may be days old.
+    fn at(&self, id: u64) -> String {
+        let secs = i64::try_from(id / MICROS_PER_SEC).unwrap_or(i64::MAX / 2);
+        self.format(secs, unix_now_secs())
+    }
+
+    /// `utc` (seconds since 1970) as local time, with the date unless it falls on the
+    /// same local day as `today`.
+    fn format(&self, utc: i64, today: i64) -> String {
+        let local = utc + self.offset_secs;
+        let (day, of_day) = (
+            local.div_euclid(SECONDS_PER_DAY),
+            local.rem_euclid(SECONDS_PER_DAY),
+        );
+        let time = format!(
             "{:02}:{:02}:{:02}",
             of_day / 3600,
             of_day / 60 % 60,
             of_day % 60
-        )
+        );
+        if day == (today + self.offset_secs).div_euclid(SECONDS_PER_DAY) {
+            return time;
+        }
+        let (year, month, day_of_month) = chatroom::trace::civil_from_days(day);
+        format!("{year:04}-{month:02}-{day_of_month:02} {time}")
     }
+}
+
+fn unix_now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
 }
 
 /// `+0800` → 28800 seconds, `-0530` → -19800.
