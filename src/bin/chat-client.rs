@@ -1608,6 +1608,146 @@ mod tests {
         );
     }
 
+    fn message_reply(id: u64, from: &str, to: &str, text: &str) -> Reply {
+        Reply::Message {
+            flag: Flag::Ok.to_wire(),
+            id,
+            message: ChatMessage {
+                sender: Name::new(from).unwrap(),
+                receiver: Name::new(to).unwrap(),
+                text: MessageText::new(text).unwrap(),
+            },
+        }
+    }
+
+    fn receipts_screen(me: &str) -> Screen {
+        let mut screen = screen(me);
+        screen.receipts = true;
+        screen.sends_reads = true;
+        screen
+    }
+
+    /// An id of today, `secs_ago` seconds back: ids are microseconds since 1970.
+    fn id_ago(secs_ago: u64) -> u64 {
+        (unix_now_secs() as u64 - secs_ago) * MICROS_PER_SEC + 123_456
+    }
+
+    #[test]
+    fn a_delivery_is_printed_once_acknowledged_in_batches_and_read_per_sender() {
+        let mut screen = receipts_screen("1001");
+        let start = Instant::now();
+        let (first, second, third) = (id_ago(30), id_ago(20), id_ago(10));
+        screen.show(&message_reply(first, "1002", "1001", "one"));
+        screen.show(&message_reply(first, "1002", "1001", "one again"));
+        assert_eq!(screen.printed.len(), 1, "the same id is shown once");
+        assert_eq!(
+            screen.take_ack(start, false),
+            None,
+            "not while a burst goes on"
+        );
+        assert_eq!(screen.take_ack(start, true), Some(first));
+        screen.show(&message_reply(second, "1003", "1001", "two"));
+        screen.show(&message_reply(third, "1003", ROOM, "to the room"));
+        assert_eq!(
+            screen.take_ack(start + ACK_INTERVAL / 2, true),
+            None,
+            "at most one ACK per interval"
+        );
+        assert_eq!(screen.ack_deadline(), Some(start + ACK_INTERVAL));
+        assert_eq!(screen.take_ack(start + ACK_INTERVAL, true), Some(third));
+        assert_eq!(screen.ack_deadline(), None);
+        // READ names each sender once, with the highest of their private messages.
+        let reads = screen.take_reads();
+        let reads: Vec<(String, u64)> = reads
+            .into_iter()
+            .map(|(name, id)| (name.to_lossy(), id))
+            .collect();
+        assert_eq!(
+            reads,
+            [("1002".to_string(), first), ("1003".to_string(), second)]
+        );
+        assert!(screen.take_reads().is_empty());
+    }
+
+    #[test]
+    fn many_unacknowledged_deliveries_are_acknowledged_at_once() {
+        let mut screen = receipts_screen("1001");
+        let now = Instant::now();
+        screen.show(&message_reply(1, "1002", "1001", "x"));
+        assert_eq!(screen.take_ack(now, true), Some(1));
+        for id in 2..=ACK_AT_ONCE as u64 + 1 {
+            screen.show(&message_reply(id, "1002", "1001", "x"));
+        }
+        assert_eq!(
+            screen.take_ack(now, false),
+            Some(ACK_AT_ONCE as u64 + 1),
+            "mid-burst and within the interval"
+        );
+    }
+
+    #[test]
+    fn leaving_takes_the_last_ack_and_holds_back_what_comes_after() {
+        let mut screen = receipts_screen("1001");
+        screen.show(&message_reply(5, "1002", "1001", "x"));
+        assert_eq!(screen.close_acks(), Some(5));
+        screen.show(&message_reply(6, "1002", "1001", "y"));
+        assert_eq!(screen.held_back, 1);
+        assert!(!screen.printed.contains(&6) && screen.take_ack(Instant::now(), true).is_none());
+        assert_eq!(screen.close_acks(), None);
+    }
+
+    #[test]
+    fn our_echo_on_a_receipts_connection_is_no_delivery() {
+        let mut screen = receipts_screen("1001");
+        let message = screen.message("1001", "to myself").unwrap();
+        screen.sending(&message);
+        screen.show(&message_reply(7, "1001", "1001", "to myself"));
+        assert!(!screen.waiting() && screen.printed.is_empty() && !screen.ack_pending());
+    }
+
+    #[test]
+    fn receipts_show_only_when_they_move_forward() {
+        let mut screen = receipts_screen("1001");
+        let shown = |screen: &Screen, name: &str| {
+            let progress = screen.progress[name];
+            (progress.received, progress.read)
+        };
+        screen.show(&Reply::Receipt {
+            kind: Kind::Received,
+            id: 10,
+            name: "1002".to_string(),
+        });
+        assert_eq!(shown(&screen, "1002"), (10, 0));
+        screen.receipt(Kind::Read, 20, "1002");
+        assert_eq!(shown(&screen, "1002"), (20, 20), "read means received too");
+        screen.receipt(Kind::Received, 15, "1002");
+        screen.receipt(Kind::Read, 20, "1002");
+        assert_eq!(shown(&screen, "1002"), (20, 20), "nothing goes back");
+    }
+
+    #[test]
+    fn times_from_other_days_carry_the_date() {
+        let clock = Clock { offset_secs: 0 };
+        // 2026-12-01 08:25:09 UTC.
+        let then = 1_796_113_509;
+        assert_eq!(clock.format(then, then + 60), "08:25:09");
+        assert_eq!(
+            clock.format(then, then + SECONDS_PER_DAY),
+            "2026-12-01 08:25:09"
+        );
+        // 08:25 UTC is 00:25 the same day at -0800, and the day before at -0900.
+        let pacific = Clock {
+            offset_secs: -8 * 3600,
+        };
+        assert_eq!(pacific.format(then, then + 12 * 3600), "00:25:09");
+        let alaska = Clock {
+            offset_secs: -9 * 3600,
+        };
+        assert_eq!(alaska.format(then, then + 30 * 60), "23:25:09");
+        assert_eq!(alaska.format(then, then + 60 * 60), "2026-11-30 23:25:09");
+        assert_eq!(clock.at(id_ago(0)).len(), "HH:MM:SS".len());
+    }
+
     #[test]
     fn utc_offsets_parse() {
         assert_eq!(parse_utc_offset("+0800\n"), Some(8 * 3600));
