@@ -11,6 +11,11 @@
 #                        with the load-test users added, which takes its port from
 #                        $PORT (BENCHMARKS.md says how to build one)
 #   SKIP_ATTACKS=1       leave out the attack benchmarks (bench/attacks.py)
+#
+# The relay row `receipts` is k16-w64 with receipts on for every client (chat-bench
+# relay --receipts: receivers acknowledge after each burst, senders wait for the last
+# RECEIVED); it runs right after k16-w64, against chat-server only, and its ratio is to
+# k16-w64 of the same run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +34,7 @@ k1-w64 1 64 $M16
 k1-w0 1 0 $M16
 k16-w1 16 1 $((M1 / 8))
 k16-w64 16 64 $M16
+receipts 16 64 $M16
 k16-w0 16 0 $M16
 k256-w1 256 1 $((M256 / 40))
 k256-w64 256 64 $M256
@@ -77,12 +83,14 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "-"; else print a[int
 KINDS=rust
 [ -n "$ORIGINAL" ] && [ "${SKIP_ORIGINAL:-0}" != 1 ] && KINDS="rust original"
 
-# relay KIND NAME PAIRS WINDOW MESSAGES: one run; appends to KIND.NAME.FIELD files
+# relay KIND NAME PAIRS WINDOW MESSAGES: one run; appends to KIND.NAME.FIELD files.
+# The row `receipts` runs with --receipts.
 relay() {
-  local kind=$1 name=$2 line
+  local kind=$1 name=$2 line extra=()
+  [ "$name" = receipts ] && extra=(--receipts)
   start_server "$kind"
   line=$(timeout 120 "$BIN/chat-bench" relay --addr "127.0.0.1:$PORT" --pairs "$3" \
-    --window "$4" --messages "$5" --pid "$PID" 2>> "$WORK/bench.err" | grep '^RESULT')
+    --window "$4" --messages "$5" --pid "$PID" "${extra[@]}" 2>> "$WORK/bench.err" | grep '^RESULT')
   stop_server
   echo "$kind $name: ${line:-no result (timed out or failed)}" >&2
   [ -n "$line" ] || tail -n 3 "$WORK/bench.err" | sed 's/^/    /' >&2
@@ -127,7 +135,9 @@ runs_of() { if [ "$1" = k1-w1 ]; then echo $((RUNS * 3)); else echo "$RUNS"; fi;
 
 while read -r name pairs window messages; do
   for run in $(seq "$(runs_of "$name")"); do
-    for kind in $KINDS; do relay "$kind" "$name" "$pairs" "$window" "$messages"; done
+    kinds=$KINDS
+    [ "$name" = receipts ] && kinds=rust # the original has no receipts
+    for kind in $kinds; do relay "$kind" "$name" "$pairs" "$window" "$messages"; done
   done
 done <<< "$RELAYS"
 for run in $(seq "$RUNS"); do
@@ -158,9 +168,14 @@ printf '%-9s | %-38s | %-38s | %s\n' relay "chat-server msgs/s p50/p99us cpu-us"
 while read -r name _; do
   r=$(value rust "$name" msgs_per_sec); o=$(value original "$name" msgs_per_sec)
   ratio="-"; [[ "$r" =~ ^[0-9]+$ && "$o" =~ ^[0-9]+$ && "$o" -gt 0 ]] && ratio=$(awk "BEGIN {printf \"%.1fx\", $r/$o}")
+  if [ "$name" = receipts ]; then # against the plain relay with the same settings
+    p=$(value rust k16-w64 msgs_per_sec)
+    [[ "$r" =~ ^[0-9]+$ && "$p" =~ ^[0-9]+$ && "$p" -gt 0 ]] && ratio=$(awk "BEGIN {printf \"%.2fx k16-w64\", $r/$p}")
+  fi
   printf '%-9s | %-38s | %-38s | %s\n' "$name" "$(cell rust "$name")" "$(cell original "$name")" "$ratio"
 done <<< "$RELAYS"
 echo "cpu-us: the server's CPU time (user + system, all threads) per relayed message, counted in 10 ms ticks (a run shorter than a few ticks reads 0)"
+echo "receipts: k16-w64 with receipts on (every message acknowledged, every receipt checked); its ratio is to k16-w64"
 echo "FAIL(n/m): n of m runs lost, duplicated, corrupted or reordered a message, or gave no result"
 echo
 printf '%-9s | %-9s %-8s %-9s %-8s %-10s | %-13s %s\n' conns "logged_in" "login_s" "rss_MiB" threads "idle_cpu%" "threads_after" "cpu%_after"

@@ -3,7 +3,7 @@
 //! machine-readable `RESULT` line.
 //!
 //! ```text
-//! chat-bench relay --addr A --pairs K --messages M --window W [--pid PID] [--prefix u] [--password P]
+//! chat-bench relay --addr A --pairs K --messages M --window W [--receipts] [--pid PID] [--prefix u] [--password P]
 //! chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]
 //! ```
 //! `relay`: K senders each send M messages to their own receiver, with at most W
@@ -12,6 +12,13 @@
 //! order. Reports messages per second and the one-way latency (the send time travels in
 //! the message text), and, given the server's PID, the server's CPU time per relayed
 //! message over the run.
+//!
+//! `relay --receipts`: the same with receipts on for every client (docs/PROTOCOL.md §3),
+//! as `chat-client` uses them: echoes and deliveries are MESSAGE frames, each receiver
+//! acknowledges the highest id it has after every burst it reads, and each sender
+//! checks the RECEIVED frames that come back and waits for the one that covers its
+//! last message, so the run measures the whole round of a receipt. chat-server only;
+//! a window of at least 1.
 //!
 //! `conns`: logs N clients in, C at a time, holds them, checks that a few pairs still
 //! chat, and (given the server's PID) reports its memory, threads and idle CPU from
@@ -26,8 +33,9 @@
 #![forbid(unsafe_code)]
 
 use chatroom::protocol::{
-    CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag,
-    MessageText, Name, Password, read_feedback,
+    CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag, ID_LEN,
+    Kind, MESSAGE_BODY_LEN, MESSAGE_FRAME_LEN, MessageText, NAME_LEN, Name, Password,
+    RECEIPT_BODY_LEN, read_feedback,
 };
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
@@ -57,7 +65,7 @@ const TEARDOWN_SETTLE: Duration = Duration::from_secs(1);
 const MICROS_PER_TICK: f64 = 10_000.0;
 
 const USAGE: &str = "\
-usage: chat-bench relay --addr A --pairs K --messages M --window W [--pid PID] [--prefix u] [--password P]
+usage: chat-bench relay --addr A --pairs K --messages M --window W [--receipts] [--pid PID] [--prefix u] [--password P]
        chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]
        chat-bench queue --addr A --messages M [--prefix u] [--password P]";
 
@@ -99,6 +107,8 @@ struct Options {
     clients: usize,
     concurrency: usize,
     pid: Option<u32>,
+    /// `relay --receipts`.
+    receipts: bool,
 }
 
 impl Options {
@@ -113,9 +123,14 @@ impl Options {
             clients: 10_000,
             concurrency: 64,
             pid: None,
+            receipts: false,
         };
         let mut args = args.iter();
         while let Some(flag) = args.next() {
+            if flag == "--receipts" {
+                options.receipts = true;
+                continue;
+            }
             let value = args.next().ok_or(format!("{flag} needs a value"))?;
             let number = || {
                 value
@@ -145,6 +160,16 @@ impl Options {
 
 /// Connects and logs in; `Err` says why not.
 fn log_in(addr: &str, name: &str, password: &str) -> Result<TcpStream, String> {
+    log_in_with(addr, name, password, false)
+}
+
+/// Connects and logs in, with receipts turned on in the same write if `receipts`.
+fn log_in_with(
+    addr: &str,
+    name: &str,
+    password: &str,
+    receipts: bool,
+) -> Result<TcpStream, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     stream
@@ -154,9 +179,23 @@ fn log_in(addr: &str, name: &str, password: &str) -> Result<TcpStream, String> {
         name: Name::new(name).map_err(|e| e.to_string())?,
         password: Password::new(password).map_err(|e| e.to_string())?,
     };
+    let mut requests = Vec::new();
+    if receipts {
+        requests = chatroom::protocol::request(Kind::Receipts, &[]);
+    }
+    requests.extend(chatroom::protocol::login_request(&credentials));
     stream
-        .write_all(&chatroom::protocol::login_request(&credentials))
+        .write_all(&requests)
         .map_err(|e| format!("{name}: {e}"))?;
+    if receipts {
+        let answer =
+            read_feedback(&mut stream).map_err(|e| format!("{name}: no RECEIPTS reply: {e}"))?;
+        if answer.kind != Kind::Receipts || answer.outcome() != Some(Flag::Ok) {
+            return Err(format!(
+                "{name}: the server did not turn receipts on (first reply {answer:?})"
+            ));
+        }
+    }
     let feedback =
         read_feedback(&mut stream).map_err(|e| format!("{name}: no login reply: {e}"))?;
     if feedback.outcome() != Some(Flag::Ok) {
@@ -204,6 +243,10 @@ fn relay(options: &Options) -> Result<(), String> {
     let epoch = Instant::now();
     let now_us = move || epoch.elapsed().as_micros() as u64;
     let (pairs, messages, window) = (options.pairs, options.messages, options.window);
+    let receipts = options.receipts;
+    if receipts && window == 0 {
+        return Err("relay --receipts needs a window of at least 1".to_string());
+    }
     eprintln!("relay: logging in {} users", pairs * 2);
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
@@ -211,12 +254,12 @@ fn relay(options: &Options) -> Result<(), String> {
         let sender = options.user(2 * pair);
         let receiver = options.user(2 * pair + 1);
         receivers.push((
-            log_in(&options.addr, &receiver, &options.password)?,
+            log_in_with(&options.addr, &receiver, &options.password, receipts)?,
             sender.clone(),
             receiver.clone(),
         ));
         senders.push((
-            log_in(&options.addr, &sender, &options.password)?,
+            log_in_with(&options.addr, &sender, &options.password, receipts)?,
             sender,
             receiver,
         ));
@@ -226,19 +269,33 @@ fn relay(options: &Options) -> Result<(), String> {
     let receiving: Vec<_> = receivers
         .into_iter()
         .map(|(stream, sender, receiver)| {
-            thread::spawn(move || receive(stream, &sender, &receiver, messages, now_us))
+            thread::spawn(move || {
+                if receipts {
+                    receive_acking(stream, &sender, &receiver, messages, now_us)
+                } else {
+                    receive(stream, &sender, &receiver, messages, now_us)
+                }
+            })
         })
         .collect();
     let sending: Vec<_> = senders
         .into_iter()
         .map(|(stream, sender, receiver)| {
-            thread::spawn(move || send(stream, &sender, &receiver, messages, window, now_us))
+            thread::spawn(move || {
+                if receipts {
+                    send_with_receipts(stream, &sender, &receiver, messages, window, now_us)
+                } else {
+                    send(stream, &sender, &receiver, messages, window, now_us).map(|()| 0)
+                }
+            })
         })
         .collect();
     let mut errors = Vec::new();
+    let mut receipts_seen = 0;
     for handle in sending {
-        if let Err(error) = handle.join().expect("sender thread") {
-            errors.push(error);
+        match handle.join().expect("sender thread") {
+            Ok(seen) => receipts_seen += seen,
+            Err(error) => errors.push(error),
         }
     }
     let mut latencies = Vec::with_capacity(pairs * messages);
@@ -266,10 +323,16 @@ fn relay(options: &Options) -> Result<(), String> {
     for error in errors.iter().take(5) {
         eprintln!("error: {error}");
     }
+    // Only with receipts, so that the plain line stays as it always was.
+    let receipts_field = if receipts {
+        format!(" receipts=on received_frames={receipts_seen}")
+    } else {
+        String::new()
+    };
     println!(
         "RESULT relay pairs={pairs} window={window} messages={} delivered={delivered} \
          seconds={elapsed:.3} msgs_per_sec={rate:.0} p50_us={p50} p99_us={p99} p999_us={p999} \
-         server_cpu_us_per_msg={cpu_us_per_msg} errors={}",
+         server_cpu_us_per_msg={cpu_us_per_msg} errors={}{receipts_field}",
         pairs * messages,
         errors.len()
     );
@@ -390,6 +453,152 @@ fn receive(
         })?;
         let sent = check_frame(&frame, &sender, &receiver, seq)?;
         latencies.push(now_us().saturating_sub(sent));
+    }
+    Ok(latencies)
+}
+
+/// One reply of a receipts connection, read whole: its feedback and body.
+fn read_receipts_frame(
+    reader: &mut BufReader<TcpStream>,
+    who: &Name,
+) -> Result<(Feedback, Vec<u8>), String> {
+    let feedback = read_feedback(reader).map_err(|e| format!("{who}: no reply: {e}"))?;
+    let len = match feedback.kind {
+        // Every message of the benchmark reaches its receiver: echoes say 1, too.
+        Kind::Message if feedback.outcome() == Some(Flag::Ok) => MESSAGE_BODY_LEN,
+        Kind::Received if feedback.outcome() == Some(Flag::Ok) => RECEIPT_BODY_LEN,
+        _ => return Err(format!("{who}: unexpected reply {feedback:?}")),
+    };
+    if usize::try_from(feedback.length) != Ok(len) {
+        return Err(format!("{who}: reply of the wrong length: {feedback:?}"));
+    }
+    let mut body = vec![0; len];
+    reader
+        .read_exact(&mut body)
+        .map_err(|e| format!("{who}: reply cut short: {e}"))?;
+    Ok((feedback, body))
+}
+
+/// The id at the front of a MESSAGE, RECEIVED or READ body.
+fn body_id(body: &[u8]) -> u64 {
+    u64::from_le_bytes(body[..ID_LEN].try_into().expect("an id is 8 bytes"))
+}
+
+/// Checks a MESSAGE body (the id, then the CHAT body) as [`check_frame`] checks a CHAT
+/// frame, and that its id is above `previous`: ids of one receiver's deliveries, and
+/// so of one sender's echoes to them, only grow. Returns the id and the send time.
+fn check_message(
+    body: &[u8],
+    previous: u64,
+    sender: &Name,
+    receiver: &Name,
+    seq: usize,
+) -> Result<(u64, u64), String> {
+    let id = body_id(body);
+    if id <= previous {
+        return Err(format!(
+            "message {seq} from {sender} to {receiver}: id {id} after {previous}"
+        ));
+    }
+    let mut frame = message(sender, receiver, seq, 0).to_frame(Flag::Ok);
+    frame[FEEDBACK_LEN..].copy_from_slice(&body[ID_LEN..]);
+    Ok((id, check_frame(&frame, sender, receiver, seq)?))
+}
+
+/// A sender on a receipts connection: as [`send`] with a window, the echoes being
+/// MESSAGE frames, and RECEIVED frames from its receiver among them, each checked
+/// (its name, an id that grows and was echoed to us). Waits for the RECEIVED that
+/// covers the last message; returns how many RECEIVED frames came.
+fn send_with_receipts(
+    stream: TcpStream,
+    sender: &str,
+    receiver: &str,
+    messages: usize,
+    window: usize,
+    now_us: impl Fn() -> u64,
+) -> Result<usize, String> {
+    let sender_name = Name::new(sender).expect("short name");
+    let receiver_name = Name::new(receiver).expect("short name");
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut reader = BufReader::with_capacity(READ_BUFFER_LEN, stream);
+    let (mut sent, mut echoed, mut last_echo_id) = (0, 0, 0);
+    let (mut received, mut receipts) = (0, 0);
+    while echoed < messages || received < last_echo_id {
+        let mut batch = Vec::new();
+        while sent < messages && sent - echoed < window {
+            batch.extend(request(&sender_name, &receiver_name, sent, now_us()));
+            sent += 1;
+        }
+        if !batch.is_empty() {
+            writer
+                .write_all(&batch)
+                .map_err(|e| format!("{sender}: send: {e}"))?;
+        }
+        // Read at least one frame, and every other whole one already buffered.
+        loop {
+            let (feedback, body) = read_receipts_frame(&mut reader, &sender_name)?;
+            if feedback.kind == Kind::Message {
+                if echoed == messages {
+                    return Err(format!("{sender}: an echo beyond the last message"));
+                }
+                (last_echo_id, _) =
+                    check_message(&body, last_echo_id, &sender_name, &receiver_name, echoed)
+                        .map_err(|e| format!("echo: {e}"))?;
+                echoed += 1;
+            } else {
+                let (id, name) = (body_id(&body), &body[ID_LEN..ID_LEN + NAME_LEN]);
+                if name != receiver_name.field() || id <= received || id > last_echo_id {
+                    return Err(format!(
+                        "{sender}: RECEIVED id {id} from {:?} (expected {receiver}, \
+                         above {received}, at most {last_echo_id})",
+                        Name::from_field(name.try_into().expect("20 bytes")).to_lossy()
+                    ));
+                }
+                received = id;
+                receipts += 1;
+            }
+            if reader.buffer().len() < FEEDBACK_LEN + RECEIPT_BODY_LEN {
+                break;
+            }
+        }
+    }
+    Ok(receipts)
+}
+
+/// A receiver on a receipts connection: as [`receive`], the messages being MESSAGE
+/// frames, with an ACK of the highest id after each burst (when no whole frame is left
+/// in the buffer), as `chat-client` acknowledges.
+fn receive_acking(
+    stream: TcpStream,
+    sender: &str,
+    receiver: &str,
+    messages: usize,
+    now_us: impl Fn() -> u64,
+) -> Result<Vec<u64>, String> {
+    let sender = Name::new(sender).expect("short name");
+    let receiver = Name::new(receiver).expect("short name");
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut reader = BufReader::with_capacity(READ_BUFFER_LEN, stream);
+    let mut latencies = Vec::with_capacity(messages);
+    let mut last_id = 0;
+    for seq in 0..messages {
+        let (feedback, body) = read_receipts_frame(&mut reader, &receiver).map_err(|e| {
+            format!("{receiver}: got {seq} of {messages} messages, then nothing ({e})")
+        })?;
+        if feedback.kind != Kind::Message {
+            return Err(format!("{receiver}: unexpected reply {feedback:?}"));
+        }
+        let sent;
+        (last_id, sent) = check_message(&body, last_id, &sender, &receiver, seq)?;
+        latencies.push(now_us().saturating_sub(sent));
+        if reader.buffer().len() < MESSAGE_FRAME_LEN {
+            writer
+                .write_all(&chatroom::protocol::request(
+                    Kind::Ack,
+                    &last_id.to_le_bytes(),
+                ))
+                .map_err(|e| format!("{receiver}: ACK: {e}"))?;
+        }
     }
     Ok(latencies)
 }
