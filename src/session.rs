@@ -168,13 +168,7 @@ impl Session<'_> {
             Kind::Login => self.login(body_len, input),
             Kind::Chat => self.chat(body_len, input),
             Kind::Users => self.users(body_len, input),
-            // Until the server side of receipts lands: answered as unknown (-4).
-            Kind::Receipts
-            | Kind::Message
-            | Kind::Ack
-            | Kind::Received
-            | Kind::Read
-            | Kind::Unknown(_) => {
+            Kind::Unknown(_) => {
                 protocol::skip(input, body_len)?;
                 warn_limited!(
                     "{}: unknown frame type {}; skipped {body_len} bytes",
