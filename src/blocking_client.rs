@@ -6,8 +6,8 @@
 //! simply sends several requests before reading.
 
 use crate::protocol::{
-    self, CHAT_BODY_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Kind, MessageText,
-    NAME_LEN, Name, Password, TooLong,
+    self, CHAT_BODY_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Kind, MESSAGE_BODY_LEN,
+    MessageText, NAME_LEN, Name, Password, RECEIPT_BODY_LEN, TooLong,
 };
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -39,7 +39,27 @@ pub enum Reply {
         /// The online names, sorted by their bytes.
         names: Vec<String>,
     },
-    /// A reply to a type the server does not know.
+    /// A MESSAGE frame (receipts extension): a CHAT frame with the message's id.
+    Message {
+        /// The feedback's flag.
+        flag: i32,
+        /// The message's id: when the server accepted it, in microseconds since 1970.
+        id: u64,
+        /// The message as the server wrote it.
+        message: ChatMessage,
+    },
+    /// A RECEIVED or READ receipt (receipts extension): `name`'s client has (RECEIVED),
+    /// or `name` has seen (READ), every message up to `id`.
+    Receipt {
+        /// [`Kind::Received`] or [`Kind::Read`].
+        kind: Kind,
+        /// Up to and including this id.
+        id: u64,
+        /// Who received or read them.
+        name: String,
+    },
+    /// A reply with no body: to a type the server does not know, to RECEIPTS, or a
+    /// refused ACK or READ.
     Other(Feedback),
 }
 
@@ -113,6 +133,24 @@ impl Client {
         self.send_raw(&protocol::users_request())
     }
 
+    /// Turns receipts on for this connection (receipts extension); the answer is
+    /// `FEEDBACK{4, 0, 1}`.
+    pub fn send_receipts(&mut self) -> io::Result<()> {
+        self.send_raw(&protocol::request(Kind::Receipts, &[]))
+    }
+
+    /// Acknowledges every message delivered up to and including `id`.
+    pub fn send_ack(&mut self, id: u64) -> io::Result<()> {
+        self.send_raw(&protocol::request(Kind::Ack, &id.to_le_bytes()))
+    }
+
+    /// Tells `sender` that the person here has seen their messages up to `id`.
+    pub fn send_read(&mut self, id: u64, sender: &str) -> io::Result<()> {
+        let mut body = id.to_le_bytes().to_vec();
+        body.extend_from_slice(Name::new(sender).map_err(invalid_input)?.field());
+        self.send_raw(&protocol::request(Kind::Read, &body))
+    }
+
     /// Reads the next reply, whole.
     pub fn read_reply(&mut self) -> io::Result<Reply> {
         read_reply(&mut self.reader)
@@ -175,10 +213,23 @@ fn body_len(feedback: &Feedback) -> io::Result<usize> {
             .ok()
             .filter(|len| len % NAME_LEN == 0 && *len <= NAME_LEN * MAX_USERS_IN_REPLY)
             .ok_or_else(|| invalid("USERS")),
+        Kind::Message => match usize::try_from(feedback.length) {
+            Ok(MESSAGE_BODY_LEN) => Ok(MESSAGE_BODY_LEN),
+            _ => Err(invalid("MESSAGE")),
+        },
+        // A receipt has its body; a refusal (-1, -2, -3) has none.
+        Kind::Received | Kind::Read if feedback.flag == protocol::Flag::Ok.to_wire() => {
+            match usize::try_from(feedback.length) {
+                Ok(RECEIPT_BODY_LEN) => Ok(RECEIPT_BODY_LEN),
+                _ => Err(invalid("RECEIVED or READ")),
+            }
+        }
         // The server sends these without a body; skip one if it ever says otherwise.
-        Kind::Unknown(_) => Ok(usize::try_from(feedback.length)
-            .unwrap_or(0)
-            .min(protocol::MAX_BODY_LEN)),
+        Kind::Receipts | Kind::Ack | Kind::Received | Kind::Read | Kind::Unknown(_) => {
+            Ok(usize::try_from(feedback.length)
+                .unwrap_or(0)
+                .min(protocol::MAX_BODY_LEN))
+        }
     }
 }
 
@@ -201,7 +252,23 @@ fn decode_reply(feedback: Feedback, body: &[u8]) -> Reply {
                 })
                 .collect(),
         },
-        Kind::Unknown(_) => Reply::Other(feedback),
+        Kind::Message if body.len() == MESSAGE_BODY_LEN => {
+            let (id, chat) = body.split_at(protocol::ID_LEN);
+            Reply::Message {
+                flag: feedback.flag,
+                id: u64::from_le_bytes(id.try_into().expect("8 bytes")),
+                message: ChatMessage::decode(chat.try_into().expect("body_len checked it")),
+            }
+        }
+        Kind::Received | Kind::Read if body.len() == RECEIPT_BODY_LEN => {
+            let (id, name) = body.split_at(protocol::ID_LEN);
+            Reply::Receipt {
+                kind: feedback.kind,
+                id: u64::from_le_bytes(id.try_into().expect("8 bytes")),
+                name: Name::from_field(name.try_into().expect("20 bytes")).to_lossy(),
+            }
+        }
+        _ => Reply::Other(feedback),
     }
 }
 

@@ -33,6 +33,20 @@ pub const CHAT_FRAME_LEN: usize = FEEDBACK_LEN + CHAT_BODY_LEN;
 /// The largest body a request may announce; anything outside `0..=MAX_BODY_LEN` means the
 /// stream can no longer be trusted (docs/PROTOCOL.md §2).
 pub const MAX_BODY_LEN: usize = 4096;
+/// A message id (receipts extension, docs/PROTOCOL.md §3): a little-endian `u64`.
+pub const ID_LEN: usize = 8;
+/// The body of a MESSAGE frame: the id, then the CHAT body.
+pub const MESSAGE_BODY_LEN: usize = ID_LEN + CHAT_BODY_LEN;
+/// A whole MESSAGE frame: `FEEDBACK{5, 148, flag}`, the id and the CHAT body.
+pub const MESSAGE_FRAME_LEN: usize = FEEDBACK_LEN + MESSAGE_BODY_LEN;
+/// The body of an ACK request: the id.
+pub const ACK_BODY_LEN: usize = ID_LEN;
+/// The body of RECEIVED and READ frames: the id and a name.
+pub const RECEIPT_BODY_LEN: usize = ID_LEN + NAME_LEN;
+/// Private deliveries a receipts connection may hold unacknowledged; the next one
+/// closes it as a slow receiver (docs/PROTOCOL.md §3).
+pub const MAX_UNACKED: usize = 256;
+
 /// The receiver name that addresses the room (docs/PROTOCOL.md §3); never a user name.
 pub const ROOM: &str = "*";
 
@@ -45,6 +59,17 @@ pub enum Kind {
     Chat,
     /// `3` (extension): list who is online.
     Users,
+    /// `4` (receipts extension): turn receipts on for this connection.
+    Receipts,
+    /// `5` (receipts extension, server to client only): a chat message with its id.
+    Message,
+    /// `6` (receipts extension): "I have every message up to this id".
+    Ack,
+    /// `7` (receipts extension, server to client only): a receiver's client has your
+    /// messages up to an id.
+    Received,
+    /// `8` (receipts extension): a person has seen messages up to an id.
+    Read,
     /// Any other value; the server answers it with [`Flag::Unsupported`].
     Unknown(i32),
 }
@@ -56,6 +81,16 @@ impl Kind {
     pub const CHAT: i32 = 2;
     /// The wire value of [`Kind::Users`].
     pub const USERS: i32 = 3;
+    /// The wire value of [`Kind::Receipts`].
+    pub const RECEIPTS: i32 = 4;
+    /// The wire value of [`Kind::Message`].
+    pub const MESSAGE: i32 = 5;
+    /// The wire value of [`Kind::Ack`].
+    pub const ACK: i32 = 6;
+    /// The wire value of [`Kind::Received`].
+    pub const RECEIVED: i32 = 7;
+    /// The wire value of [`Kind::Read`].
+    pub const READ: i32 = 8;
 
     /// The kind a header's `type` field stands for.
     pub fn from_wire(value: i32) -> Kind {
@@ -63,6 +98,11 @@ impl Kind {
             Kind::LOGIN => Kind::Login,
             Kind::CHAT => Kind::Chat,
             Kind::USERS => Kind::Users,
+            Kind::RECEIPTS => Kind::Receipts,
+            Kind::MESSAGE => Kind::Message,
+            Kind::ACK => Kind::Ack,
+            Kind::RECEIVED => Kind::Received,
+            Kind::READ => Kind::Read,
             other => Kind::Unknown(other),
         }
     }
@@ -73,6 +113,11 @@ impl Kind {
             Kind::Login => Kind::LOGIN,
             Kind::Chat => Kind::CHAT,
             Kind::Users => Kind::USERS,
+            Kind::Receipts => Kind::RECEIPTS,
+            Kind::Message => Kind::MESSAGE,
+            Kind::Ack => Kind::ACK,
+            Kind::Received => Kind::RECEIVED,
+            Kind::Read => Kind::READ,
             Kind::Unknown(other) => other,
         }
     }
@@ -669,8 +714,8 @@ mod tests {
         let header = Header::decode(&[2, 0, 0, 0, 0x8C, 0, 0, 0]);
         assert_eq!(header.kind, Kind::Chat);
         assert_eq!(header.body_len(), Some(140));
-        let negative = Header::decode(&[7, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
-        assert_eq!(negative.kind, Kind::Unknown(7));
+        let negative = Header::decode(&[9, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(negative.kind, Kind::Unknown(9));
         assert_eq!(negative.body_len(), None);
         let too_big = Header::decode(&[1, 0, 0, 0, 0x01, 0x10, 0, 0]);
         assert_eq!(too_big.body_len(), None);

@@ -83,7 +83,13 @@ fn describe_request(frame: &[u8]) -> (String, Range<usize>) {
             }
         }
         Kind::Chat => line.push_str(&chat_body(body)),
-        Kind::Users | Kind::Unknown(_) => line.push_str(&other_body(body)),
+        Kind::Users
+        | Kind::Receipts
+        | Kind::Message
+        | Kind::Ack
+        | Kind::Received
+        | Kind::Read
+        | Kind::Unknown(_) => line.push_str(&other_body(body)),
     }
     (line, masked)
 }
@@ -144,6 +150,11 @@ fn kind_name(kind: Kind) -> String {
         Kind::Login => "LOGIN",
         Kind::Chat => "CHAT",
         Kind::Users => "USERS (extension)",
+        Kind::Receipts => "RECEIPTS (extension)",
+        Kind::Message => "MESSAGE (extension)",
+        Kind::Ack => "ACK (extension)",
+        Kind::Received => "RECEIVED (extension)",
+        Kind::Read => "READ (extension)",
         Kind::Unknown(_) => "unknown",
     };
     format!("{} {name}", kind.to_wire())

@@ -912,6 +912,8 @@ impl Screen {
                     Some(Purpose::Who) | None => println!("online: {}", names.join(", ")),
                 }
             }
+            // The receipts extension is not turned on by this client (yet).
+            Reply::Message { .. } | Reply::Receipt { .. } => {}
             Reply::Login { flag } => println!("(login: {})", describe(*flag)),
             Reply::Other(feedback) => {
                 println!(
