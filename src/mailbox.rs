@@ -120,6 +120,8 @@ pub type StoredMessage = (u64, ChatMessage);
 pub struct Delivered {
     /// Device, inode and length of the file read; `None` if there was no file.
     file: Option<(u64, u64, u64)>,
+    /// The messages delivered (taken out by the caller, who needs their ids and senders).
+    pub messages: Vec<StoredMessage>,
 }
 
 /// What was read from a mailbox file, and which file it was: emptying the mailbox
@@ -780,7 +782,7 @@ impl Mailbox<'_> {
     pub fn hand_over_keeping(
         &mut self,
         send: impl FnOnce(&[(u64, ChatMessage)]) -> io::Result<()>,
-    ) -> io::Result<(Handover, Option<(Delivered, Vec<StoredMessage>)>)> {
+    ) -> io::Result<(Handover, Option<Delivered>)> {
         if self.is_empty() {
             send(&[])?;
             return Ok((Handover::Empty, None));
@@ -795,8 +797,11 @@ impl Mailbox<'_> {
         };
         send(&loaded.messages)?;
         let handover = Handover::Delivered(loaded.messages.len());
-        let delivered = Delivered { file: loaded.file };
-        Ok((handover, Some((delivered, loaded.messages))))
+        let delivered = Delivered {
+            file: loaded.file,
+            messages: loaded.messages,
+        };
+        Ok((handover, Some(delivered)))
     }
 
     /// The client acknowledged the messages [`Mailbox::hand_over_keeping`] delivered:

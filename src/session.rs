@@ -325,9 +325,10 @@ impl Session<'_> {
                     self.announce(&name, &login_reply_with_ids(stored))
                 };
                 let (handed, delivered) = mailbox.hand_over_keeping(reply)?;
-                if let Some((delivered, stored)) = delivered
-                    && let Some(&(until, _)) = stored.last()
+                if let Some(mut delivered) = delivered
+                    && let Some(&(until, _)) = delivered.messages.last()
                 {
+                    let stored = std::mem::take(&mut delivered.messages);
                     let senders = stored.iter().map(|(id, m)| (*id, m.sender)).collect();
                     receipts.keep_stored(StoredBatch {
                         until,
