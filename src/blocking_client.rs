@@ -6,8 +6,8 @@
 //! simply sends several requests before reading.
 
 use crate::protocol::{
-    self, CHAT_BODY_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Kind,
-    MESSAGE_BODY_LEN, MessageText, NAME_LEN, Name, Password, RECEIPT_BODY_LEN, TooLong,
+    self, CHAT_BODY_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Kind, MESSAGE_BODY_LEN,
+    MessageText, NAME_LEN, Name, Password, RECEIPT_BODY_LEN, TooLong,
 };
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -227,8 +227,8 @@ fn body_len(feedback: &Feedback) -> io::Result<usize> {
         // The server sends these without a body; skip one if it ever says otherwise.
         Kind::Receipts | Kind::Ack | Kind::Received | Kind::Read | Kind::Unknown(_) => {
             Ok(usize::try_from(feedback.length)
-            .unwrap_or(0)
-            .min(protocol::MAX_BODY_LEN))
+                .unwrap_or(0)
+                .min(protocol::MAX_BODY_LEN))
         }
     }
 }

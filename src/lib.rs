@@ -16,7 +16,8 @@
 //! - [`online`]: who is online, and writing a frame to a client's socket.
 //! - [`login_throttle`]: failed logins counted per client address.
 //! - [`log_limit`]: log lines a flood cannot multiply.
-//! - [`mailbox`]: offline messages on disk.
+//! - [`mailbox`]: offline messages on disk; [`mailbox_format`]: the bytes of its files.
+//! - [`receipts`]: the receipts extension: message ids, acknowledgements, receipts.
 //! - [`users`]: the accounts and the users file.
 //! - [`config`]: the command line.
 //! - [`descriptors`]: the file descriptor budget: clients fitted to the limit.
@@ -35,9 +36,11 @@ pub mod frame_reader;
 pub mod log_limit;
 pub mod login_throttle;
 pub mod mailbox;
+pub mod mailbox_format;
 pub mod online;
 pub mod outbox;
 pub mod protocol;
+pub mod receipts;
 pub mod server;
 pub mod session;
 pub mod shared;

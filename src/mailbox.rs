@@ -1,7 +1,8 @@
 //! Offline messages on disk: one append-only file per user.
 //!
-//! A record is the 140-byte CHAT body exactly as it will be delivered, so a mailbox file
-//! is a plain array of them. Appending syncs the data before returning, because the
+//! A file is a header and an array of records, each a message id and the 140-byte CHAT
+//! body exactly as it will be delivered (`mailbox_format.rs`; files of the first format,
+//! without ids, are rewritten at startup). Appending syncs the data before returning, because the
 //! sender's QUEUED echo is a promise that the message survives a crash. A crash in the
 //! middle of an append leaves a torn record at the end of the file; loading drops it and
 //! the next append cuts it off, so it is never delivered as garbage.
@@ -33,7 +34,9 @@
 //! delivery and login agree (see [`Mailboxes::lock`]).
 
 use crate::descriptors::StorePermits;
+use crate::mailbox_format::{self, Format, MAGIC, Record};
 use crate::protocol::{CHAT_BODY_LEN, ChatMessage};
+use crate::receipts::MessageIds;
 use crate::users::{AccountId, Accounts};
 use crate::warn_limited;
 use parking_lot::{Mutex, MutexGuard};
@@ -49,8 +52,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The file name extension of a mailbox.
 const MAILBOX_EXTENSION: &str = "mbox";
-/// The record size: one CHAT body.
-const RECORD_LEN: u64 = CHAT_BODY_LEN as u64;
+/// The record size: a message id and a CHAT body.
+const RECORD_LEN: u64 = mailbox_format::RECORD_LEN as u64;
+/// The header's size.
+const HEADER_LEN: u64 = MAGIC.len() as u64;
 /// The data directory's permissions: the server's user only.
 const DIR_MODE: u32 = 0o700;
 /// A mailbox file's permissions: the server's user only.
@@ -106,10 +111,23 @@ pub enum Handover {
     },
 }
 
+/// A stored message and its id.
+pub type StoredMessage = (u64, ChatMessage);
+
+/// The file a receipts login's stored messages were read from, kept until the client
+/// acknowledges them ([`Mailbox::forget_delivered`]).
+#[derive(Debug)]
+pub struct Delivered {
+    /// Device, inode and length of the file read; `None` if there was no file.
+    file: Option<(u64, u64, u64)>,
+    /// The messages delivered (taken out by the caller, who needs their ids and senders).
+    pub messages: Vec<StoredMessage>,
+}
+
 /// What was read from a mailbox file, and which file it was: emptying the mailbox
 /// removes that file only if it is still the one.
 struct Loaded {
-    messages: Vec<ChatMessage>,
+    messages: Vec<(u64, ChatMessage)>,
     /// Device, inode and length of the file read; `None` if there was no file.
     file: Option<(u64, u64, u64)>,
 }
@@ -142,6 +160,8 @@ pub struct Mailboxes {
     entries: Vec<Mutex<Entry>>,
     /// Bounds the store's open files (see `descriptors.rs`).
     permits: StorePermits,
+    /// Message ids, above every id stored (see `receipts.rs`).
+    ids: MessageIds,
 }
 
 /// What the server knows of one mailbox, guarded by its lock: 8 bytes, since there is
@@ -212,7 +232,8 @@ impl Mailboxes {
             .map(|_| Mutex::new(Entry::default()))
             .collect();
         let mut stored = 0;
-        for (id, entry) in scan(dir, &users)? {
+        let (found, highest_id) = scan(dir, &users)?;
+        for (id, entry) in found {
             stored += entry.count as usize;
             *entries[id].get_mut() = entry;
         }
@@ -224,12 +245,23 @@ impl Mailboxes {
             users,
             entries,
             permits: StorePermits::default(),
+            ids: MessageIds::above(highest_id),
         })
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A fresh message id (see `receipts.rs`): above every id stored or handed out.
+    pub fn next_id(&self) -> u64 {
+        self.ids.next()
+    }
+
+    /// The server's message ids.
+    pub fn ids(&self) -> &MessageIds {
+        &self.ids
     }
 
     /// Messages all mailboxes together may hold.
@@ -342,14 +374,17 @@ fn make_private(path: &Path, metadata: &Metadata, mode: u32) {
 }
 
 /// The mailboxes an earlier run left in `dir`: each account's message count, or why its
-/// entry is unusable. Every other file is reported and left alone.
-fn scan(dir: &Path, users: &Accounts) -> Result<Vec<(AccountId, Entry)>, String> {
+/// entry is unusable, and the highest message id stored. Files of the first format are
+/// rewritten with ids (see [`upgrade`]). Every other file is reported and left alone.
+fn scan(dir: &Path, users: &Accounts) -> Result<(Vec<(AccountId, Entry)>, u64), String> {
     let unreadable = |error| format!("data directory {}: cannot be read: {error}", dir.display());
     let mut names = HashSet::new();
     for entry in fs::read_dir(dir).map_err(unreadable)? {
         names.insert(entry.map_err(unreadable)?.file_name());
     }
     let mut found = Vec::new();
+    let mut highest_id = 0;
+    let mut old_files: Vec<(PathBuf, mailbox_format::Parsed)> = Vec::new();
     for id in 0..users.len() {
         let file = file_name(users.name(id));
         if !names.remove(OsStr::new(&file)) {
@@ -360,8 +395,21 @@ fn scan(dir: &Path, users: &Accounts) -> Result<Vec<(AccountId, Entry)>, String>
         let entry = match fs::symlink_metadata(&path) {
             Ok(metadata) if metadata.is_file() => {
                 make_private(&path, &metadata, FILE_MODE);
+                let mut bytes = Vec::new();
+                open_regular(&path, OpenOptions::new().read(true))
+                    .and_then(|mut file| file.read_to_end(&mut bytes))
+                    .map_err(|error| format!("{}: cannot be read: {error}", path.display()))?;
+                let parsed = mailbox_format::parse(&bytes);
+                let count = u32::try_from(parsed.records.len()).unwrap_or(u32::MAX);
+                match parsed.format {
+                    Format::WithIds => {
+                        let highest = parsed.records.iter().map(|(id, _)| *id).max();
+                        highest_id = highest_id.max(highest.unwrap_or(0));
+                    }
+                    Format::Old => old_files.push((path, parsed)),
+                }
                 Entry {
-                    count: u32::try_from(metadata.len() / RECORD_LEN).unwrap_or(u32::MAX),
+                    count,
                     unusable: None,
                 }
             }
@@ -391,7 +439,57 @@ fn scan(dir: &Path, users: &Accounts) -> Result<Vec<(AccountId, Entry)>, String>
             dir.join(stranger).display()
         );
     }
-    Ok(found)
+    // Ids for the old files' messages: above every id there is, in file order.
+    let ids = MessageIds::above(highest_id);
+    for (path, parsed) in old_files {
+        upgrade(dir, &path, parsed, &ids)?;
+    }
+    Ok((found, ids.last()))
+}
+
+/// Rewrites a mailbox of the first format (no header, no ids) in the current one, giving
+/// its messages ids from `ids`, which stand for the time of the upgrade: their real send
+/// time was never recorded. The new file is written beside the old one, synced, and
+/// renamed over it, so a crash leaves one or the other whole.
+fn upgrade(
+    dir: &Path,
+    path: &Path,
+    parsed: mailbox_format::Parsed,
+    ids: &MessageIds,
+) -> Result<(), String> {
+    let failed = |error: io::Error| format!("{}: cannot be upgraded: {error}", path.display());
+    let records: Vec<Record> = parsed
+        .records
+        .into_iter()
+        .map(|(_, body)| (ids.next(), body))
+        .collect();
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".upgrading");
+    let temporary = PathBuf::from(temporary);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .custom_flags(SAFE_OPEN_FLAGS)
+        .open(&temporary)
+        .map_err(failed)?;
+    file.write_all(&mailbox_format::file_with(&records))
+        .and_then(|()| file.sync_all())
+        .and_then(|()| fs::rename(&temporary, path))
+        .and_then(|()| File::open(dir)?.sync_all())
+        .map_err(failed)?;
+    log::info!(
+        "{}: upgraded to the format with message ids ({} messages{})",
+        path.display(),
+        records.len(),
+        if parsed.torn > 0 {
+            format!("; a torn record of {} bytes dropped", parsed.torn)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
 
 /// The file name for `name`'s mailbox: the name's bytes in hex, safe for any UTF-8 name
@@ -449,7 +547,7 @@ pub struct Mailbox<'a> {
 impl Mailbox<'_> {
     /// Appends `message` and syncs it to disk, unless a limit is reached. An error means
     /// nothing was stored (the sender is told -8).
-    pub fn append(&mut self, message: &ChatMessage) -> io::Result<Stored> {
+    pub fn append(&mut self, id: u64, message: &ChatMessage) -> io::Result<Stored> {
         if let Some(kind) = self.entry.unusable {
             return Err(not_regular(kind));
         }
@@ -460,7 +558,7 @@ impl Mailbox<'_> {
         if !self.mailboxes.reserve() {
             return Ok(Stored::StoreFull);
         }
-        match self.write(message) {
+        match self.write(&[(id, message.to_bytes())]) {
             Ok(()) => {
                 self.entry.count += 1;
                 Ok(Stored::Queued)
@@ -472,26 +570,52 @@ impl Mailbox<'_> {
         }
     }
 
-    /// Appends and syncs one record. On any failure the file is cut back to what it
-    /// held before: the sender is told -8, so no part of this message may be delivered
-    /// later (a full disk often takes half a record before it refuses the rest).
-    fn write(&mut self, message: &ChatMessage) -> io::Result<()> {
+    /// Stores messages that a receipts connection had not acknowledged when it ended
+    /// (see `receipts.rs`), in one write and one sync. They were accepted already, so
+    /// the limits do not refuse them; they count from now on. An error means none of
+    /// them was stored.
+    pub fn append_unacknowledged(&mut self, records: &[Record]) -> io::Result<()> {
+        if let Some(kind) = self.entry.unusable {
+            return Err(not_regular(kind));
+        }
+        self.write(records)?;
+        let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
+        self.entry.count = self.entry.count.saturating_add(count);
+        self.mailboxes.take_back(records.len());
+        Ok(())
+    }
+
+    /// Appends and syncs `records`. On any failure the file is cut back to what it
+    /// held before: the sender is told -8, so no part of these messages may be
+    /// delivered later (a full disk often takes half a record before it refuses the
+    /// rest).
+    fn write(&mut self, records: &[Record]) -> io::Result<()> {
         let path = self.path();
         let _permit = self.mailboxes.permits.take();
         let (mut file, created) = self.open_for_append(&path)?;
         let len = file.metadata()?.len();
-        let torn = len % RECORD_LEN;
-        if torn != 0 {
-            // A crash cut the last append short: drop the fragment, or every record
-            // after it would be misaligned.
+        // A new file (or one whose header a crash tore) starts with the header; a torn
+        // record at the end is dropped, or every record after it would be misaligned.
+        let (whole, header) = if len < HEADER_LEN {
+            (0, true)
+        } else {
+            (len - (len - HEADER_LEN) % RECORD_LEN, false)
+        };
+        if whole != len {
             warn_limited!(
-                "{}: dropping a torn record ({torn} bytes) at the end",
-                path.display()
+                "{}: dropping a torn record ({} bytes) at the end",
+                path.display(),
+                len - whole
             );
-            file.set_len(len - torn)?;
+            file.set_len(whole)?;
         }
+        let mut bytes = Vec::with_capacity(MAGIC.len() + records.len() * RECORD_LEN as usize);
+        if header {
+            bytes.extend_from_slice(&MAGIC);
+        }
+        mailbox_format::encode(records, &mut bytes);
         let result = file
-            .write_all(&message.to_bytes())
+            .write_all(&bytes)
             .and_then(|()| file.sync_data())
             .and_then(|()| {
                 // A new file's name lives in the directory: sync that too, or a crash
@@ -503,7 +627,7 @@ impl Mailbox<'_> {
                 }
             });
         if result.is_err()
-            && let Err(undo) = file.set_len(len - torn)
+            && let Err(undo) = file.set_len(whole)
         {
             log::error!(
                 "{}: a message failed to store and cannot be cut off again ({undo}); \
@@ -546,7 +670,7 @@ impl Mailbox<'_> {
 
     /// Every whole, valid stored message, oldest first. A torn record at the end is
     /// left out, and so is every record this server would not have written (reported).
-    pub fn load(&self) -> io::Result<Vec<ChatMessage>> {
+    pub fn load(&self) -> io::Result<Vec<(u64, ChatMessage)>> {
         Ok(self.read_all()?.messages)
     }
 
@@ -572,19 +696,18 @@ impl Mailbox<'_> {
             Err(error) => return Err(error),
         };
         drop(permit);
-        let records = bytes.chunks_exact(CHAT_BODY_LEN);
-        if !records.remainder().is_empty() {
+        let parsed = mailbox_format::parse(&bytes);
+        if parsed.torn > 0 {
             warn_limited!(
                 "{}: ignoring a torn record ({} bytes) at the end",
                 path.display(),
-                records.remainder().len()
+                parsed.torn
             );
         }
-        let mut messages = Vec::with_capacity(records.len());
-        for (index, record) in records.enumerate() {
-            let record: &[u8; CHAT_BODY_LEN] = record.try_into().expect("chunks are 140 bytes");
+        let mut messages = Vec::with_capacity(parsed.records.len());
+        for (index, (id, record)) in parsed.records.iter().enumerate() {
             match self.check_record(record) {
-                Ok(message) => messages.push(message),
+                Ok(message) => messages.push((*id, message)),
                 Err(problem) => warn_limited!(
                     "{}: record {} is not a message this server wrote ({problem}); skipped",
                     path.display(),
@@ -628,7 +751,7 @@ impl Mailbox<'_> {
     /// find the room free. It is taken back if `send` fails.
     pub fn hand_over(
         &mut self,
-        send: impl FnOnce(&[ChatMessage]) -> io::Result<()>,
+        send: impl FnOnce(&[(u64, ChatMessage)]) -> io::Result<()>,
     ) -> io::Result<Handover> {
         if self.is_empty() {
             send(&[])?;
@@ -652,6 +775,67 @@ impl Mailbox<'_> {
         Ok(Handover::Delivered(loaded.messages.len()))
     }
 
+    /// A receipts login's delivery of the mailbox: like [`Mailbox::hand_over`], but the
+    /// mailbox stays as it is (its room too) until the client acknowledges the messages
+    /// ([`Mailbox::forget_delivered`] with what this returns). A connection lost before
+    /// that gets them all again.
+    pub fn hand_over_keeping(
+        &mut self,
+        send: impl FnOnce(&[(u64, ChatMessage)]) -> io::Result<()>,
+    ) -> io::Result<(Handover, Option<Delivered>)> {
+        if self.is_empty() {
+            send(&[])?;
+            return Ok((Handover::Empty, None));
+        }
+        let loaded = match self.read_all() {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                send(&[])?;
+                let messages = self.entry.count as usize;
+                return Ok((Handover::Kept { messages, error }, None));
+            }
+        };
+        send(&loaded.messages)?;
+        let handover = Handover::Delivered(loaded.messages.len());
+        let delivered = Delivered {
+            file: loaded.file,
+            messages: loaded.messages,
+        };
+        Ok((handover, Some(delivered)))
+    }
+
+    /// The client acknowledged the messages [`Mailbox::hand_over_keeping`] delivered:
+    /// the mailbox is emptied and its room given back, if its file is still the one they
+    /// were read from. If anything was appended since (or the file cannot be removed),
+    /// it stays, and everything in it comes again at the next login.
+    pub fn forget_delivered(&mut self, delivered: &Delivered) {
+        let path = self.path();
+        let unchanged = match fs::symlink_metadata(&path) {
+            Ok(now) => delivered.file == Some((now.dev(), now.ino(), now.len())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => true,
+            Err(_) => false,
+        };
+        if !unchanged {
+            log::info!(
+                "{}: changed since its messages were delivered; kept, and delivered \
+                 again at the next login",
+                path.display()
+            );
+            return;
+        }
+        match fs::remove_file(&path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => log::error!(
+                "{}: delivered and acknowledged, but cannot be emptied ({error}); its \
+                 messages will come again at the next login",
+                path.display()
+            ),
+            _ => {
+                self.mailboxes.release(self.entry.count as usize);
+                self.entry.count = 0;
+            }
+        }
+    }
+
     /// Removes the file `loaded` was read from, after its messages were delivered and
     /// their room given back; leaves it (counted again) if it is another file by now or
     /// cannot be removed. (A change by hand between the check and the removal is not
@@ -668,7 +852,7 @@ impl Mailbox<'_> {
         };
         if loaded.file != Some((now.dev(), now.ino(), now.len())) {
             let left = if now.is_file() {
-                now.len() / RECORD_LEN
+                now.len().saturating_sub(HEADER_LEN) / RECORD_LEN
             } else {
                 0
             };
@@ -747,7 +931,7 @@ mod tests {
 
     fn stored_texts(mailbox: &Mailbox<'_>) -> Vec<String> {
         let stored = mailbox.load().unwrap();
-        stored.iter().map(|m| m.text.to_lossy()).collect()
+        stored.iter().map(|(_, m)| m.text.to_lossy()).collect()
     }
 
     #[test]
@@ -766,7 +950,7 @@ mod tests {
             mailboxes
                 .lock("似末")
                 .unwrap()
-                .append(&message("kept"))
+                .append(1, &message("kept"))
                 .unwrap();
         }
         // Not mailboxes: another name, near misses of 1001's "31303031.mbox", and an
@@ -797,7 +981,7 @@ mod tests {
             Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
         for text in ["one", "two", "three"] {
-            assert_eq!(mailbox.append(&message(text)).unwrap(), Stored::Queued);
+            assert_eq!(mailbox.append(1, &message(text)).unwrap(), Stored::Queued);
         }
         assert_eq!(stored_texts(&mailbox), ["one", "two", "three"]);
         let handed = mailbox.hand_over(|_| Ok(())).unwrap();
@@ -813,9 +997,12 @@ mod tests {
         let mailboxes =
             Mailboxes::open(&dir, 2, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        assert_eq!(mailbox.append(&message("a")).unwrap(), Stored::Queued);
-        assert_eq!(mailbox.append(&message("b")).unwrap(), Stored::Queued);
-        assert_eq!(mailbox.append(&message("c")).unwrap(), Stored::MailboxFull);
+        assert_eq!(mailbox.append(1, &message("a")).unwrap(), Stored::Queued);
+        assert_eq!(mailbox.append(1, &message("b")).unwrap(), Stored::Queued);
+        assert_eq!(
+            mailbox.append(1, &message("c")).unwrap(),
+            Stored::MailboxFull
+        );
         assert_eq!(mailbox.load().unwrap().len(), 2);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -826,14 +1013,14 @@ mod tests {
         let mailboxes =
             Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(&message("whole")).unwrap();
+        mailbox.append(1, &message("whole")).unwrap();
         let mut file = OpenOptions::new()
             .append(true)
             .open(mailbox.path())
             .unwrap();
         file.write_all(&message("torn").to_bytes()[..50]).unwrap();
         assert_eq!(stored_texts(&mailbox), ["whole"]);
-        mailbox.append(&message("after")).unwrap();
+        mailbox.append(1, &message("after")).unwrap();
         assert_eq!(stored_texts(&mailbox), ["whole", "after"]);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -865,10 +1052,10 @@ mod tests {
         let mailboxes = Mailboxes::open(&dir, 10, 3, Arc::new(Accounts::built_in())).unwrap();
         for name in ["1001", "1002", "1003"] {
             let mut mailbox = mailboxes.lock(name).unwrap();
-            assert_eq!(mailbox.append(&message("x")).unwrap(), Stored::Queued);
+            assert_eq!(mailbox.append(1, &message("x")).unwrap(), Stored::Queued);
         }
         let mut fourth = mailboxes.lock("似末").unwrap();
-        assert_eq!(fourth.append(&message("y")).unwrap(), Stored::StoreFull);
+        assert_eq!(fourth.append(1, &message("y")).unwrap(), Stored::StoreFull);
         drop(fourth);
         mailboxes
             .lock("1002")
@@ -877,7 +1064,7 @@ mod tests {
             .unwrap();
         assert_eq!(mailboxes.stored(), 2);
         let mut fourth = mailboxes.lock("似末").unwrap();
-        assert_eq!(fourth.append(&message("y")).unwrap(), Stored::Queued);
+        assert_eq!(fourth.append(1, &message("y")).unwrap(), Stored::Queued);
         drop(fourth);
         // A restart counts what the files hold.
         let reopened = Mailboxes::open(&dir, 10, 3, Arc::new(Accounts::built_in())).unwrap();
@@ -891,7 +1078,7 @@ mod tests {
         let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in()));
         let mailboxes = mailboxes.unwrap();
         let mut mailbox = mailboxes.lock("1001").unwrap();
-        mailbox.append(&message("secret")).unwrap();
+        mailbox.append(1, &message("secret")).unwrap();
         let mode = |path: &Path| fs::metadata(path).unwrap().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&mailbox.path()), 0o600);
@@ -941,12 +1128,12 @@ mod tests {
         let dir = temp_dir("failed-send");
         let mailboxes = Mailboxes::open(&dir, 10, 2, Arc::new(Accounts::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(&message("one")).unwrap();
-        mailbox.append(&message("two")).unwrap();
+        mailbox.append(1, &message("one")).unwrap();
+        mailbox.append(1, &message("two")).unwrap();
         let mut seen = Vec::new();
         let error = mailbox
             .hand_over(|stored| {
-                seen = stored.iter().map(|m| m.text.to_lossy()).collect();
+                seen = stored.iter().map(|(_, m)| m.text.to_lossy()).collect();
                 assert_eq!(mailboxes.stored(), 0, "the room is free while it is sent");
                 Err(io::ErrorKind::BrokenPipe.into())
             })
@@ -956,7 +1143,7 @@ mod tests {
         assert_eq!(stored_texts(&mailbox), ["one", "two"], "the file is whole");
         assert_eq!(mailboxes.stored(), 2, "and counted again");
         assert_eq!(
-            mailbox.append(&message("three")).unwrap(),
+            mailbox.append(1, &message("three")).unwrap(),
             Stored::StoreFull
         );
         fs::remove_dir_all(&dir).unwrap();
@@ -968,13 +1155,17 @@ mod tests {
         let mailboxes =
             Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(&message("old")).unwrap();
+        mailbox.append(1, &message("old")).unwrap();
         let path = mailbox.path();
         let handed = mailbox
             .hand_over(|_| {
                 // Someone puts another file in its place while the messages go out.
                 let other = dir.join("other");
-                let bytes = [message("new 1").to_bytes(), message("new 2").to_bytes()].concat();
+                let records = [
+                    (5, message("new 1").to_bytes()),
+                    (6, message("new 2").to_bytes()),
+                ];
+                let bytes = mailbox_format::file_with(&records);
                 fs::write(&other, bytes)?;
                 fs::rename(&other, &path)
             })
@@ -991,7 +1182,7 @@ mod tests {
         let mailboxes =
             Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(&message("gone")).unwrap();
+        mailbox.append(1, &message("gone")).unwrap();
         fs::remove_file(mailbox.path()).unwrap();
         let handed = mailbox.hand_over(|stored| {
             assert!(stored.is_empty());
@@ -1009,7 +1200,7 @@ mod tests {
         let mailboxes =
             Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(&message("kept")).unwrap();
+        mailbox.append(1, &message("kept")).unwrap();
         // Unreadable: the owner may write but not read (root reads anyway, so a
         // directory in its place stands in for an open that fails).
         let path = mailbox.path();

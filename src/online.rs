@@ -15,12 +15,13 @@
 //! to look up, insert or remove an entry, never across a socket write: callers take the
 //! `Arc<Connection>` out, let go of the map, then write.
 
+use crate::receipts::Receipts;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Tells connections apart even when the same user logs in twice, so that the cleanup of
@@ -45,6 +46,9 @@ pub struct Connection {
     evicted: AtomicBool,
     /// Set once its session has logged in: the client limit never evicts it then.
     logged_in: AtomicBool,
+    /// The receipts extension's state, once the client turned it on (see `receipts.rs`):
+    /// a pointer's worth for every plain connection.
+    receipts: OnceLock<Box<Receipts>>,
 }
 
 impl Connection {
@@ -65,6 +69,7 @@ impl Connection {
             closed: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             logged_in: AtomicBool::new(false),
+            receipts: OnceLock::new(),
         })
     }
 
@@ -247,6 +252,17 @@ impl Connection {
             }
             None => self.close(),
         }
+    }
+
+    /// Turns the receipts extension on for this connection (again: no change).
+    pub fn turn_on_receipts(&self) {
+        self.receipts.get_or_init(Box::default);
+    }
+
+    /// The receipts state, if the client turned receipts on: then every CHAT frame for
+    /// it goes out as a MESSAGE frame.
+    pub fn receipts(&self) -> Option<&Receipts> {
+        self.receipts.get().map(|receipts| &**receipts)
     }
 
     /// Marks the connection as logged in (see `Slot::log_in`).

@@ -21,6 +21,7 @@
 
 use crate::online::Connection;
 use crate::protocol::{self, CHAT_BODY_LEN, CHAT_FRAME_LEN, FEEDBACK_LEN, Feedback, Flag, Kind};
+use crate::receipts;
 use crate::shared::SharedState;
 use crate::users::AccountId;
 use std::io::{self, Read};
@@ -49,6 +50,13 @@ pub struct Outbox {
     frames: Vec<u8>,
     /// The echo flags of one receiver's messages (reused).
     flags: Vec<Flag>,
+    /// The ids of one receiver's messages (reused).
+    ids: Vec<u64>,
+    /// Where an echo sits in `replies`, and its message's id: for a receipts connection,
+    /// whose echoes are MESSAGE frames (see `receipts.rs`). Empty on a plain one.
+    echo_ids: Vec<(usize, u64)>,
+    /// The replies as MESSAGE frames, for a receipts connection (reused).
+    converted: Vec<u8>,
 }
 
 impl Outbox {
@@ -88,6 +96,20 @@ impl Outbox {
         self.requests += 1;
     }
 
+    /// Gives the CHAT frame at `frame` (an echo) the id a receipts connection sees with it.
+    pub fn set_echo_id(&mut self, frame: usize, id: u64) {
+        self.echo_ids.push((frame, id));
+    }
+
+    /// Queues a CHAT frame that echoes a room message, with its id (0 on a plain
+    /// connection, where ids are not shown).
+    pub fn reply_echo(&mut self, frame: &[u8; CHAT_FRAME_LEN], id: u64) {
+        if id != 0 {
+            self.echo_ids.push((self.replies.len(), id));
+        }
+        self.reply(frame);
+    }
+
     /// Queues the CHAT frame read at `frame` for account `receiver` (not the sender); it
     /// stays in the replies as the echo, whose flag is settled once the delivery has
     /// happened.
@@ -116,12 +138,21 @@ impl Outbox {
     /// or into their mailbox: [`SharedState::deliver`]), then this client's replies with
     /// the echoes' flags filled in, in one write to `connection`.
     pub fn write_out(&mut self, shared: &SharedState, connection: &Connection) -> io::Result<()> {
-        self.deliver_all(shared);
+        let receipts = connection.receipts().is_some();
+        self.deliver_all(shared, receipts);
         self.requests = 0;
         if self.replies.is_empty() {
             return Ok(());
         }
-        let result = connection.send(&self.replies);
+        let result = if receipts {
+            // The receipts extension's one change here: echoes go out as MESSAGE frames.
+            self.converted.clear();
+            receipts::as_messages(&self.replies, &self.echo_ids, &mut self.converted);
+            connection.send(&self.converted)
+        } else {
+            connection.send(&self.replies)
+        };
+        self.echo_ids.clear();
         self.replies.clear();
         // One huge reply (USERS with thousands online) must not stay allocated.
         self.replies.shrink_to(MAX_UNSENT_REPLY_BYTES);
@@ -130,7 +161,7 @@ impl Outbox {
 
     /// Hands each receiver its messages, in one write per receiver, and settles the
     /// echoes' flags.
-    fn deliver_all(&mut self, shared: &SharedState) {
+    fn deliver_all(&mut self, shared: &SharedState, want_ids: bool) {
         // Grouped by receiver; within a receiver, echo offsets grow in the order the
         // messages came, so sorting by both keeps each receiver's order (and sorts in
         // place, with no allocation).
@@ -140,6 +171,8 @@ impl Outbox {
             deliveries,
             frames,
             flags,
+            ids,
+            echo_ids,
             ..
         } = self;
         for group in deliveries.chunk_by(|a, b| a.0 == b.0) {
@@ -147,11 +180,14 @@ impl Outbox {
             for &(_, echo) in group {
                 frames.extend_from_slice(&replies[echo..echo + CHAT_FRAME_LEN]);
             }
-            shared.deliver(group[0].0, frames, flags);
+            shared.deliver(group[0].0, frames, want_ids, flags, ids);
             for (&(_, echo), &flag) in group.iter().zip(flags.iter()) {
                 if flag != Flag::Ok {
                     protocol::set_flag(&mut replies[echo..echo + FEEDBACK_LEN], flag);
                 }
+            }
+            if want_ids {
+                echo_ids.extend(group.iter().map(|&(_, echo)| echo).zip(ids.iter().copied()));
             }
         }
         deliveries.clear();

@@ -714,8 +714,8 @@ mod tests {
         let header = Header::decode(&[2, 0, 0, 0, 0x8C, 0, 0, 0]);
         assert_eq!(header.kind, Kind::Chat);
         assert_eq!(header.body_len(), Some(140));
-        let negative = Header::decode(&[7, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
-        assert_eq!(negative.kind, Kind::Unknown(7));
+        let negative = Header::decode(&[9, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(negative.kind, Kind::Unknown(9));
         assert_eq!(negative.body_len(), None);
         let too_big = Header::decode(&[1, 0, 0, 0, 0x01, 0x10, 0, 0]);
         assert_eq!(too_big.body_len(), None);

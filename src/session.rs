@@ -22,8 +22,9 @@ use crate::online::Connection;
 use crate::outbox::Outbox;
 use crate::protocol::{
     self, CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag,
-    HEADER_LEN, Header, Kind, LOGIN_BODY_LEN, NAME_LEN, Name,
+    HEADER_LEN, Header, Kind, LOGIN_BODY_LEN, MESSAGE_FRAME_LEN, NAME_LEN, Name,
 };
+use crate::receipts::{self, StoredBatch};
 use crate::shared::SharedState;
 use crate::slots::Slot;
 use crate::{info_limited, warn_limited};
@@ -168,7 +169,23 @@ impl Session<'_> {
             Kind::Login => self.login(body_len, input),
             Kind::Chat => self.chat(body_len, input),
             Kind::Users => self.users(body_len, input),
-            Kind::Unknown(_) => {
+            // The receipts extension's one hook (see `receipts.rs`).
+            Kind::Receipts | Kind::Ack | Kind::Read => {
+                let user = self.user.as_deref();
+                let outbox = &mut self.outbox;
+                receipts::request(
+                    self.shared,
+                    &self.connection,
+                    user,
+                    outbox,
+                    kind,
+                    body_len,
+                    input,
+                )?;
+                Ok(Next::Continue)
+            }
+            // Frames only a server sends, and types nobody defined.
+            Kind::Message | Kind::Received | Kind::Unknown(_) => {
                 protocol::skip(input, body_len)?;
                 warn_limited!(
                     "{}: unknown frame type {}; skipped {body_len} bytes",
@@ -293,7 +310,35 @@ impl Session<'_> {
             .expect("every account has a mailbox");
         self.user = Some(name.clone());
         self.sender = Name::new(&name).expect("account names fit the name field");
-        let handed = mailbox.hand_over(|stored| self.announce(&name, &login_reply_with(stored)))?;
+        // An older connection of this user is about to be closed: what it had not
+        // acknowledged goes into the mailbox first, and so comes now, in order.
+        if let Some(older) = shared.online.get(&name)
+            && older.id() != self.connection.id()
+        {
+            receipts::store_unacknowledged(&mut mailbox, &older);
+        }
+        let handed = match self.connection.receipts() {
+            None => mailbox.hand_over(|stored| self.announce(&name, &login_reply_with(stored)))?,
+            Some(receipts) => {
+                // Stored messages stay in the mailbox until the client acknowledges them.
+                let reply = |stored: &[(u64, ChatMessage)]| {
+                    self.announce(&name, &login_reply_with_ids(stored))
+                };
+                let (handed, delivered) = mailbox.hand_over_keeping(reply)?;
+                if let Some(mut delivered) = delivered
+                    && let Some(&(until, _)) = delivered.messages.last()
+                {
+                    let stored = std::mem::take(&mut delivered.messages);
+                    let senders = stored.iter().map(|(id, m)| (*id, m.sender)).collect();
+                    receipts.keep_stored(StoredBatch {
+                        until,
+                        senders,
+                        delivered,
+                    });
+                }
+                handed
+            }
+        };
         match handed {
             Handover::Empty => {}
             Handover::Delivered(1) => info_limited!("{peer}: delivered 1 stored message to {name}"),
@@ -340,7 +385,15 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Takes `name` offline on this connection; on a receipts connection, what it had not
+    /// acknowledged is stored first, under the mailbox lock, so that nothing sent
+    /// meanwhile overtakes it (see `receipts.rs`).
     fn go_offline(&self, name: &str) {
+        let _mailbox = self.connection.receipts().map(|_| {
+            let mut mailbox = self.shared.mailboxes.lock(name).expect("an account");
+            receipts::store_unacknowledged(&mut mailbox, &self.connection);
+            mailbox
+        });
         if self.shared.online.remove(name, self.connection.id()) {
             info_limited!(
                 "{}: {name} went offline ({} online)",
@@ -392,9 +445,16 @@ impl Session<'_> {
                 // Earlier private messages go first, so one sender's order holds.
                 self.write_out()?;
                 self.broadcast(&said);
-                self.outbox.reply(&said);
+                let id = self.echo_id();
+                self.outbox.reply_echo(&said, id);
             }
-            Some(_) if receiver == self.sender => self.outbox.answer(frame, Flag::Ok),
+            Some(_) if receiver == self.sender => {
+                self.outbox.answer(frame, Flag::Ok);
+                let id = self.echo_id();
+                if id != 0 {
+                    self.outbox.set_echo_id(frame, id);
+                }
+            }
             // The one account lookup of the message: the id travels with it.
             Some(_) => match self.shared.accounts.id_of(&receiver) {
                 Some(id) => self.outbox.queue_delivery(id, frame),
@@ -404,12 +464,21 @@ impl Session<'_> {
         Ok(Next::Continue)
     }
 
+    /// The id of an echo that no delivery gave one (a room message's, a message to
+    /// oneself) on a receipts connection; 0 on a plain one, where ids are not shown.
+    fn echo_id(&self) -> u64 {
+        match self.connection.receipts() {
+            Some(_) => self.shared.mailboxes.next_id(),
+            None => 0,
+        }
+    }
+
     /// Sends a room message (its whole frame, flag 1) to every other online user. Never
     /// stored: a user who is not online when it is said does not hear it, as in a real
     /// room.
     fn broadcast(&self, frame: &[u8; CHAT_FRAME_LEN]) {
         for (name, connection) in self.shared.online.others(self.connection.id()) {
-            if connection.send(frame).is_err() {
+            if self.shared.deliver_room(&name, &connection, frame).is_err() {
                 info_limited!("room message to {name} not delivered: the connection failed");
             }
         }
@@ -473,11 +542,22 @@ fn read_header(input: &mut FrameReader<impl TimedRead>) -> io::Result<Option<Hea
 }
 
 /// The LOGIN reply `FEEDBACK{1, 40, 1}` followed by the stored messages, oldest first.
-fn login_reply_with(stored: &[ChatMessage]) -> Vec<u8> {
+fn login_reply_with(stored: &[(u64, ChatMessage)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(FEEDBACK_LEN + stored.len() * CHAT_FRAME_LEN);
     Feedback::login(Flag::Ok).encode(&mut out);
-    for message in stored {
+    for (_, message) in stored {
         out.extend_from_slice(&message.to_frame(Flag::Ok));
+    }
+    out
+}
+
+/// The same for a receipts connection: the stored messages as MESSAGE frames, with the
+/// ids they were stored with.
+fn login_reply_with_ids(stored: &[(u64, ChatMessage)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FEEDBACK_LEN + stored.len() * MESSAGE_FRAME_LEN);
+    Feedback::login(Flag::Ok).encode(&mut out);
+    for (id, message) in stored {
+        receipts::message_frame(Flag::Ok.to_wire(), *id, &message.to_bytes(), &mut out);
     }
     out
 }

@@ -19,9 +19,14 @@
 use crate::config::Config;
 use crate::login_throttle::LoginThrottle;
 use crate::mailbox::{Mailbox, Mailboxes, Stored, storage_problem};
+use crate::online::Connection;
 use crate::online::Online;
-use crate::protocol::{CHAT_FRAME_LEN, ChatMessage, FEEDBACK_LEN, Flag};
+use crate::protocol::{
+    CHAT_FRAME_LEN, ChatMessage, FEEDBACK_LEN, Flag, MAX_UNACKED, MESSAGE_FRAME_LEN,
+};
+use crate::receipts::{self, SlowReceiver};
 use crate::users::{AccountId, Accounts};
+use std::io;
 use std::sync::Arc;
 
 /// Everything the sessions share (see the module's lock order).
@@ -62,20 +67,35 @@ impl SharedState {
     /// Delivers `frames` (whole CHAT frames `FEEDBACK{2, 140, 1}` + message, oldest
     /// first, all for account `receiver`): all of them live in one write if the receiver
     /// is online and the write succeeds, otherwise each into the mailbox. Leaves each
-    /// message's echo flag in `flags` (cleared first; the caller reuses it).
+    /// message's echo flag in `flags`, and, if `want_ids` (the sender has receipts on) or
+    /// the receiver needs them, its id in `ids` (0 for a message refused). Both are
+    /// cleared first; the caller reuses them.
     ///
     /// The frames come as bytes, exactly as they go on the wire: the session built them
     /// once, as its echoes, and a live delivery (nearly all of them) is a copy and a
-    /// write. Only the mailbox decodes them again.
+    /// write. Only the mailbox, and a receipts receiver (MESSAGE frames, with ids),
+    /// need more.
     ///
     /// The receiver's mailbox lock is held throughout, so a login of the receiver cannot
-    /// slip in between the choice and the write (see `Mailboxes::lock`).
-    pub fn deliver(&self, receiver: AccountId, frames: &[u8], flags: &mut Vec<Flag>) {
+    /// slip in between the choice and the write (see `Mailboxes::lock`), and ids given
+    /// to one receiver's deliveries increase in the order they are written.
+    pub fn deliver(
+        &self,
+        receiver: AccountId,
+        frames: &[u8],
+        want_ids: bool,
+        flags: &mut Vec<Flag>,
+        ids: &mut Vec<u64>,
+    ) {
         flags.clear();
+        ids.clear();
         let mut mailbox = self.mailboxes.lock_account(receiver);
         let name = self.accounts.name(receiver);
         let count = frames.len() / CHAT_FRAME_LEN;
         if let Some(connection) = self.online.get(name) {
+            if connection.receipts().is_some() {
+                return self.deliver_with_receipts(&mut mailbox, &connection, frames, flags, ids);
+            }
             if connection.send(frames).is_ok() {
                 if log::log_enabled!(log::Level::Debug) {
                     for message in messages(frames) {
@@ -84,6 +104,9 @@ impl SharedState {
                     }
                 }
                 flags.resize(count, Flag::Ok);
+                if want_ids {
+                    ids.extend((0..count).map(|_| self.mailboxes.next_id()));
+                }
                 return;
             }
             // `send` closed the broken connection; its session takes the user offline.
@@ -94,14 +117,87 @@ impl SharedState {
             );
         }
         for message in messages(frames) {
-            flags.push(self.store(&mut mailbox, &message));
+            let id = self.mailboxes.next_id();
+            let flag = self.store(&mut mailbox, id, &message);
+            flags.push(flag);
+            ids.push(if flag == Flag::Queued { id } else { 0 });
         }
     }
 
+    /// [`SharedState::deliver`] to a receipts connection: MESSAGE frames with ids, kept
+    /// as unacknowledged. If the connection turns out dead or too slow, everything it
+    /// has not acknowledged, this batch included, goes into the mailbox, in order
+    /// (see `receipts.rs`): the echoes say 0.
+    fn deliver_with_receipts(
+        &self,
+        mailbox: &mut Mailbox<'_>,
+        connection: &Connection,
+        frames: &[u8],
+        flags: &mut Vec<Flag>,
+        ids: &mut Vec<u64>,
+    ) {
+        let receipts = connection
+            .receipts()
+            .expect("called for receipts connections");
+        let count = frames.len() / CHAT_FRAME_LEN;
+        let mut out = Vec::with_capacity(count * MESSAGE_FRAME_LEN);
+        match receipts.deliver(frames, self.mailboxes.ids(), ids, &mut out) {
+            Ok(()) if connection.send(&out).is_ok() => {
+                flags.resize(count, Flag::Ok);
+                return;
+            }
+            Ok(()) => crate::info_limited!(
+                "delivery to {} failed; storing what it had not acknowledged",
+                connection.peer()
+            ),
+            Err(SlowReceiver) => {
+                crate::warn_limited!(
+                    "{}: more than {MAX_UNACKED} messages unacknowledged; closing the \
+                     connection as a slow receiver, and storing them",
+                    connection.peer()
+                );
+                connection.close();
+            }
+        }
+        let stored = receipts::store_unacknowledged(mailbox, connection);
+        flags.resize(
+            count,
+            if stored {
+                Flag::Queued
+            } else {
+                Flag::NotStored
+            },
+        );
+        if !stored {
+            ids.iter_mut().for_each(|id| *id = 0);
+        }
+    }
+
+    /// Says a room message to one online user: its frame as it is, or, to a receipts
+    /// connection, as a MESSAGE frame with an id of its own (given under the receiver's
+    /// mailbox lock, like a private delivery's, so ids increase in wire order).
+    pub fn deliver_room(
+        &self,
+        name: &str,
+        connection: &Connection,
+        frame: &[u8; CHAT_FRAME_LEN],
+    ) -> io::Result<()> {
+        let Some(receipts) = connection.receipts() else {
+            return connection.send(frame);
+        };
+        let _in_order = self.mailboxes.lock(name);
+        let id = self.mailboxes.next_id();
+        receipts.note_delivered(id);
+        let mut out = Vec::with_capacity(MESSAGE_FRAME_LEN);
+        let body = frame[FEEDBACK_LEN..].try_into().expect("a 140-byte body");
+        receipts::message_frame(Flag::Ok.to_wire(), id, body, &mut out);
+        connection.send(&out)
+    }
+
     /// Stores one message for an offline receiver; its echo flag.
-    fn store(&self, mailbox: &mut Mailbox<'_>, message: &ChatMessage) -> Flag {
+    fn store(&self, mailbox: &mut Mailbox<'_>, id: u64, message: &ChatMessage) -> Flag {
         let receiver = &message.receiver;
-        match mailbox.append(message) {
+        match mailbox.append(id, message) {
             Ok(Stored::Queued) => {
                 log::debug!("{} -> {receiver} (stored)", message.sender);
                 Flag::Queued
