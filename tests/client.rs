@@ -433,6 +433,17 @@ fn a_server_that_closes_the_connection_is_reported() {
     );
 }
 
+/// The id a traced line shows right after `prefix`, which the line must start with.
+fn traced_id(line: &str, prefix: &str) -> u64 {
+    let rest = line
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("expected {prefix:?}…, got {line:?}"));
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no id in {line:?}"))
+}
+
 /// A password no other byte of a session resembles, for tests that prove it is never
 /// printed; `PASSWORD`'s digits could turn up in a dump by chance.
 const SECRET: &str = "s3cr3t-Pw";
@@ -457,7 +468,9 @@ fn trace_shows_each_frame_decoded_and_as_bytes_and_never_the_password() {
         assert_eq!(friend.login("1002", SECRET).unwrap(), 1);
         friend
     };
-    let send = ["1001", SECRET, "--send", "1002", "traced"];
+    // The plain protocol's frames; the receipts ones are traced below and in
+    // `trace_works_while_listening_and_interactive_and_stdout_stays_clean`.
+    let send = ["--no-receipts", "1001", SECRET, "--send", "1002", "traced"];
     let plain = run_client(&addr, &send, "");
     let traced = run_client(&addr, &[&["--trace"][..], &send].concat(), "");
     assert_eq!(traced.status.code(), Some(0), "{}", text(&traced.stderr));
@@ -515,8 +528,12 @@ fn trace_shows_each_frame_decoded_and_as_bytes_and_never_the_password() {
         "",
     );
     assert_eq!(queued.status.code(), Some(1));
+    // With receipts, the echo of a refused message is a MESSAGE frame with id 0.
     assert!(
-        text(&queued.stderr).contains("← FEEDBACK{type 2 CHAT, length 140, flag -1 REJECTED}"),
+        text(&queued.stderr).contains(
+            "← FEEDBACK{type 5 MESSAGE (extension), length 148, flag -1 REJECTED}  \
+             id 0 (none: a message not accepted)  CHATMSG{sender \"1002\", receiver \"nobody\""
+        ),
         "{}",
         text(&queued.stderr)
     );
@@ -534,10 +551,20 @@ fn trace_works_while_listening_and_interactive_and_stdout_stays_clean() {
     terminal.type_line("@1002 seen on the wire");
     terminal.expect_line("(delivered to 1002)");
     listener.expect_line("1001: seen on the wire");
+    // Receipts are on: the delivery is a MESSAGE frame with its id, and the listener
+    // acknowledges it with that id.
+    let delivery = next_line_with(
+        &listener_trace,
+        "CHATMSG{sender \"1001\", receiver \"1002\", message \"seen on the wire\"}",
+        "the listener's trace",
+    );
+    let id = traced_id(
+        &delivery,
+        "← FEEDBACK{type 5 MESSAGE (extension), length 148, flag 1 OK}  id ",
+    );
     next_line_with(
         &listener_trace,
-        "← FEEDBACK{type 2 CHAT, length 140, flag 1 OK}  \
-         CHATMSG{sender \"1001\", receiver \"1002\", message \"seen on the wire\"}",
+        &format!("→ HEAD{{type 6 ACK (extension), length 8}}  id {id} ("),
         "the listener's trace",
     );
     next_line_with(
@@ -545,6 +572,13 @@ fn trace_works_while_listening_and_interactive_and_stdout_stays_clean() {
         "→ HEAD{type 2 CHAT, length 140}  CHATMSG{sender \"1001\", receiver \"1002\"",
         "the interactive client's trace",
     );
+    // The listener's ACK comes back to the sender as RECEIVED, with the same id.
+    next_line_with(
+        &terminal_trace,
+        &format!("← FEEDBACK{{type 7 RECEIVED (extension), length 28, flag 1 OK}}  id {id} ("),
+        "the interactive client's trace",
+    );
+    terminal.expect_line("(delivered to 1002's client up to ");
     terminal.type_line("/quit");
     let Terminal {
         mut child,

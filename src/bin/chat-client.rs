@@ -1001,6 +1001,10 @@ struct Screen {
     unread: BTreeMap<[u8; NAME_LEN], u64>,
     /// For each of our correspondents, how far RECEIVED and READ have gone, as shown.
     progress: HashMap<String, Progress>,
+    /// Receipts from someone whose echo is still due: the receiver's ACK can overtake
+    /// the echo on its way to us, and a receipt line before the message's own outcome
+    /// would read backwards. Shown once the echo is in (or given up).
+    deferred: Vec<(Kind, u64, String)>,
 }
 
 /// How far our messages to one person have got, as far as the screen has said.
@@ -1033,6 +1037,7 @@ impl Screen {
             held_back: 0,
             unread: BTreeMap::new(),
             progress: HashMap::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -1170,11 +1175,33 @@ impl Screen {
             self.users_unanswered = true;
             self.failed = true;
         }
+        self.show_receipts();
     }
 
     /// Shows one reply: our own messages' outcomes, others' messages with the time
-    /// they arrived, who is online.
+    /// they were sent or arrived, who is online, receipts.
     fn show(&mut self, reply: &Reply) {
+        self.show_reply(reply);
+        self.show_receipts();
+    }
+
+    /// Shows the receipts held back whose echoes are no longer due, in their order.
+    fn show_receipts(&mut self) {
+        let due = |name: &str, echoes: &VecDeque<Sent>| {
+            echoes
+                .iter()
+                .any(|sent| sent.receiver.as_bytes() == name.as_bytes())
+        };
+        let (ready, waiting) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(_, _, name)| !due(name, &self.echoes));
+        self.deferred = waiting;
+        for (kind, id, name) in ready {
+            self.receipt(kind, id, &name);
+        }
+    }
+
+    fn show_reply(&mut self, reply: &Reply) {
         match reply {
             Reply::Chat { flag, message } if message.sender.as_bytes() == self.me.as_bytes() => {
                 let due = self.echoes.iter().position(|sent| {
@@ -1210,7 +1237,9 @@ impl Screen {
                 self.echoed(*flag, message);
             }
             Reply::Message { id, message, .. } => self.delivered(*id, message),
-            Reply::Receipt { kind, id, name } => self.receipt(*kind, *id, name),
+            Reply::Receipt { kind, id, name } => {
+                self.deferred.push((*kind, *id, name.clone()));
+            }
             Reply::Users { flag, names } => {
                 let purpose = self.asks.pop_front().map(|ask| ask.purpose);
                 if *flag != Flag::Ok.to_wire() {
@@ -1723,6 +1752,31 @@ mod tests {
         screen.receipt(Kind::Received, 15, "1002");
         screen.receipt(Kind::Read, 20, "1002");
         assert_eq!(shown(&screen, "1002"), (20, 20), "nothing goes back");
+    }
+
+    #[test]
+    fn a_receipt_that_overtakes_its_echo_waits_for_it() {
+        let mut screen = receipts_screen("1001");
+        let message = screen.message("1002", "hi").unwrap();
+        screen.sending(&message);
+        let receipt = |id| Reply::Receipt {
+            kind: Kind::Received,
+            id,
+            name: "1002".to_string(),
+        };
+        screen.show(&receipt(9));
+        assert!(
+            !screen.progress.contains_key("1002"),
+            "the echo is still due"
+        );
+        screen.show(&message_reply(9, "1001", "1002", "hi"));
+        assert_eq!(screen.progress["1002"].received, 9, "shown after the echo");
+        // Given up, an echo holds nothing back either.
+        let message = screen.message("1002", "again").unwrap();
+        screen.sending(&message);
+        screen.show(&receipt(10));
+        screen.expire(Instant::now() + ECHO_TIMEOUT);
+        assert_eq!(screen.progress["1002"].received, 10);
     }
 
     #[test]
