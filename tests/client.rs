@@ -3,6 +3,8 @@
 mod common;
 mod terminal;
 
+use chatroom::blocking_client::{Client, Reply};
+use chatroom::protocol::Kind;
 use chatroom::users::Accounts;
 use common::*;
 use std::io::{BufRead, BufReader, Write};
@@ -750,4 +752,246 @@ fn an_addr_that_is_not_host_and_port_is_a_usage_error() {
             text(&output.stderr)
         );
     }
+}
+
+/// A library client with receipts on, logged in as `name`.
+fn with_receipts(addr: SocketAddr, name: &str) -> Client {
+    let mut client = Client::connect(addr).expect("connect to the test server");
+    client.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    client.send_receipts().unwrap();
+    match client.read_reply().unwrap() {
+        Reply::Other(feedback) if feedback.kind == Kind::Receipts && feedback.flag == 1 => {}
+        other => panic!("expected FEEDBACK{{4, 0, 1}}, got {other:?}"),
+    }
+    assert_eq!(client.login(name, PASSWORD).unwrap(), 1, "login of {name}");
+    client
+}
+
+/// The next reply, which must be a MESSAGE frame: its flag, id and message.
+fn next_message(client: &mut Client) -> (i32, u64, chatroom::protocol::ChatMessage) {
+    match client.read_reply().expect("a reply") {
+        Reply::Message { flag, id, message } => (flag, id, message),
+        other => panic!("expected a MESSAGE frame, got {other:?}"),
+    }
+}
+
+/// The next reply, which must be a RECEIVED or READ receipt.
+fn next_receipt(client: &mut Client) -> (Kind, u64, String) {
+    match client.read_reply().expect("a reply") {
+        Reply::Receipt { kind, id, name } => (kind, id, name),
+        other => panic!("expected a receipt, got {other:?}"),
+    }
+}
+
+/// The local time of day a message id stands for, as `date` gives it: what the client
+/// must print, from the id and not from its own clock.
+fn local_time_of(id: u64) -> String {
+    let output = Command::new("date")
+        .arg("-d")
+        .arg(format!("@{}", id / 1_000_000))
+        .arg("+%H:%M:%S")
+        .output()
+        .expect("date");
+    assert!(output.status.success(), "date -d: {}", text(&output.stderr));
+    text(&output.stdout).trim().to_string()
+}
+
+#[test]
+fn a_stored_message_shows_its_send_time_and_leaves_the_mailbox_only_once_acknowledged() {
+    let server = start();
+    let mut sender = with_receipts(server.addr(), "1001");
+    sender.send_chat("1002", "kept for later").unwrap();
+    let (flag, id, _) = next_message(&mut sender);
+    assert_eq!(flag, 0, "1002 is offline: queued");
+    assert_ne!(id, 0, "the echo carries the message's id");
+
+    // A receipts client that reads the message but never acknowledges it leaves it in
+    // the mailbox.
+    let mut forgetful = with_receipts(server.addr(), "1002");
+    let (_, again, message) = next_message(&mut forgetful);
+    assert_eq!(
+        (again, message.text.to_lossy().as_str()),
+        (id, "kept for later")
+    );
+    drop(forgetful);
+
+    let listener = Terminal::open(server.addr(), &["1002", PASSWORD, "--listen"]);
+    // The time shown is the time in the id (when the server took the message), not
+    // when it arrived here.
+    let line = listener.expect_line("1001: kept for later");
+    assert_eq!(
+        line,
+        format!("[{}] 1001: kept for later", local_time_of(id))
+    );
+    // The listener's ACK reaches the sender as RECEIVED, with that id.
+    assert_eq!(
+        next_receipt(&mut sender),
+        (Kind::Received, id, "1002".to_string())
+    );
+    let Terminal { mut child, .. } = listener;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Acknowledged, it is gone: the next login gets nothing before the USERS answer.
+    let mut later = with_receipts(server.addr(), "1002");
+    later.send_users().unwrap();
+    assert!(
+        matches!(later.read_reply().unwrap(), Reply::Users { .. }),
+        "the mailbox was emptied by the ACK"
+    );
+}
+
+#[test]
+fn interactive_clients_show_delivered_and_read_lines_once_each() {
+    let server = start();
+    let mut simo = Terminal::open(server.addr(), &["似末", PASSWORD]);
+    simo.expect_line("logged in as 似末");
+    let mut maka = Terminal::open(server.addr(), &["玛卡巴卡", PASSWORD]);
+    maka.expect_line("logged in as 玛卡巴卡");
+
+    simo.type_line("@玛卡巴卡 你好");
+    simo.expect_line("(delivered to 玛卡巴卡)");
+    let shown = maka.expect_line("似末: 你好");
+    let time = &shown[1..shown.find(']').unwrap()];
+    // 玛卡巴卡's client acknowledged what it printed: delivered, up to its send time.
+    let delivered = simo.expect_line("(delivered to 玛卡巴卡's client");
+    assert_eq!(
+        delivered,
+        format!("(delivered to 玛卡巴卡's client up to {time})")
+    );
+    // A line typed (even an empty one) says that the person has seen it.
+    maka.type_line("");
+    let read = simo.expect_line("has read");
+    assert_eq!(
+        read,
+        format!("(玛卡巴卡 has read your messages up to {time})")
+    );
+    // Nothing new was shown since: another line sends no READ, and 似末 sees one line
+    // per step forward. 玛卡巴卡's reply comes next on 似末's screen, then its receipts.
+    maka.type_line("");
+    maka.type_line("你好呀");
+    maka.expect_line("(delivered to 似末)");
+    let next = simo.expect_line("玛卡巴卡: 你好呀");
+    assert!(next.starts_with('['), "{next}");
+    maka.expect_line("(delivered to 似末's client up to");
+    simo.type_line("/quit");
+    maka.expect_line("(似末 has read your messages up to");
+    maka.type_line("/quit");
+    let Terminal {
+        mut child, lines, ..
+    } = simo;
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let rest: Vec<String> = lines.iter().collect();
+    assert!(
+        rest.iter().all(|line| !line.contains("has read")),
+        "one READ line for one step: {rest:?}"
+    );
+    assert_eq!(maka.exit_code(), Some(0));
+}
+
+#[test]
+fn listen_send_and_who_acknowledge_but_never_send_read() {
+    let server = start();
+    let mut sender = with_receipts(server.addr(), "1001");
+    for words in ["for --send", "for --who", "for --listen"] {
+        sender.send_chat("1002", words).unwrap();
+        assert_eq!(next_message(&mut sender).0, 0, "queued");
+        let args: &[&str] = match words {
+            "for --send" => &["--trace", "1002", PASSWORD, "--send", "1003", "x"],
+            "for --who" => &["--trace", "1002", PASSWORD, "--who"],
+            _ => &["--trace", "1002", PASSWORD, "--listen"],
+        };
+        let (listener, trace) = if words == "for --listen" {
+            let (terminal, trace) = Terminal::open_with_stderr(server.addr(), args);
+            terminal.expect_line(&format!("1001: {words}"));
+            (Some(terminal), trace)
+        } else {
+            let output = run_client(&server.addr().to_string(), args, "");
+            assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+            assert!(text(&output.stdout).contains(&format!("1001: {words}")));
+            let (tx, trace) = mpsc::channel();
+            for line in text(&output.stderr).lines() {
+                tx.send(line.to_string()).unwrap();
+            }
+            (None, trace)
+        };
+        let (kind, id, _) = next_receipt(&mut sender);
+        assert_eq!(kind, Kind::Received, "{words}: acknowledged");
+        if let Some(Terminal { mut child, .. }) = listener {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        let lines: Vec<String> = trace.iter().collect();
+        assert!(
+            lines.iter().any(|line| line.starts_with(&format!(
+                "→ HEAD{{type 6 ACK (extension), length 8}}  id {id} ("
+            ))),
+            "{words}: {lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|line| line.contains("type 8 READ")),
+            "{words} sent READ: {lines:?}"
+        );
+    }
+}
+
+#[test]
+fn against_minimal_the_client_asks_for_receipts_and_speaks_the_plain_protocol() {
+    let minimal = Minimal::start();
+    let output = run_client(
+        &minimal.addr.to_string(),
+        &["--trace", "1001", PASSWORD, "--send", "1001", "plain"],
+        "",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "(delivered to 1001)\n");
+    let decoded: Vec<String> = text(&output.stderr)
+        .lines()
+        .filter(|line| !line.starts_with("  "))
+        .map(str::to_string)
+        .collect();
+    // RECEIPTS goes with the login; minimal skips it without a word, so the first
+    // reply is the LOGIN reply: plain CHAT frames from then on.
+    assert_eq!(
+        decoded,
+        [
+            "→ HEAD{type 4 RECEIPTS (extension), length 0}",
+            "→ HEAD{type 1 LOGIN, length 40}  USERINFO{name \"1001\", password (6 bytes, hidden)}",
+            "← FEEDBACK{type 1 LOGIN, length 40, flag 1 OK}  (no body: the 40 is a quirk)",
+            "→ HEAD{type 2 CHAT, length 140}  \
+             CHATMSG{sender \"1001\", receiver \"1001\", message \"plain\"}",
+            "← FEEDBACK{type 2 CHAT, length 140, flag 1 OK}  \
+             CHATMSG{sender \"1001\", receiver \"1001\", message \"plain\"}",
+        ],
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// A server of the receipts era that does not have them: it answers type 4 with -4,
+/// then the LOGIN, then echoes one CHAT as a plain CHAT frame.
+#[test]
+fn a_server_that_answers_receipts_with_minus_4_gets_the_plain_protocol() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        assert_eq!(read_n(&mut stream, 8), ints(&[4, 0]), "RECEIPTS first");
+        assert_eq!(read_n(&mut stream, 48)[..8], ints(&[1, 40]), "then LOGIN");
+        let mut replies = ints(&[4, 0, -4]);
+        replies.extend(ints(&[1, 40, 1]));
+        stream.write_all(&replies).unwrap();
+        let chat = read_n(&mut stream, 148);
+        assert_eq!(chat[..8], ints(&[2, 140]), "a plain CHAT, no ACK or READ");
+        stream.write_all(&chat_reply(1, &chat[8..])).unwrap();
+        // Nothing more comes: the client leaves without an ACK.
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut stream, &mut rest).unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+    });
+    let output = run_client(&addr, &["1001", PASSWORD, "--send", "1002", "hi"], "");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "(delivered to 1002)\n");
+    server.join().unwrap();
 }
