@@ -407,6 +407,41 @@ mod tests {
     }
 
     #[test]
+    fn a_reset_between_frames_is_an_error_even_with_a_timeout_left_set() {
+        // A socket reports a reset once; the next read sees the end of the stream.
+        struct ResetOnce(Vec<io::Result<usize>>, Option<Duration>);
+        impl Read for ResetOnce {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                match self.0.remove(0) {
+                    Ok(n) => {
+                        out[..n].fill(1);
+                        Ok(n)
+                    }
+                    error => error,
+                }
+            }
+        }
+        impl TimedRead for ResetOnce {
+            fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+                self.1 = timeout;
+                Ok(())
+            }
+        }
+        let reads = vec![
+            Ok(4),
+            Ok(4),
+            Err(io::ErrorKind::ConnectionReset.into()),
+            Ok(0),
+        ];
+        let mut reader = FrameReader::new(ResetOnce(reads, None), Some(Duration::from_secs(1)));
+        assert!(reader.wait_for_frame().unwrap());
+        read_n(&mut reader, 8).unwrap();
+        assert!(reader.inner.1.is_some(), "a straddled frame left a timeout set");
+        let error = reader.wait_for_frame().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionReset, "not a clean end");
+    }
+
+    #[test]
     fn an_interrupted_read_is_retried() {
         struct InterruptedOnce(bool, Trickle<'static>);
         impl Read for InterruptedOnce {

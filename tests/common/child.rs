@@ -20,7 +20,8 @@ pub struct Running {
     pub log: mpsc::Receiver<String>,
     /// The log lines up to the one that says where it listens.
     pub startup: Vec<String>,
-    pub data: tempfile::TempDir,
+    /// The temporary directory that holds its data directory, unless the test gave one.
+    pub data: Option<tempfile::TempDir>,
 }
 
 impl Drop for Running {
@@ -68,6 +69,14 @@ impl Running {
 /// and waits until it is listening.
 pub fn run_server(shell_prefix: &str, args: &[&str]) -> Running {
     let data = tempfile::tempdir().unwrap();
+    let mut running = run_server_on(&data.path().join("data"), shell_prefix, args);
+    running.data = Some(data);
+    running
+}
+
+/// Like [`run_server`], with the data directory `data_dir` (which outlives the server,
+/// for a restart).
+pub fn run_server_on(data_dir: &std::path::Path, shell_prefix: &str, args: &[&str]) -> Running {
     let mut command = format!("{shell_prefix} exec \"$0\" --bind 127.0.0.1 --port 0");
     command.push_str(" --data-dir \"$1\"");
     for (i, _) in args.iter().enumerate() {
@@ -77,7 +86,7 @@ pub fn run_server(shell_prefix: &str, args: &[&str]) -> Running {
         .arg("-c")
         .arg(command)
         .arg(SERVER)
-        .arg(data.path().join("data"))
+        .arg(data_dir)
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -91,7 +100,7 @@ pub fn run_server(shell_prefix: &str, args: &[&str]) -> Running {
         addr: "127.0.0.1:1".parse().unwrap(),
         log,
         startup: Vec::new(),
-        data,
+        data: None,
     };
     let line = loop {
         let line = running.wait_for_log("");

@@ -1,0 +1,487 @@
+//! The receipts extension over real TCP (docs/PROTOCOL.md §3): MESSAGE frames with ids,
+//! cumulative acknowledgements, the unacknowledged queue and what happens to it when a
+//! connection ends however it ends, RECEIVED and READ, ids kept in the mailbox, and a
+//! plain client that sees exactly what it saw before.
+
+mod common;
+
+use chatroom::blocking_client::{Client, Reply};
+use chatroom::protocol::{Kind, MAX_UNACKED};
+use chatroom::users::Accounts;
+use chatroom::{Config, Server, ServerHandle};
+use common::*;
+use socket2::SockRef;
+use std::collections::HashSet;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+/// A client with receipts on, logged in as `name`: RECEIPTS and LOGIN in one go, the
+/// RECEIPTS answer first.
+fn receipts_client(addr: SocketAddr, name: &str) -> Client {
+    let mut client = Client::connect(addr).expect("connect");
+    client.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    client.send_receipts().unwrap();
+    client.send_login(name, PASSWORD).unwrap();
+    assert_eq!(
+        feedback(client.read_reply().unwrap()),
+        (Kind::Receipts, 1),
+        "RECEIPTS is answered FEEDBACK{{4, 0, 1}} OK"
+    );
+    assert_eq!(
+        client.read_reply().unwrap(),
+        Reply::Login { flag: 1 },
+        "LOGIN OK"
+    );
+    client
+}
+
+/// The kind and flag of a reply with no body.
+fn feedback(reply: Reply) -> (Kind, i32) {
+    match reply {
+        Reply::Other(feedback) => (feedback.kind, feedback.flag),
+        other => panic!("expected a reply with no body, got {other:?}"),
+    }
+}
+
+/// The next reply, which must be a MESSAGE frame: flag, id, sender, text.
+fn next_message(client: &mut Client) -> (i32, u64, String, String) {
+    match client.read_reply().expect("a MESSAGE frame") {
+        Reply::Message { flag, id, message } => {
+            (flag, id, message.sender.to_lossy(), message.text.to_lossy())
+        }
+        other => panic!("expected a MESSAGE frame (type 5), got {other:?}"),
+    }
+}
+
+/// A server on `data`, which outlives it (for restarts).
+fn serve_on(data: &Path, users: Accounts, adjust: impl FnOnce(&mut Config)) -> ServerHandle {
+    let mut config = Config {
+        bind: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        data_dir: data.to_path_buf(),
+        ..Config::default()
+    };
+    adjust(&mut config);
+    Server::bind_with_users(&config, users)
+        .expect("the test server starts")
+        .spawn()
+}
+
+/// Logs in with receipts, takes the stored messages (they come before the reply to a
+/// USERS sent right after the login), and acknowledges them.
+fn collect_stored(addr: SocketAddr, name: &str) -> (Client, Vec<(u64, String)>) {
+    let mut client = receipts_client(addr, name);
+    client.send_users().unwrap();
+    let mut stored = Vec::new();
+    loop {
+        match client.read_reply().unwrap() {
+            Reply::Message { id, message, .. } => stored.push((id, message.text.to_lossy())),
+            Reply::Users { .. } => break,
+            other => panic!("expected stored MESSAGE frames, then USERS, got {other:?}"),
+        }
+    }
+    if let Some((last, _)) = stored.last() {
+        client.send_ack(*last).unwrap();
+        // A valid ACK has no answer: a USERS round trip shows it was acted on.
+        client.send_users().unwrap();
+        assert!(matches!(client.read_reply().unwrap(), Reply::Users { .. }));
+    }
+    (client, stored)
+}
+
+#[test]
+fn receipts_turn_every_chat_frame_into_a_message_with_its_id() {
+    let server = start();
+    let mut sender = receipts_client(server.addr(), "1001");
+    let mut receiver = receipts_client(server.addr(), "1002");
+    sender.send_chat("1002", "hello").unwrap();
+    let (flag, delivered_id, from, text) = next_message(&mut receiver);
+    assert_eq!((flag, from.as_str(), text.as_str()), (1, "1001", "hello"));
+    let (echo_flag, echo_id, _, _) = next_message(&mut sender);
+    assert_eq!(echo_flag, 1, "the echo: OK, delivered");
+    assert_eq!(echo_id, delivered_id, "the echo carries the delivery's id");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    assert!(
+        now - delivered_id < 60_000_000,
+        "an id is the microsecond the server accepted the message: {delivered_id} vs {now}"
+    );
+    // To someone unknown: refused, id 0.
+    sender.send_chat("nobody", "x").unwrap();
+    let (flag, id, _, _) = next_message(&mut sender);
+    assert_eq!(
+        (flag, id),
+        (-1, 0),
+        "REJECTED, and a refused message has id 0"
+    );
+    // RECEIPTS again: OK, no change; with a body: MALFORMED.
+    sender.send_receipts().unwrap();
+    assert_eq!(feedback(sender.read_reply().unwrap()), (Kind::Receipts, 1));
+    sender
+        .send_raw(&[ints(&[4, 3]), vec![0; 3]].concat())
+        .unwrap();
+    assert_eq!(feedback(sender.read_reply().unwrap()), (Kind::Receipts, -3));
+}
+
+#[test]
+fn a_plain_client_sees_byte_for_byte_what_it_saw_before_while_others_use_receipts() {
+    let server = start();
+    let mut plain = raw_logged_in(server.addr(), "1001");
+    let mut with_receipts = receipts_client(server.addr(), "1002");
+    send(&mut plain, &chat_frame("1001", "1002", "to receipts"));
+    assert_eq!(
+        read_n(&mut plain, 152),
+        chat_reply(1, &chat_body("1001", "1002", "to receipts")),
+        "the plain sender's echo is a CHAT frame, as ever"
+    );
+    next_message(&mut with_receipts);
+    with_receipts.send_chat("1001", "to plain").unwrap();
+    assert_eq!(
+        read_n(&mut plain, 152),
+        chat_reply(1, &chat_body("1002", "1001", "to plain")),
+        "a plain receiver gets a CHAT frame, as ever"
+    );
+    // The room, too.
+    with_receipts.send_chat("*", "everyone").unwrap();
+    assert_eq!(
+        read_n(&mut plain, 152),
+        chat_reply(1, &chat_body("1002", "*", "everyone"))
+    );
+}
+
+#[test]
+fn acks_are_cumulative_and_refused_beyond_what_was_delivered_or_backwards() {
+    let server = start();
+    let mut sender = raw_logged_in(server.addr(), "1001");
+    let mut receiver = receipts_client(server.addr(), "1002");
+    let mut ids = Vec::new();
+    for text in ["one", "two", "three"] {
+        send(&mut sender, &chat_frame("1001", "1002", text));
+        read_n(&mut sender, 152);
+        ids.push(next_message(&mut receiver).1);
+    }
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "ids increase: {ids:?}"
+    );
+    receiver.send_ack(ids[2] + 1).unwrap();
+    receiver.send_ack(ids[1]).unwrap();
+    receiver.send_ack(ids[0]).unwrap();
+    receiver.send_users().unwrap();
+    assert_eq!(
+        feedback(receiver.read_reply().unwrap()),
+        (Kind::Ack, -3),
+        "an ACK above the highest delivered id is MALFORMED"
+    );
+    assert_eq!(
+        feedback(receiver.read_reply().unwrap()),
+        (Kind::Ack, -3),
+        "an ACK below the last one is MALFORMED"
+    );
+    assert!(
+        matches!(receiver.read_reply().unwrap(), Reply::Users { .. }),
+        "a valid ACK has no answer"
+    );
+    // The third is unacknowledged: dropping the connection stores it, and only it.
+    drop(receiver);
+    let (_again, stored) = login_and_collect_stored(server.addr(), "1002");
+    let texts: Vec<_> = stored.iter().map(|(_, _, text)| text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["three"],
+        "the acknowledged two are gone, the third kept"
+    );
+}
+
+#[test]
+fn the_257th_unacknowledged_delivery_closes_the_connection_and_nothing_is_lost() {
+    let server = start();
+    let mut sender = receipts_client(server.addr(), "1001");
+    let mut receiver = receipts_client(server.addr(), "1002");
+    let mut echoes = Vec::new();
+    for i in 0..MAX_UNACKED + 10 {
+        sender.send_chat("1002", &i.to_string()).unwrap();
+        let (flag, id, _, text) = next_message(&mut sender);
+        echoes.push((flag, id, text));
+    }
+    let ok = echoes.iter().filter(|(flag, _, _)| *flag == 1).count();
+    assert_eq!(
+        ok, MAX_UNACKED,
+        "256 delivered, then the receiver is closed as slow"
+    );
+    assert!(
+        echoes[MAX_UNACKED..].iter().all(|(flag, _, _)| *flag == 0),
+        "then QUEUED"
+    );
+    let mut got = 0;
+    while let Ok(Reply::Message { .. }) = receiver.read_reply() {
+        got += 1;
+    }
+    assert_eq!(
+        got, MAX_UNACKED,
+        "what was written before the close, then the end"
+    );
+    let (_again, stored) = collect_stored(server.addr(), "1002");
+    let expected: Vec<_> = echoes
+        .iter()
+        .map(|(_, id, text)| (*id, text.clone()))
+        .collect();
+    assert_eq!(stored, expected, "every message, in order, with its id");
+}
+
+#[test]
+fn a_receiver_that_stops_reading_and_is_reset_loses_nothing_echoed() {
+    const MESSAGES: usize = 2_000;
+    let server = start();
+    // The receiver turns receipts on, then stops: it never reads again (as a stopped
+    // process), and then its connection is reset (as a killed one).
+    let mut receiver = TcpStream::connect(server.addr()).unwrap();
+    receiver.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    send(
+        &mut receiver,
+        &[ints(&[4, 0]), login_frame("1002", PASSWORD)].concat(),
+    );
+    assert_eq!(read_n(&mut receiver, 12), ints(&[4, 0, 1]), "RECEIPTS OK");
+    assert_eq!(read_n(&mut receiver, 12), ints(&[1, 40, 1]), "LOGIN OK");
+    let mut sender = receipts_client(server.addr(), "1001");
+    let mut echoes = Vec::new();
+    for i in 0..MESSAGES {
+        sender.send_chat("1002", &format!("m{i}")).unwrap();
+        let (flag, id, _, text) = next_message(&mut sender);
+        echoes.push((flag, id, text));
+    }
+    SockRef::from(&receiver)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(receiver);
+    let echoed_ok = echoes.iter().filter(|(flag, _, _)| *flag == 1).count();
+    let (_again, stored) = collect_stored(server.addr(), "1002");
+    let ids: HashSet<u64> = stored.iter().map(|(id, _)| *id).collect();
+    let duplicates = stored.len() - ids.len();
+    let lost: Vec<_> = echoes
+        .iter()
+        .filter(|(flag, id, _)| *flag >= 0 && !ids.contains(id))
+        .collect();
+    eprintln!(
+        "sent {MESSAGES}, echoed 1: {echoed_ok}, echoed 0: {}, delivered at the next \
+         login: {}, duplicates: {duplicates}, lost: {}",
+        MESSAGES - echoed_ok,
+        stored.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    let expected: Vec<_> = echoes
+        .iter()
+        .map(|(_, id, text)| (*id, text.clone()))
+        .collect();
+    assert_eq!(stored, expected, "every message, in order, with its id");
+}
+
+#[test]
+fn received_reaches_an_online_receipts_sender_and_read_is_forwarded() {
+    let server = start();
+    let mut sender = receipts_client(server.addr(), "似末");
+    let mut receiver = receipts_client(server.addr(), "玛卡巴卡");
+    sender.send_chat("玛卡巴卡", "你好").unwrap();
+    let (_, id, _, _) = next_message(&mut receiver);
+    assert_eq!(next_message(&mut sender).1, id);
+    receiver.send_ack(id).unwrap();
+    assert_eq!(
+        sender.read_reply().unwrap(),
+        Reply::Receipt {
+            kind: Kind::Received,
+            id,
+            name: "玛卡巴卡".to_string()
+        },
+        "RECEIVED: 玛卡巴卡's client has the message"
+    );
+    receiver.send_read(id, "似末").unwrap();
+    assert_eq!(
+        sender.read_reply().unwrap(),
+        Reply::Receipt {
+            kind: Kind::Read,
+            id,
+            name: "玛卡巴卡".to_string()
+        },
+        "READ forwarded with the reader's name"
+    );
+    receiver.send_read(id, "nobody").unwrap();
+    assert_eq!(
+        feedback(receiver.read_reply().unwrap()),
+        (Kind::Read, -1),
+        "REJECTED"
+    );
+    receiver
+        .send_raw(&[ints(&[8, 27]), vec![0; 27]].concat())
+        .unwrap();
+    assert_eq!(
+        feedback(receiver.read_reply().unwrap()),
+        (Kind::Read, -3),
+        "MALFORMED"
+    );
+    let mut stranger = Client::connect(server.addr()).unwrap();
+    stranger.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    stranger.send_read(id, "似末").unwrap();
+    assert_eq!(
+        feedback(stranger.read_reply().unwrap()),
+        (Kind::Read, -2),
+        "NOT_LOGGED_IN"
+    );
+}
+
+#[test]
+fn ids_are_unique_and_increase_on_each_connection_under_16_senders() {
+    const SENDERS: usize = 16;
+    // Together less than MAX_UNACKED: senders do not wait for the receiver's
+    // acknowledgements, so more could close it as a slow receiver (that is the test
+    // above).
+    const EACH: usize = 15;
+    let server = start_with(numbered_users("s", SENDERS + 1), |_| {});
+    let mut receiver = receipts_client(server.addr(), "s0");
+    let addr = server.addr();
+    let senders: Vec<_> = (1..=SENDERS)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut sender = receipts_client(addr, &format!("s{i}"));
+                let mut ids = Vec::new();
+                for n in 0..EACH {
+                    sender.send_chat("s0", &n.to_string()).unwrap();
+                    // RECEIVED frames come too, as the receiver acknowledges.
+                    loop {
+                        match sender.read_reply().unwrap() {
+                            Reply::Message { id, .. } => break ids.push(id),
+                            Reply::Receipt {
+                                kind: Kind::Received,
+                                ..
+                            } => {}
+                            other => panic!("expected the echo, got {other:?}"),
+                        }
+                    }
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut delivered = Vec::new();
+    for _ in 0..SENDERS * EACH {
+        delivered.push(next_message(&mut receiver).1);
+        // Acknowledge as a client does, so the queue never fills.
+        receiver.send_ack(*delivered.last().unwrap()).unwrap();
+    }
+    assert!(
+        delivered.windows(2).all(|pair| pair[0] < pair[1]),
+        "the receiver's ids increase in the order it got them"
+    );
+    let mut echoed: Vec<u64> = senders
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    echoed.sort_unstable();
+    let mut sorted = delivered.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        echoed, sorted,
+        "each echo carries its delivery's id, and ids are unique"
+    );
+}
+
+#[test]
+fn a_stored_message_keeps_its_id_across_a_restart_and_an_old_mailbox_is_upgraded() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let server = serve_on(&dir, Accounts::built_in(), |_| {});
+    let mut sender = receipts_client(server.local_addr(), "1001");
+    sender.send_chat("1002", "while you were away").unwrap();
+    let (flag, id, _, _) = next_message(&mut sender);
+    assert_eq!(flag, 0, "QUEUED");
+    drop(sender);
+    server.stop();
+    // An old-format mailbox for 1003 (140-byte records, no header), as the previous
+    // version wrote it.
+    let old = [
+        chat_body("1001", "1003", "old one"),
+        chat_body("1002", "1003", "old two"),
+    ]
+    .concat();
+    std::fs::write(dir.join("31303033.mbox"), old).unwrap();
+    let server = serve_on(&dir, Accounts::built_in(), |_| {});
+    let (_client, stored) = collect_stored(server.local_addr(), "1002");
+    assert_eq!(
+        stored,
+        [(id, "while you were away".to_string())],
+        "the same id"
+    );
+    let (_client, upgraded) = collect_stored(server.local_addr(), "1003");
+    let texts: Vec<_> = upgraded.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(texts, ["old one", "old two"], "the old mailbox, delivered");
+    assert!(
+        upgraded[0].0 > id && upgraded[0].0 < upgraded[1].0,
+        "given ids, in order"
+    );
+    let on_disk = std::fs::read(dir.join("31303033.mbox"));
+    assert!(on_disk.is_err(), "acknowledged, so removed: {on_disk:?}");
+}
+
+#[test]
+fn stored_messages_handed_to_a_receipts_login_stay_until_acknowledged() {
+    let server = start();
+    let mut sender = raw_logged_in(server.addr(), "1001");
+    send(&mut sender, &chat_frame("1001", "1002", "keep me"));
+    assert_eq!(read_n(&mut sender, 152)[..12], ints(&[2, 140, 0]), "QUEUED");
+    // Delivered at a login, never acknowledged: it comes again.
+    let mut first = receipts_client(server.addr(), "1002");
+    let (_, id, _, text) = next_message(&mut first);
+    assert_eq!(text, "keep me");
+    drop(first);
+    let (_second, stored) = collect_stored(server.addr(), "1002");
+    assert_eq!(
+        stored,
+        [(id, "keep me".to_string())],
+        "again, with the same id"
+    );
+    // Acknowledged (collect_stored acks): gone.
+    let (_third, stored) = collect_stored(server.addr(), "1002");
+    assert!(
+        stored.is_empty(),
+        "acknowledged messages are not delivered again"
+    );
+}
+
+/// SIGTERM while a receipts receiver holds unacknowledged messages: the clean stop
+/// stores them, and after a restart on the same data directory they all arrive, with
+/// their ids, in order.
+#[test]
+fn unacknowledged_messages_survive_a_sigterm_restart() {
+    use common::child::run_server_on;
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let mut server = run_server_on(&dir, "", &[]);
+    let receiver = receipts_client(server.addr, "1002");
+    let mut sender = receipts_client(server.addr, "1001");
+    let mut echoes = Vec::new();
+    for i in 0..100 {
+        sender
+            .send_chat("1002", &format!("before the stop {i}"))
+            .unwrap();
+        let (flag, id, _, text) = next_message(&mut sender);
+        assert_eq!(
+            flag, 1,
+            "delivered to the receiver's socket, never acknowledged"
+        );
+        echoes.push((id, text));
+    }
+    server.signal("TERM");
+    let status = server.exit_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "a clean stop");
+    server.wait_for_log("100 unacknowledged messages stored");
+    drop((receiver, sender));
+    let restarted = run_server_on(&dir, "", &[]);
+    let (_client, stored) = collect_stored(restarted.addr, "1002");
+    assert_eq!(
+        stored, echoes,
+        "every message echoed 1, in order, with its id"
+    );
+}
