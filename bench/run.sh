@@ -59,6 +59,9 @@ PORT=""
 # restarted between runs: every client that disconnects leaves it a spinning thread).
 start_server() {
   if [ "$1" = rust ]; then
+    # An empty store each time: a run that failed (a receipts run whose receivers were
+    # closed as slow, say) leaves messages stored, which the next run's users would get.
+    rm -rf "$WORK/data"
     RUST_LOG=warn,chatroom::server=info "$BIN/chat-server" --bind 127.0.0.1 --port 0 --users "$WORK/users.txt" \
       --data-dir "$WORK/data" 2> "$WORK/server.log" &
     PID=$!

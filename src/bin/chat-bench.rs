@@ -34,7 +34,7 @@
 
 use chatroom::protocol::{
     CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag, ID_LEN,
-    Kind, MESSAGE_BODY_LEN, MESSAGE_FRAME_LEN, MessageText, NAME_LEN, Name, Password,
+    Kind, MAX_UNACKED, MESSAGE_BODY_LEN, MESSAGE_FRAME_LEN, MessageText, NAME_LEN, Name, Password,
     RECEIPT_BODY_LEN, read_feedback,
 };
 use std::collections::HashMap;
@@ -52,6 +52,12 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_BUFFER_LEN: usize = 64 * 1024;
 /// Frames written per system call when the window allows.
 const MAX_WRITE_BATCH: usize = 64;
+/// With receipts, the most messages a sender lets go unreceived (no RECEIVED covers
+/// them yet), whatever its window: the server closes a receiver holding `MAX_UNACKED`
+/// unacknowledged as a slow receiver, and the echo window alone does not stop a sender
+/// from outrunning its receiver's ACKs by that many (on two busy cores, a receiver
+/// thread that waits 5 ms for a core is 256 messages behind).
+const MAX_UNRECEIVED: usize = MAX_UNACKED;
 /// `conns` gives up after this many failed logins (the original leaves logins
 /// unanswered under concurrency; waiting for each would take many minutes).
 const MAX_LOGIN_FAILURES: usize = 100;
@@ -506,9 +512,11 @@ fn check_message(
 }
 
 /// A sender on a receipts connection: as [`send`] with a window, the echoes being
-/// MESSAGE frames, and RECEIVED frames from its receiver among them, each checked
-/// (its name, an id that grows and was echoed to us). Waits for the RECEIVED that
-/// covers the last message; returns how many RECEIVED frames came.
+/// MESSAGE frames, and RECEIVED frames from its receiver among them, each checked (its
+/// name, an id that grows), and at most `MAX_UNRECEIVED` messages sent that no
+/// RECEIVED covers yet. A RECEIVED may come before the echo of the message it covers:
+/// the receiver's ACK races the echo to us. Waits for the RECEIVED that covers the last
+/// message, which must name that message's id; returns how many came.
 fn send_with_receipts(
     stream: TcpStream,
     sender: &str,
@@ -523,9 +531,12 @@ fn send_with_receipts(
     let mut reader = BufReader::with_capacity(READ_BUFFER_LEN, stream);
     let (mut sent, mut echoed, mut last_echo_id) = (0, 0, 0);
     let (mut received, mut receipts) = (0, 0);
-    while echoed < messages || received < last_echo_id {
+    // The ids echoed that no RECEIVED covers yet, oldest first, and how many are covered.
+    let mut uncovered = std::collections::VecDeque::with_capacity(MAX_UNRECEIVED);
+    let mut covered = 0;
+    while covered < messages {
         let mut batch = Vec::new();
-        while sent < messages && sent - echoed < window {
+        while sent < messages && sent - echoed < window && sent - covered < MAX_UNRECEIVED {
             batch.extend(request(&sender_name, &receiver_name, sent, now_us()));
             sent += 1;
         }
@@ -545,21 +556,35 @@ fn send_with_receipts(
                     check_message(&body, last_echo_id, &sender_name, &receiver_name, echoed)
                         .map_err(|e| format!("echo: {e}"))?;
                 echoed += 1;
+                if last_echo_id <= received {
+                    covered += 1; // its RECEIVED came first
+                } else {
+                    uncovered.push_back(last_echo_id);
+                }
             } else {
                 let (id, name) = (body_id(&body), &body[ID_LEN..ID_LEN + NAME_LEN]);
-                if name != receiver_name.field() || id <= received || id > last_echo_id {
+                if name != receiver_name.field() || id <= received {
                     return Err(format!(
                         "{sender}: RECEIVED id {id} from {:?} (expected {receiver}, \
-                         above {received}, at most {last_echo_id})",
+                         above {received})",
                         Name::from_field(name.try_into().expect("20 bytes")).to_lossy()
                     ));
                 }
                 received = id;
                 receipts += 1;
+                while uncovered.front().is_some_and(|&echo| echo <= received) {
+                    uncovered.pop_front();
+                    covered += 1;
+                }
             }
             if reader.buffer().len() < FEEDBACK_LEN + RECEIPT_BODY_LEN {
                 break;
             }
+        }
+        if echoed == messages && received > last_echo_id {
+            return Err(format!(
+                "{sender}: RECEIVED id {received} is above the last message's, {last_echo_id}"
+            ));
         }
     }
     Ok(receipts)
