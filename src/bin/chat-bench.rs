@@ -53,10 +53,12 @@ const READ_BUFFER_LEN: usize = 64 * 1024;
 /// Frames written per system call when the window allows.
 const MAX_WRITE_BATCH: usize = 64;
 /// With receipts, the most messages a sender lets go unreceived (no RECEIVED covers
-/// them yet), whatever its window: the server closes a receiver holding `MAX_UNACKED`
-/// unacknowledged as a slow receiver, and the echo window alone does not stop a sender
-/// from outrunning its receiver's ACKs by that many (on two busy cores, a receiver
-/// thread that waits 5 ms for a core is 256 messages behind).
+/// them yet), whatever its window. The server closes a receiver that would hold more
+/// than `MAX_UNACKED` unacknowledged as a slow receiver, and the echo window alone does
+/// not stop a sender from outrunning its receiver's ACKs by that many: on two busy
+/// cores a receiver thread that waits 5 ms for a core is 256 messages behind, and runs
+/// failed so. What the server holds unacknowledged for a receiver is at most what its
+/// one sender has sent and seen no RECEIVED for, so this keeps it within the bound.
 const MAX_UNRECEIVED: usize = MAX_UNACKED;
 /// `conns` gives up after this many failed logins (the original leaves logins
 /// unanswered under concurrency; waiting for each would take many minutes).
