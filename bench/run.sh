@@ -62,6 +62,9 @@ start_server() {
     # An empty store each time: a run that failed (a receipts run whose receivers were
     # closed as slow, say) leaves messages stored, which the next run's users would get.
     rm -rf "$WORK/data"
+    # Emptied here, not only by the server's redirection, which happens in the child
+    # after this shell has gone on: the loop below could read the last server's port.
+    : > "$WORK/server.log"
     RUST_LOG=warn,chatroom::server=info "$BIN/chat-server" --bind 127.0.0.1 --port 0 --users "$WORK/users.txt" \
       --data-dir "$WORK/data" 2> "$WORK/server.log" &
     PID=$!
