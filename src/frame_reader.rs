@@ -436,9 +436,16 @@ mod tests {
         let mut reader = FrameReader::new(ResetOnce(reads, None), Some(Duration::from_secs(1)));
         assert!(reader.wait_for_frame().unwrap());
         read_n(&mut reader, 8).unwrap();
-        assert!(reader.inner.1.is_some(), "a straddled frame left a timeout set");
+        assert!(
+            reader.inner.1.is_some(),
+            "a straddled frame left a timeout set"
+        );
         let error = reader.wait_for_frame().unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::ConnectionReset, "not a clean end");
+        assert_eq!(
+            error.kind(),
+            io::ErrorKind::ConnectionReset,
+            "not a clean end"
+        );
     }
 
     #[test]
