@@ -10,6 +10,11 @@
 -- would refuse or what breaks the framing (a length outside 0..=4096) is marked as
 -- expert info, and the dissector stays in step after it.
 --
+-- The receipts extension (docs/PROTOCOL.md §3, types 4 to 8) is decoded too: RECEIPTS
+-- and its feedback, MESSAGE (a CHAT frame with the message's id), ACK, RECEIVED and READ
+-- with their refusals. An id is shown as a number and as the UTC time it carries
+-- (microseconds since the Unix epoch); `chatroom.id` filters on it.
+--
 -- Load it in Wireshark by copying it into the personal Lua plugin folder:
 --     mkdir -p ~/.local/lib/wireshark/plugins
 --     cp contrib/chatroom.lua ~/.local/lib/wireshark/plugins/
@@ -29,6 +34,12 @@ local PASSWORD_LEN = 20      -- password[20]
 local TEXT_LEN = 100         -- message[100]
 local LOGIN_BODY_LEN = NAME_LEN + PASSWORD_LEN           -- USERINFO, 40
 local CHAT_BODY_LEN = NAME_LEN + NAME_LEN + TEXT_LEN     -- CHATMSG, 140
+-- The receipts extension's bodies (docs/PROTOCOL.md §3): a u64 id, little-endian.
+local ID_LEN = 8
+local MESSAGE_BODY_LEN = ID_LEN + CHAT_BODY_LEN          -- id + CHATMSG, 148
+local ACK_BODY_LEN = ID_LEN                              -- id, 8
+local RECEIPT_BODY_LEN = ID_LEN + NAME_LEN               -- id + name[20], 28
+local MICROS_PER_SEC = 1000000
 -- A request length outside 0..=MAX_BODY_LEN makes the server close the connection
 -- (docs/PROTOCOL.md §2): nothing after it can be trusted to be framed.
 local MAX_BODY_LEN = 4096
@@ -40,7 +51,18 @@ local DEFAULT_PORT = 12345
 local ROOM = "*"
 
 local LOGIN, CHAT, USERS = 1, 2, 3
-local type_names = { [LOGIN] = "LOGIN", [CHAT] = "CHAT", [USERS] = "USERS" }
+local RECEIPTS, MESSAGE, ACK, RECEIVED, READ = 4, 5, 6, 7, 8
+local type_names = {
+    [LOGIN] = "LOGIN", [CHAT] = "CHAT", [USERS] = "USERS", [RECEIPTS] = "RECEIPTS",
+    [MESSAGE] = "MESSAGE", [ACK] = "ACK", [RECEIVED] = "RECEIVED", [READ] = "READ",
+}
+-- The body length of each request type the server reads (a RECEIPTS request has none).
+local request_body_lens = {
+    [LOGIN] = LOGIN_BODY_LEN, [CHAT] = CHAT_BODY_LEN, [USERS] = 0, [RECEIPTS] = 0,
+    [ACK] = ACK_BODY_LEN, [READ] = RECEIPT_BODY_LEN,
+}
+-- Types only the server sends: from a client, the server takes them for unknown types.
+local server_only = { [MESSAGE] = true, [RECEIVED] = true }
 
 -- docs/PROTOCOL.md §2, the table of flags: the names for the tree, and how the Info
 -- column says them.
@@ -49,6 +71,7 @@ local flag_names = {
     [-3] = "MALFORMED", [-4] = "UNSUPPORTED", [-5] = "BUSY", [-6] = "TOO_MANY_ATTEMPTS",
     [-7] = "MAILBOX_FULL", [-8] = "NOT_STORED",
 }
+local OK, UNSUPPORTED = 1, -4
 local flag_words = {}
 for value, name in pairs(flag_names) do
     flag_words[value] = name:lower():gsub("_", " ")
@@ -68,12 +91,15 @@ local f = {
     text = ProtoField.string("chatroom.text", "Message", base.UNICODE),
     user_count = ProtoField.uint32("chatroom.users.count", "Online users", base.DEC),
     user = ProtoField.string("chatroom.user", "User", base.UNICODE),
+    id = ProtoField.uint64("chatroom.id", "Id", base.DEC),
+    id_time = ProtoField.absolute_time("chatroom.id.time", "Id as time", base.UTC),
     after_nul = ProtoField.bytes("chatroom.after_nul", "Bytes after the NUL"),
     body = ProtoField.bytes("chatroom.body", "Body"),
 }
 chatroom.fields = {
     f.direction, f.type, f.length, f.flag, f.name, f.password, f.password_length,
-    f.sender, f.receiver, f.text, f.user_count, f.user, f.after_nul, f.body,
+    f.sender, f.receiver, f.text, f.user_count, f.user, f.id, f.id_time, f.after_nul,
+    f.body,
 }
 
 local e = {
@@ -86,6 +112,8 @@ local e = {
         expert.group.PROTOCOL, expert.severity.CHAT),
     unknown_type = ProtoExpert.new("chatroom.type.unknown", "Unknown type",
         expert.group.UNDECODED, expert.severity.WARN),
+    server_only = ProtoExpert.new("chatroom.type.server_only",
+        "A type only the server sends", expert.group.PROTOCOL, expert.severity.WARN),
     unknown_flag = ProtoExpert.new("chatroom.flag.unknown", "Unknown flag",
         expert.group.UNDECODED, expert.severity.WARN),
     after_nul = ProtoExpert.new("chatroom.text.after_nul", "Bytes after the NUL",
@@ -94,8 +122,8 @@ local e = {
         expert.group.MALFORMED, expert.severity.WARN),
 }
 chatroom.experts = {
-    e.bad_length, e.wrong_length, e.no_body, e.unknown_type, e.unknown_flag, e.after_nul,
-    e.not_utf8,
+    e.bad_length, e.wrong_length, e.no_body, e.unknown_type, e.server_only, e.unknown_flag,
+    e.after_nul, e.not_utf8,
 }
 
 chatroom.prefs.port = Pref.uint("Server TCP port", DEFAULT_PORT,
@@ -230,6 +258,33 @@ local function add_chat_body(tree, tvb, offset)
     return string.format(' %s → %s "%s"', one_line(sender), one_line(to), one_line(text))
 end
 
+-- A message id at `offset` (docs/PROTOCOL.md §3): a u64, the microsecond since the Unix
+-- epoch at which the server accepted the message, shown as its number and, below it, as
+-- that time in UTC. Returns the id as decimal text, and its tree item.
+local function add_id(tree, tvb, offset)
+    local range = tvb:range(offset, ID_LEN)
+    local id = range:le_uint64()
+    local item = tree:add_le(f.id, range)
+    -- Id 0 is no time: the echo of a refused message carries it.
+    if id ~= UInt64(0) then
+        local secs = (id / MICROS_PER_SEC):tonumber()
+        local micros = (id % MICROS_PER_SEC):tonumber()
+        item:add(f.id_time, range, NSTime(secs, micros * 1000)):set_generated()
+    end
+    return tostring(id), item
+end
+
+-- The body of a RECEIVED or READ frame at `offset`: the id and a name, which is
+-- `name_field` (the messages' sender in a READ request, their receiver otherwise).
+-- `meaning` is what the frame says, with %s for the name. Returns the id and the name.
+local function add_receipt_body(tree, tvb, offset, name_field, meaning)
+    local body = tree:add(tvb:range(offset, RECEIPT_BODY_LEN), "Receipt")
+    local id = add_id(body, tvb, offset)
+    local name = add_text(body, tvb, offset + ID_LEN, NAME_LEN, name_field)
+    body:append_text(": " .. string.format(meaning, one_line(name)))
+    return id, one_line(name)
+end
+
 -- The Info column holds one entry per frame: the first frame of a packet replaces
 -- TCP's summary, the next ones are appended. The mark that a packet already has an
 -- entry lives in the packet's own private table, so that dissecting a packet again
@@ -258,12 +313,20 @@ end
 
 -- A reply's body is not always its length field (docs/PROTOCOL.md §1 and §3): a LOGIN
 -- feedback has none, a CHAT reply always has the 140-byte message (clients read 12
--- bytes, then 140), USERS and the rest carry `length` bytes.
-local function reply_body_len(kind, length)
+-- bytes, then 140), a MESSAGE always its id and message (148 bytes), a RECEIVED or READ
+-- with flag 1 its id and name (28 bytes), USERS and the rest (the refusals of the
+-- receipts extension among them, which have no body) carry `length` bytes. The one
+-- MESSAGE without a body is the server's answer to a client that sent type 5, a type
+-- only the server sends: UNSUPPORTED, as to any unknown type.
+local function reply_body_len(kind, length, flag)
     if kind == LOGIN then
         return 0
     elseif kind == CHAT then
         return CHAT_BODY_LEN
+    elseif kind == MESSAGE and flag ~= UNSUPPORTED then
+        return MESSAGE_BODY_LEN
+    elseif (kind == RECEIVED or kind == READ) and flag == OK then
+        return RECEIPT_BODY_LEN
     elseif kind == USERS then
         if length >= 0 and length % NAME_LEN == 0 and length <= MAX_LISTED_USERS * NAME_LEN then
             return length
@@ -278,7 +341,8 @@ end
 local function reply_pdu_len(tvb, pinfo, offset)
     local kind = tvb:range(offset, 4):le_int()
     local length = tvb:range(offset + 4, 4):le_int()
-    return FEEDBACK_LEN + reply_body_len(kind, length)
+    local flag = tvb:range(offset + 8, 4):le_int()
+    return FEEDBACK_LEN + reply_body_len(kind, length, flag)
 end
 
 local function dissect_request(tvb, pinfo, root)
@@ -314,17 +378,28 @@ local function dissect_request(tvb, pinfo, root)
         words = "CHAT" .. add_chat_body(tree, tvb, HEAD_LEN)
     elseif kind == USERS and length == 0 then
         words = "USERS"
+    elseif kind == RECEIPTS and length == 0 then
+        words = "RECEIPTS"
+    elseif kind == ACK and length == ACK_BODY_LEN then
+        words = "ACK " .. add_id(tree, tvb, HEAD_LEN)
+    elseif kind == READ and length == RECEIPT_BODY_LEN then
+        local id, sender = add_receipt_body(tree, tvb, HEAD_LEN, f.sender,
+            "the person here has seen %s's messages up to this id")
+        words = string.format("READ for %s up to %s", sender, id)
     else
         if length > 0 then
             tree:add(f.body, tvb:range(HEAD_LEN, length))
         end
         words = string.format("%s %d bytes", type_word(kind), length)
-        if type_names[kind] then
-            local expected = ({ [LOGIN] = LOGIN_BODY_LEN, [CHAT] = CHAT_BODY_LEN,
-                [USERS] = 0 })[kind]
+        if server_only[kind] then
+            tree:add_proto_expert_info(e.server_only, string.format(
+                "%s is a frame only the server sends: the server skips its body and "
+                    .. "answers UNSUPPORTED", type_names[kind]))
+            words = words .. " [server's type]"
+        elseif type_names[kind] then
             length_item:add_proto_expert_info(e.wrong_length, string.format(
                 "A %s body is %d bytes: the server skips this one and answers MALFORMED",
-                type_names[kind], expected))
+                type_names[kind], request_body_lens[kind]))
             words = words .. " [wrong length]"
         end
     end
@@ -349,7 +424,7 @@ local function dissect_reply(tvb, pinfo, root)
             "Flag %d is not one docs/PROTOCOL.md defines", flag))
     end
     local words = string.format("FEEDBACK %s %s", type_word(kind), flag_word)
-    local body_len = reply_body_len(kind, length)
+    local body_len = reply_body_len(kind, length, flag)
 
     if kind == LOGIN then
         if length == LOGIN_BODY_LEN then
@@ -384,11 +459,45 @@ local function dissect_reply(tvb, pinfo, root)
                 words = words .. " " .. one_line(table.concat(names, ", "))
             end
         end
+    elseif kind == MESSAGE and body_len == MESSAGE_BODY_LEN then
+        if length ~= MESSAGE_BODY_LEN then
+            length_item:add_proto_expert_info(e.wrong_length, string.format(
+                "A MESSAGE says 148 and carries 148 bytes, not %d", length))
+        end
+        local id, id_item = add_id(tree, tvb, FEEDBACK_LEN)
+        if id == "0" then
+            id_item:append_text(" (none: the echo of a refused message)")
+        end
+        -- The server's own frames are named by their type; a flag other than OK (an
+        -- echo's) is said, as in a CHAT feedback.
+        words = "MESSAGE"
+        if flag ~= OK then
+            words = words .. " " .. flag_word
+        end
+        words = words .. add_chat_body(tree, tvb, FEEDBACK_LEN + ID_LEN) .. " id " .. id
+    elseif (kind == RECEIVED or kind == READ) and body_len == RECEIPT_BODY_LEN then
+        if length ~= RECEIPT_BODY_LEN then
+            length_item:add_proto_expert_info(e.wrong_length, string.format(
+                "A %s with flag 1 says 28 and carries 28 bytes, not %d", type_names[kind],
+                length))
+        end
+        local meaning = "%s's client has every message you sent them up to this id"
+        if kind == READ then
+            meaning = "%s has seen your messages up to this id"
+        end
+        local id, receiver = add_receipt_body(tree, tvb, FEEDBACK_LEN, f.receiver, meaning)
+        words = string.format("%s %s up to %s", type_names[kind], receiver, id)
     elseif body_len ~= length then
         length_item:add_proto_expert_info(e.bad_length, string.format(
             "Length %d is outside 0..=%d", length, MAX_BODY_LEN))
         words = words .. " [malformed]"
     elseif length > 0 then
+        if kind >= RECEIPTS and kind <= READ then
+            length_item:add_proto_expert_info(e.wrong_length, string.format(
+                "A %s feedback with flag %d has no body, not %d bytes", type_names[kind],
+                flag, length))
+            words = words .. " [wrong length]"
+        end
         tree:add(f.body, tvb:range(FEEDBACK_LEN, length))
     end
     tree:append_text(", " .. words)

@@ -213,8 +213,9 @@ fn body_len(feedback: &Feedback) -> io::Result<usize> {
             .ok()
             .filter(|len| len % NAME_LEN == 0 && *len <= NAME_LEN * MAX_USERS_IN_REPLY)
             .ok_or_else(|| invalid("USERS")),
+        // A MESSAGE frame, or the refusal of a type-5 request (a type only servers send).
         Kind::Message => match usize::try_from(feedback.length) {
-            Ok(MESSAGE_BODY_LEN) => Ok(MESSAGE_BODY_LEN),
+            Ok(len @ (MESSAGE_BODY_LEN | 0)) => Ok(len),
             _ => Err(invalid("MESSAGE")),
         },
         // A receipt has its body; a refusal (-1, -2, -3) has none.

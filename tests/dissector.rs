@@ -4,11 +4,15 @@
 //! length the server cannot trust) is recorded byte for byte at the clients' sockets,
 //! written as a pcap file (Ethernet, IPv4, TCP with true sequence and acknowledgement
 //! numbers, so that Wireshark reassembles as it would a live capture), and decoded by
-//! `tshark -X lua_script:contrib/chatroom.lua`. The tests assert what tshark says.
+//! `tshark -X lua_script:contrib/chatroom.lua`. The tests assert what tshark says. A
+//! second session plays the receipts extension (types 4 to 8): two receipts
+//! connections, a message delivered and echoed as MESSAGE frames, an ACK and the
+//! RECEIVED it brings, a READ forwarded, and refusals.
 //!
 //! Without tshark the tests print why and pass, unless `CHATROOM_REQUIRE_TSHARK=1`
 //! (set by `.ci/run` once it has installed tshark): then a missing tshark fails them.
-//! `CHATROOM_CAPTURE=FILE` keeps the capture, to open in Wireshark.
+//! `CHATROOM_CAPTURE=FILE` keeps the capture, and `CHATROOM_RECEIPTS_CAPTURE=FILE` the
+//! receipts session's, to open in Wireshark.
 
 mod capture;
 mod common;
@@ -46,7 +50,7 @@ const SPLIT_AT: usize = HEADER_LEN + NAME_LEN / 2;
 /// A length the server cannot trust (outside `0..=4096`): it closes the connection.
 const UNTRUSTED_LENGTH: i32 = 5000;
 /// A type docs/PROTOCOL.md does not define, and the body sent with it.
-const UNKNOWN_TYPE: i32 = 7;
+const UNKNOWN_TYPE: i32 = 9;
 const UNKNOWN_BODY: &[u8] = b"abc";
 
 // Wire values of docs/PROTOCOL.md §1 and §2, as the tests expect tshark to print them.
@@ -184,7 +188,7 @@ fn run_session(addr: SocketAddr) -> (Recording, Frames) {
 }
 
 /// The fields every test reads, in tshark's `-e` order.
-const FIELDS: [&str; 18] = [
+const FIELDS: [&str; 20] = [
     "frame.number",
     "_ws.col.Info",
     "chatroom.direction",
@@ -199,6 +203,8 @@ const FIELDS: [&str; 18] = [
     "chatroom.text",
     "chatroom.users.count",
     "chatroom.user",
+    "chatroom.id",
+    "chatroom.id.time",
     "chatroom.after_nul",
     "_ws.expert.message",
     "tcp.segment",
@@ -328,48 +334,57 @@ fn decode(capture: &Path, extra: &[&str]) -> Vec<Packet> {
     packets
 }
 
-/// The session, recorded once for all the tests, and the directory its captures are in.
-struct Session {
+/// A session, recorded once for all the tests, and the directory its captures are in:
+/// `session.pcap`, the server on the default port.
+struct Session<F = Frames> {
     recording: Recording,
-    frames: Frames,
+    frames: F,
     dir: tempfile::TempDir,
     packets: Vec<Packet>,
 }
 
-impl Session {
+impl<F> Session<F> {
     /// Packet number `frame` of the capture (tshark counts from 1).
     fn packet(&self, frame: u32) -> &Packet {
         nth(&self.packets, frame)
     }
+
+    fn capture(&self) -> std::path::PathBuf {
+        self.dir.path().join("session.pcap")
+    }
 }
 
-/// The recorded session decoded by tshark on the default port, or `None` (a skip) if
-/// tshark is missing.
+/// The session `run` plays through a real server, decoded by tshark on the default port,
+/// or `None` (a skip) if tshark is missing. `keep` names the environment variable that
+/// keeps the capture.
+fn record<F>(run: impl FnOnce(SocketAddr) -> (Recording, F), keep: &str) -> Option<Session<F>> {
+    if !tshark_available() {
+        return None;
+    }
+    let server = start();
+    let (recording, frames) = run(server.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("session.pcap");
+    let bytes = pcap(&recording, DEFAULT_PORT);
+    std::fs::write(&capture, &bytes).unwrap();
+    if let Some(keep) = std::env::var_os(keep) {
+        std::fs::write(&keep, &bytes).unwrap();
+    }
+    let packets = decode(&capture, &[]);
+    assert_eq!(packets.len(), usize::try_from(recording.packets).unwrap());
+    Some(Session {
+        recording,
+        frames,
+        dir,
+        packets,
+    })
+}
+
+/// The plain session (no receipts), recorded once.
 fn session() -> Option<&'static Session> {
     static SESSION: OnceLock<Option<Session>> = OnceLock::new();
     SESSION
-        .get_or_init(|| {
-            if !tshark_available() {
-                return None;
-            }
-            let server = start();
-            let (recording, frames) = run_session(server.addr());
-            let dir = tempfile::tempdir().unwrap();
-            let capture = dir.path().join("session.pcap");
-            let bytes = pcap(&recording, DEFAULT_PORT);
-            std::fs::write(&capture, &bytes).unwrap();
-            if let Some(keep) = std::env::var_os(KEEP_CAPTURE) {
-                std::fs::write(&keep, &bytes).unwrap();
-            }
-            let packets = decode(&capture, &[]);
-            assert_eq!(packets.len(), usize::try_from(recording.packets).unwrap());
-            Some(Session {
-                recording,
-                frames,
-                dir,
-                packets,
-            })
-        })
+        .get_or_init(|| record(run_session, KEEP_CAPTURE))
         .as_ref()
 }
 
@@ -623,7 +638,7 @@ fn a_length_outside_bounds_is_malformed_and_the_next_frame_still_decodes() {
         "the header alone is the bad frame: the dissector does not wait for the body"
     );
     let malformed = tshark(
-        &session.dir.path().join("session.pcap"),
+        &session.capture(),
         &[
             "-Y",
             "chatroom.length.bad",
@@ -678,12 +693,9 @@ fn the_port_preference_or_decode_as_moves_the_dissector_to_another_port() {
 
 /// The packet tree of packet `frame` of the session's capture, as `tshark -V` prints the
 /// chat protocol's part of it.
-fn tree_of(session: &Session, frame: u32) -> String {
+fn tree_of<F>(session: &Session<F>, frame: u32) -> String {
     let filter = format!("frame.number == {frame}");
-    tshark(
-        &session.dir.path().join("session.pcap"),
-        &["-2", "-O", "chatroom", "-Y", &filter],
-    )
+    tshark(&session.capture(), &["-2", "-O", "chatroom", "-Y", &filter])
 }
 
 #[test]
@@ -697,7 +709,7 @@ fn types_and_flags_are_shown_by_name_in_the_packet_tree() {
         "Flag: OK (1)",
         "Type: USERS (3)",
         "[Online users: 3]",
-        "Type: Unknown (7)",
+        "Type: Unknown (9)",
         "Flag: UNSUPPORTED (-4)",
     ] {
         assert!(
@@ -819,7 +831,7 @@ fn frames_outside_the_protocol_are_marked_and_framing_stays_in_step() {
     let out_of_bounds = packet(frames[3]);
     assert_eq!(
         out_of_bounds.info(),
-        "FEEDBACK UNKNOWN(7) unsupported [malformed] | FEEDBACK LOGIN ok",
+        "FEEDBACK UNKNOWN(9) unsupported [malformed] | FEEDBACK LOGIN ok",
         "a length outside 0..=4096 is the header alone, and the next frame is found"
     );
     assert!(
@@ -828,5 +840,450 @@ fn frames_outside_the_protocol_are_marked_and_framing_stays_in_step() {
             .contains(&"Length -1 is outside 0..=4096"),
         "{:?}",
         out_of_bounds.all("_ws.expert.message")
+    );
+}
+
+// The receipts extension (docs/PROTOCOL.md §3, types 4 to 8), in a session of its own.
+
+/// Wire values of docs/PROTOCOL.md §3.
+const RECEIPTS: i32 = 4;
+const MESSAGE: i32 = 5;
+const ACK: i32 = 6;
+const RECEIVED: i32 = 7;
+const READ: i32 = 8;
+const REJECTED: i32 = -1;
+/// A MESSAGE frame: `FEEDBACK{5, 148, flag}`, the u64 id, the CHATMSG.
+const ID_LEN: usize = 8;
+const MESSAGE_BODY_LEN: usize = ID_LEN + CHAT_BODY_LEN;
+const MESSAGE_FRAME_LEN: usize = FEEDBACK_LEN + MESSAGE_BODY_LEN;
+/// A RECEIVED or READ frame with flag 1: `FEEDBACK{7 or 8, 28, 1}`, the id, a name.
+const RECEIPT_BODY_LEN: usize = ID_LEN + NAME_LEN;
+const RECEIPT_FRAME_LEN: usize = FEEDBACK_LEN + RECEIPT_BODY_LEN;
+/// The environment variable naming a file to keep the receipts session's capture in.
+const KEEP_RECEIPTS_CAPTURE: &str = "CHATROOM_RECEIPTS_CAPTURE";
+
+const SENDER: &str = "1001";
+const RECEIVER: &str = "1002";
+const NOBODY: &str = "nobody";
+const RECEIPTS_TEXT: &str = "收到请回复";
+const REFUSED_TEXT: &str = "hello?";
+/// The id of the requests refused for something else (an unknown name, no login, no
+/// receipts), kept apart from the message's id.
+const ANY_ID: u64 = 1;
+
+/// The frame numbers, and the id the server gave the message.
+struct ReceiptFrames {
+    id: u64,
+    receiver_receipts_and_login: u32,
+    receiver_replies: u32,
+    sender_receipts_and_login: u32,
+    chat: u32,
+    delivery: u32,
+    echo: u32,
+    ack: u32,
+    received: u32,
+    read: u32,
+    read_forwarded: u32,
+    refused_chat: u32,
+    refused_echo: u32,
+    refusals: u32,
+    refusal_replies: u32,
+    plain: u32,
+    plain_replies: u32,
+}
+
+/// `HEAD{4, 0}`.
+fn receipts_frame() -> Vec<u8> {
+    ints(&[RECEIPTS, 0])
+}
+
+/// `HEAD{6, 8}` + the id.
+fn ack_frame(id: u64) -> Vec<u8> {
+    let mut frame = ints(&[ACK, ID_LEN as i32]);
+    frame.extend(id.to_le_bytes());
+    frame
+}
+
+/// `HEAD{8, 28}` + the id + the sender's name.
+fn read_frame(id: u64, sender: &str) -> Vec<u8> {
+    let mut frame = ints(&[READ, RECEIPT_BODY_LEN as i32]);
+    frame.extend(id.to_le_bytes());
+    frame.extend(field(sender.as_bytes(), NAME_LEN));
+    frame
+}
+
+/// The id of the MESSAGE frame `frame`.
+fn message_id(frame: &[u8]) -> u64 {
+    assert_eq!(
+        frame[..FEEDBACK_LEN],
+        ints(&[MESSAGE, MESSAGE_BODY_LEN as i32, OK])
+    );
+    u64::from_le_bytes(
+        frame[FEEDBACK_LEN..FEEDBACK_LEN + ID_LEN]
+            .try_into()
+            .unwrap(),
+    )
+}
+
+/// A receiver and a sender, both with receipts on, a chat delivered and echoed as
+/// MESSAGE frames, the receiver's ACK and the RECEIVED it brings the sender, a READ
+/// forwarded, a refused chat's echo, a burst of requests refused, and a plain
+/// connection's.
+fn run_receipts_session(addr: SocketAddr) -> (Recording, ReceiptFrames) {
+    let mut rec = Recording::default();
+    let r = &mut rec;
+    let both_replies = FEEDBACK_LEN + LOGIN_REPLY_LEN;
+
+    // RECEIPTS and LOGIN in one write, as docs/PROTOCOL.md §3 says a client does.
+    let mut receiver = Recorded::open(r, addr);
+    let mut hello = receipts_frame();
+    hello.extend(login_frame(RECEIVER, PASSWORD));
+    let receiver_receipts_and_login = receiver.send(r, &hello);
+    let receiver_replies = receiver.receive(r, both_replies);
+    let mut sender = Recorded::open(r, addr);
+    let mut hello = receipts_frame();
+    hello.extend(login_frame(SENDER, PASSWORD));
+    let sender_receipts_and_login = sender.send(r, &hello);
+    sender.receive(r, both_replies);
+
+    let chat = sender.send(r, &chat_frame(SENDER, RECEIVER, RECEIPTS_TEXT));
+    let (delivery, delivered) = receiver.receive_bytes(r, MESSAGE_FRAME_LEN);
+    let (echo, echoed) = sender.receive_bytes(r, MESSAGE_FRAME_LEN);
+    let id = message_id(&delivered);
+    assert_eq!(
+        message_id(&echoed),
+        id,
+        "the echo carries the delivery's id"
+    );
+
+    // An ACK has no answer: the RECEIVED it brings the sender is what comes next.
+    let ack = receiver.send(r, &ack_frame(id));
+    let received = sender.receive(r, RECEIPT_FRAME_LEN);
+    let read = receiver.send(r, &read_frame(id, SENDER));
+    let read_forwarded = sender.receive(r, RECEIPT_FRAME_LEN);
+
+    let refused_chat = sender.send(r, &chat_frame(SENDER, NOBODY, REFUSED_TEXT));
+    let refused_echo = sender.receive(r, MESSAGE_FRAME_LEN);
+
+    // Five requests refused, in one write, their five bodiless replies in one segment:
+    // an ACK above what was delivered, RECEIPTS with a body, a READ for an unknown
+    // name, a READ of the wrong length, and a MESSAGE, which only the server sends.
+    let mut refused = ack_frame(id + 1);
+    refused.extend(ints(&[RECEIPTS, UNKNOWN_BODY.len() as i32]));
+    refused.extend(UNKNOWN_BODY);
+    refused.extend(read_frame(ANY_ID, NOBODY));
+    refused.extend(ints(&[READ, ID_LEN as i32]));
+    refused.extend(id.to_le_bytes());
+    refused.extend(ints(&[MESSAGE, 0]));
+    let refusals = receiver.send(r, &refused);
+    let refusal_replies = receiver.receive(r, 5 * FEEDBACK_LEN);
+
+    // A plain connection, not logged in: a READ, an ACK, and a RECEIVED from a client.
+    let mut plain = Recorded::open(r, addr);
+    let mut requests = read_frame(ANY_ID, SENDER);
+    requests.extend(ack_frame(ANY_ID));
+    requests.extend(ints(&[RECEIVED, 0]));
+    let plain_requests = plain.send(r, &requests);
+    let plain_replies = plain.receive(r, 3 * FEEDBACK_LEN);
+
+    for client in [receiver, sender, plain] {
+        client.close(r);
+    }
+    let frames = ReceiptFrames {
+        id,
+        receiver_receipts_and_login,
+        receiver_replies,
+        sender_receipts_and_login,
+        chat,
+        delivery,
+        echo,
+        ack,
+        received,
+        read,
+        read_forwarded,
+        refused_chat,
+        refused_echo,
+        refusals,
+        refusal_replies,
+        plain: plain_requests,
+        plain_replies,
+    };
+    (rec, frames)
+}
+
+/// The receipts session, recorded once.
+fn receipts_session() -> Option<&'static Session<ReceiptFrames>> {
+    static SESSION: OnceLock<Option<Session<ReceiptFrames>>> = OnceLock::new();
+    SESSION
+        .get_or_init(|| record(run_receipts_session, KEEP_RECEIPTS_CAPTURE))
+        .as_ref()
+}
+
+/// `micros` since the Unix epoch as tshark shows a UTC time: `Dec  1, 2026
+/// 08:40:00.123456000 UTC`. (Days to a civil date: Howard Hinnant's algorithm.)
+fn utc_time(micros: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = micros / 1_000_000;
+    let (days, in_day) = (secs / 86_400, secs % 86_400);
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!(
+        "{} {day:>2}, {year} {:02}:{:02}:{:02}.{:06}000 UTC",
+        MONTHS[usize::try_from(month - 1).unwrap()],
+        in_day / 3600,
+        in_day % 3600 / 60,
+        in_day % 60,
+        micros % 1_000_000
+    )
+}
+
+#[test]
+fn the_utc_time_of_an_id_is_computed_right() {
+    assert_eq!(utc_time(0), "Jan  1, 1970 00:00:00.000000000 UTC");
+    assert_eq!(
+        utc_time(1_764_576_000_000_001),
+        "Dec  1, 2025 08:00:00.000001000 UTC"
+    );
+    assert_eq!(
+        utc_time(951_827_696_123_456),
+        "Feb 29, 2000 12:34:56.123456000 UTC"
+    );
+}
+
+#[test]
+fn receipts_requests_and_their_feedback_are_decoded_by_name() {
+    let Some(session) = receipts_session() else {
+        return;
+    };
+    let frames = &session.frames;
+    for (frame, name) in [
+        (frames.receiver_receipts_and_login, RECEIVER),
+        (frames.sender_receipts_and_login, SENDER),
+    ] {
+        let request = session.packet(frame);
+        assert_eq!(request.info(), format!("RECEIPTS | LOGIN {name}"));
+        assert_eq!(request.all("chatroom.type"), [n(RECEIPTS), n(LOGIN)]);
+        assert_eq!(request.all("chatroom.length"), ["0", "40"]);
+    }
+    let replies = session.packet(frames.receiver_replies);
+    assert_eq!(replies.info(), "FEEDBACK RECEIPTS ok | FEEDBACK LOGIN ok");
+    assert_eq!(replies.all("chatroom.type"), [n(RECEIPTS), n(LOGIN)]);
+    assert_eq!(replies.all("chatroom.length"), ["0", "40"]);
+    assert_eq!(replies.all("chatroom.flag"), [n(OK), n(OK)]);
+}
+
+#[test]
+fn a_message_shows_its_id_as_a_number_and_as_a_utc_time() {
+    let Some(session) = receipts_session() else {
+        return;
+    };
+    let frames = &session.frames;
+    let id = frames.id;
+    assert_eq!(
+        session.packet(frames.chat).info(),
+        format!("CHAT {SENDER} → {RECEIVER} \"{RECEIPTS_TEXT}\"")
+    );
+    for (what, frame) in [("the delivery", frames.delivery), ("the echo", frames.echo)] {
+        let message = session.packet(frame);
+        assert_eq!(
+            message.info(),
+            format!("MESSAGE {SENDER} → {RECEIVER} \"{RECEIPTS_TEXT}\" id {id}"),
+            "{what}"
+        );
+        assert_eq!(message.one("chatroom.type"), n(MESSAGE), "{what}");
+        assert_eq!(message.one("chatroom.length"), MESSAGE_BODY_LEN.to_string());
+        assert_eq!(message.one("chatroom.flag"), n(OK), "{what}");
+        assert_eq!(message.one("chatroom.id"), id.to_string(), "{what}");
+        assert_eq!(message.one("chatroom.id.time"), utc_time(id), "{what}");
+        assert_eq!(message.one("chatroom.sender"), SENDER, "{what}");
+        assert_eq!(message.one("chatroom.receiver"), RECEIVER, "{what}");
+        assert_eq!(message.one("chatroom.text"), RECEIPTS_TEXT, "{what}");
+    }
+    let tree = tree_of(session, frames.delivery);
+    for line in [
+        format!("Chatroom reply, MESSAGE {SENDER} → {RECEIVER} \"{RECEIPTS_TEXT}\" id {id}"),
+        "Type: MESSAGE (5)".to_string(),
+        "Length: 148".to_string(),
+        format!("Id: {id}"),
+        format!("[Id as time: {}]", utc_time(id)),
+        format!("Sender: {SENDER}"),
+    ] {
+        assert!(
+            tree.lines().any(|l| l.trim() == line),
+            "the delivery's tree shows {line:?}:\n{tree}"
+        );
+    }
+}
+
+#[test]
+fn an_ack_brings_the_sender_a_received_and_a_read_is_forwarded() {
+    let Some(session) = receipts_session() else {
+        return;
+    };
+    let frames = &session.frames;
+    let id = frames.id;
+    let ack = session.packet(frames.ack);
+    assert_eq!(ack.info(), format!("ACK {id}"));
+    assert_eq!(ack.one("chatroom.type"), n(ACK));
+    assert_eq!(ack.one("chatroom.length"), ID_LEN.to_string());
+    assert_eq!(ack.one("chatroom.id"), id.to_string());
+    assert_eq!(ack.one("chatroom.id.time"), utc_time(id));
+
+    let received = session.packet(frames.received);
+    assert_eq!(received.info(), format!("RECEIVED {RECEIVER} up to {id}"));
+    assert_eq!(received.one("chatroom.type"), n(RECEIVED));
+    assert_eq!(
+        received.one("chatroom.length"),
+        RECEIPT_BODY_LEN.to_string()
+    );
+    assert_eq!(received.one("chatroom.flag"), n(OK));
+    assert_eq!(received.one("chatroom.id"), id.to_string());
+    assert_eq!(received.one("chatroom.receiver"), RECEIVER);
+
+    let read = session.packet(frames.read);
+    assert_eq!(read.info(), format!("READ for {SENDER} up to {id}"));
+    assert_eq!(read.one("chatroom.type"), n(READ));
+    assert_eq!(read.one("chatroom.length"), RECEIPT_BODY_LEN.to_string());
+    assert_eq!(read.one("chatroom.id"), id.to_string());
+    assert_eq!(read.one("chatroom.sender"), SENDER, "the sender it tells");
+
+    let forwarded = session.packet(frames.read_forwarded);
+    assert_eq!(forwarded.info(), format!("READ {RECEIVER} up to {id}"));
+    assert_eq!(forwarded.one("chatroom.type"), n(READ));
+    assert_eq!(
+        forwarded.one("chatroom.length"),
+        RECEIPT_BODY_LEN.to_string()
+    );
+    assert_eq!(forwarded.one("chatroom.flag"), n(OK));
+    assert_eq!(forwarded.one("chatroom.id"), id.to_string());
+    assert_eq!(forwarded.one("chatroom.receiver"), RECEIVER, "the reader");
+
+    let tree = tree_of(session, frames.received);
+    let meaning =
+        format!("Receipt: {RECEIVER}'s client has every message you sent them up to this id");
+    assert!(tree.lines().any(|l| l.trim() == meaning), "{tree}");
+
+    let filter = format!("chatroom.id == {id}");
+    let with_the_id = tshark(
+        &session.capture(),
+        &["-Y", &filter, "-T", "fields", "-e", "frame.number"],
+    );
+    let expected: Vec<String> = [
+        frames.delivery,
+        frames.echo,
+        frames.ack,
+        frames.received,
+        frames.read,
+        frames.read_forwarded,
+    ]
+    .iter()
+    .map(u32::to_string)
+    .collect();
+    assert_eq!(
+        with_the_id.lines().collect::<Vec<_>>(),
+        expected,
+        "chatroom.id filters the frames that carry the id"
+    );
+}
+
+#[test]
+fn a_refused_messages_echo_has_id_zero_and_no_time() {
+    let Some(session) = receipts_session() else {
+        return;
+    };
+    let frames = &session.frames;
+    assert_eq!(
+        session.packet(frames.refused_chat).info(),
+        format!("CHAT {SENDER} → {NOBODY} \"{REFUSED_TEXT}\"")
+    );
+    let echo = session.packet(frames.refused_echo);
+    assert_eq!(
+        echo.info(),
+        format!("MESSAGE rejected {SENDER} → {NOBODY} \"{REFUSED_TEXT}\" id 0")
+    );
+    assert_eq!(echo.one("chatroom.flag"), n(REJECTED));
+    assert_eq!(echo.one("chatroom.length"), MESSAGE_BODY_LEN.to_string());
+    assert_eq!(echo.one("chatroom.id"), "0");
+    assert!(echo.all("chatroom.id.time").is_empty(), "id 0 is no time");
+}
+
+#[test]
+fn receipts_refusals_have_no_body_and_framing_stays_in_step() {
+    let Some(session) = receipts_session() else {
+        return;
+    };
+    let frames = &session.frames;
+    let id = frames.id;
+    let requests = session.packet(frames.refusals);
+    assert_eq!(
+        requests.info(),
+        format!(
+            "ACK {} | RECEIPTS {} bytes [wrong length] | READ for {NOBODY} up to {ANY_ID} | \
+             READ 8 bytes [wrong length] | MESSAGE 0 bytes [server's type]",
+            id + 1,
+            UNKNOWN_BODY.len()
+        )
+    );
+    assert_eq!(
+        requests.all("chatroom.type"),
+        [ACK, RECEIPTS, READ, READ, MESSAGE].map(n)
+    );
+    let experts = requests.all("_ws.expert.message");
+    for expert in [
+        "A RECEIPTS body is 0 bytes: the server skips this one and answers MALFORMED",
+        "A READ body is 28 bytes: the server skips this one and answers MALFORMED",
+        "MESSAGE is a frame only the server sends: the server skips its body and answers \
+         UNSUPPORTED",
+    ] {
+        assert!(experts.contains(&expert), "{expert:?} in {experts:?}");
+    }
+
+    let replies = session.packet(frames.refusal_replies);
+    assert_eq!(
+        replies.info(),
+        "FEEDBACK ACK malformed | FEEDBACK RECEIPTS malformed | FEEDBACK READ rejected | \
+         FEEDBACK READ malformed | FEEDBACK MESSAGE unsupported",
+        "five bodiless replies in one segment, each found"
+    );
+    assert_eq!(
+        replies.all("chatroom.type"),
+        [ACK, RECEIPTS, READ, READ, MESSAGE].map(n)
+    );
+    assert_eq!(replies.all("chatroom.length"), ["0"; 5]);
+    assert_eq!(
+        replies.all("chatroom.flag"),
+        [MALFORMED, MALFORMED, REJECTED, MALFORMED, UNSUPPORTED].map(n)
+    );
+    assert!(replies.all("_ws.expert.message").is_empty());
+
+    let plain = session.packet(frames.plain);
+    assert_eq!(
+        plain.info(),
+        format!(
+            "READ for {SENDER} up to {ANY_ID} | ACK {ANY_ID} | RECEIVED 0 bytes [server's type]"
+        )
+    );
+    let plain_replies = session.packet(frames.plain_replies);
+    assert_eq!(
+        plain_replies.info(),
+        "FEEDBACK READ not logged in | FEEDBACK ACK malformed | FEEDBACK RECEIVED unsupported"
+    );
+    assert_eq!(
+        plain_replies.all("chatroom.flag"),
+        [NOT_LOGGED_IN, MALFORMED, UNSUPPORTED].map(n)
     );
 }

@@ -90,12 +90,18 @@ impl Recorded {
 
     /// Reads exactly `n` bytes (one segment in the capture); returns its packet's number.
     pub fn receive(&mut self, recording: &mut Recording, n: usize) -> u32 {
+        self.receive_bytes(recording, n).0
+    }
+
+    /// As [`Recorded::receive`], and returns the bytes too.
+    pub fn receive_bytes(&mut self, recording: &mut Recording, n: usize) -> (u32, Vec<u8>) {
         let bytes = read_n(&mut self.stream, n);
-        recording.push(Event::Data {
+        let frame = recording.push(Event::Data {
             conn: self.conn,
             to_server: false,
-            bytes,
-        })
+            bytes: bytes.clone(),
+        });
+        (frame, bytes)
     }
 
     /// Waits for the server to end the stream, which must come next.
