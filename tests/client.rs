@@ -995,3 +995,73 @@ fn a_server_that_answers_receipts_with_minus_4_gets_the_plain_protocol() {
     assert_eq!(text(&output.stdout), "(delivered to 1002)\n");
     server.join().unwrap();
 }
+
+/// `FEEDBACK{5, 148, flag}` + `id` + a CHATMSG, as a receipts server writes a message.
+fn message_frame(flag: i32, id: u64, sender: &str, receiver: &str, text: &str) -> Vec<u8> {
+    let mut frame = ints(&[5, 148, flag]);
+    frame.extend(id.to_le_bytes());
+    frame.extend(chat_body(sender, receiver, text));
+    frame
+}
+
+/// What the real server never does on purpose, played by a scripted one: the same
+/// delivery twice (as after a lost connection), a message stored days ago, and a
+/// delivery that comes after the client's last ACK. The client prints the first once,
+/// the second with its date, acknowledges exactly what it printed, and leaves the third
+/// to the server, saying so.
+#[test]
+fn duplicates_are_shown_once_old_messages_with_their_date_and_late_ones_left_to_the_server() {
+    const DAY_US: u64 = 24 * 60 * 60 * 1_000_000;
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let old = now_us - 2 * DAY_US;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        assert_eq!(read_n(&mut stream, 8), ints(&[4, 0]), "RECEIPTS first");
+        assert_eq!(read_n(&mut stream, 48)[..8], ints(&[1, 40]), "then LOGIN");
+        let mut replies = ints(&[4, 0, 1]);
+        replies.extend(ints(&[1, 40, 1]));
+        for _ in 0..2 {
+            replies.extend(message_frame(1, old, "1002", "1001", "written long ago"));
+        }
+        stream.write_all(&replies).unwrap();
+        let chat = read_n(&mut stream, 148);
+        assert_eq!(chat[..8], ints(&[2, 140]));
+        stream
+            .write_all(&message_frame(1, old + 1, "1001", "1002", "answer"))
+            .unwrap();
+        // Up to the client's end of stream: one ACK, of the message it printed.
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut stream, &mut rest).unwrap();
+        let mut ack = ints(&[6, 8]);
+        ack.extend(old.to_le_bytes());
+        assert_eq!(rest, ack, "exactly one ACK, for the delivery printed");
+        // Too late to be acknowledged: the client must not print it.
+        stream
+            .write_all(&message_frame(1, now_us, "1002", "1001", "too late"))
+            .unwrap();
+    });
+    let output = run_client(&addr, &["1001", PASSWORD, "--send", "1002", "answer"], "");
+    server.join().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let date = Command::new("date")
+        .arg("-d")
+        .arg(format!("@{}", old / 1_000_000))
+        .arg("+%Y-%m-%d %H:%M:%S")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&output.stdout),
+        format!(
+            "[{}] 1002: written long ago\n\
+             (delivered to 1002)\n\
+             (1 more message arrived while leaving: the server keeps it for your next login)\n",
+            text(&date.stdout).trim()
+        )
+    );
+}
