@@ -24,6 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+/// A wait for a connection's write lock shorter than this is not taken off the write's
+/// time budget (see `Connection::send_after`).
+pub const LOCK_WAIT_SLACK: Duration = Duration::from_millis(10);
+
 /// Tells connections apart even when the same user logs in twice, so that the cleanup of
 /// an old connection never removes a newer login of the same name.
 pub type ConnectionId = u64;
@@ -112,8 +116,11 @@ impl Connection {
         let started = Instant::now();
         let (_in_order, waited) = match self.write_lock.try_lock() {
             Some(guard) => (guard, false),
+            // A short wait (another thread's write that went out at once) is not taken
+            // off the socket's timeout: that costs two system calls, and a wait this
+            // short stretches the write by no more than `LOCK_WAIT_SLACK`.
             None => match self.write_lock.try_lock_for(self.write_timeout()) {
-                Some(guard) => (guard, true),
+                Some(guard) => (guard, started.elapsed() > LOCK_WAIT_SLACK),
                 None => {
                     // Another write has been stuck that long: it will fail and close
                     // the connection, and so does this one.

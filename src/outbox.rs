@@ -55,7 +55,8 @@ pub struct Outbox {
     /// Where an echo sits in `replies`, and its message's id: for a receipts connection,
     /// whose echoes are MESSAGE frames (see `receipts.rs`). Empty on a plain one.
     echo_ids: Vec<(usize, u64)>,
-    /// The replies as MESSAGE frames, for a receipts connection (reused).
+    /// The replies as MESSAGE frames, for a receipts connection; before that, a
+    /// receipts receiver's deliveries (reused).
     converted: Vec<u8>,
 }
 
@@ -147,6 +148,8 @@ impl Outbox {
         let result = if receipts {
             // The receipts extension's one change here: echoes go out as MESSAGE frames.
             self.converted.clear();
+            // Deliveries add their echoes' ids receiver by receiver: in offset order again.
+            self.echo_ids.sort_unstable();
             receipts::as_messages(&self.replies, &self.echo_ids, &mut self.converted);
             connection.send(&self.converted)
         } else {
@@ -173,6 +176,7 @@ impl Outbox {
             flags,
             ids,
             echo_ids,
+            converted,
             ..
         } = self;
         for group in deliveries.chunk_by(|a, b| a.0 == b.0) {
@@ -180,7 +184,7 @@ impl Outbox {
             for &(_, echo) in group {
                 frames.extend_from_slice(&replies[echo..echo + CHAT_FRAME_LEN]);
             }
-            shared.deliver(group[0].0, frames, want_ids, flags, ids);
+            shared.deliver(group[0].0, frames, want_ids, flags, ids, converted);
             for (&(_, echo), &flag) in group.iter().zip(flags.iter()) {
                 if flag != Flag::Ok {
                     protocol::set_flag(&mut replies[echo..echo + FEEDBACK_LEN], flag);

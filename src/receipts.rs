@@ -44,7 +44,17 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often a client acknowledges, at most, after a burst of deliveries (what
+/// `chat-client` and `chat-bench relay --receipts` do): one ACK covers everything before
+/// it, so a busy conversation costs the server a few ACKs a second, and a message is
+/// still let go of within a moment of reaching the screen.
+pub const ACK_INTERVAL: Duration = Duration::from_millis(100);
+/// Unacknowledged deliveries that make a client acknowledge at once, interval or not:
+/// the server closes a connection that holds `MAX_UNACKED` of them as a slow receiver,
+/// and a fast sender can deliver that many within the interval.
+pub const ACK_AT_ONCE: usize = MAX_UNACKED / 2;
 
 /// A whole RECEIVED or READ frame: `FEEDBACK{7 or 8, 28, 1}`, the id and a name.
 pub const RECEIPT_FRAME_LEN: usize = FEEDBACK_LEN + RECEIPT_BODY_LEN;
@@ -73,6 +83,20 @@ impl MessageIds {
             .last
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
                 Some(now.max(last + 1))
+            })
+            .expect("the update always gives a value");
+        now.max(previous + 1)
+    }
+
+    /// `count` fresh ids in a row, from one reading of the clock: the first of them
+    /// (the others follow it, one apart). For a batch of deliveries, whose ids differ
+    /// by microseconds anyway.
+    pub fn next_run(&self, count: u64) -> u64 {
+        let now = now_micros();
+        let previous = self
+            .last
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                Some(now.max(last + 1) + count.saturating_sub(1))
             })
             .expect("the update always gives a value");
         now.max(previous + 1)
@@ -153,9 +177,10 @@ impl Receipts {
         out: &mut Vec<u8>,
     ) -> Result<(), SlowReceiver> {
         let mut state = self.state.lock();
-        for frame in frames.chunks_exact(CHAT_FRAME_LEN) {
+        let count = frames.len() / CHAT_FRAME_LEN;
+        let first = ids.next_run(count as u64);
+        for (id, frame) in (first..).zip(frames.chunks_exact(CHAT_FRAME_LEN)) {
             let body: &[u8; CHAT_BODY_LEN] = frame[FEEDBACK_LEN..].try_into().expect("a body");
-            let id = ids.next();
             message_frame(Flag::Ok.to_wire(), id, body, out);
             state.queue.push_back((id, *body));
             state.highest_delivered = id;
@@ -252,8 +277,9 @@ pub fn receipt_frame(kind: Kind, id: u64, name: &Name) -> [u8; RECEIPT_FRAME_LEN
 /// MESSAGE frame with the id `echo_ids` gives its offset (0 if none: a refused
 /// message), everything else as it is. The replies are the server's own, so their
 /// lengths are known: a LOGIN feedback has no body, a CHAT frame is 152 bytes, any other
-/// reply says its length.
+/// reply says its length. `echo_ids` must be sorted by offset.
 pub fn as_messages(replies: &[u8], echo_ids: &[(usize, u64)], out: &mut Vec<u8>) {
+    let mut echo_ids = echo_ids.iter().peekable();
     let mut at = 0;
     while let Some(header) = replies[at..].first_chunk::<FEEDBACK_LEN>() {
         let feedback = Feedback::decode(header);
@@ -264,9 +290,9 @@ pub fn as_messages(replies: &[u8], echo_ids: &[(usize, u64)], out: &mut Vec<u8>)
         };
         let frame = &replies[at..at + len];
         if feedback.kind == Kind::Chat {
+            while echo_ids.next_if(|(offset, _)| *offset < at).is_some() {}
             let id = echo_ids
-                .iter()
-                .find(|(offset, _)| *offset == at)
+                .next_if(|(offset, _)| *offset == at)
                 .map_or(0, |(_, id)| *id);
             let body = frame[FEEDBACK_LEN..].try_into().expect("a 140-byte body");
             message_frame(feedback.flag, id, body, out);
@@ -433,6 +459,15 @@ mod tests {
             now > 1_700_000_000_000_000,
             "microseconds since 1970: {now}"
         );
+    }
+
+    #[test]
+    fn a_run_of_ids_is_reserved_with_one_reading_of_the_clock() {
+        let ids = MessageIds::above(u64::MAX / 2);
+        let first = ids.next_run(3);
+        assert_eq!(first, u64::MAX / 2 + 1);
+        assert_eq!(ids.last(), first + 2, "three ids taken");
+        assert_eq!(ids.next(), first + 3);
     }
 
     #[test]

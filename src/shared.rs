@@ -69,7 +69,8 @@ impl SharedState {
     /// is online and the write succeeds, otherwise each into the mailbox. Leaves each
     /// message's echo flag in `flags`, and, if `want_ids` (the sender has receipts on) or
     /// the receiver needs them, its id in `ids` (0 for a message refused). Both are
-    /// cleared first; the caller reuses them.
+    /// cleared first; the caller reuses them, and `scratch` for the MESSAGE frames of a
+    /// receipts receiver.
     ///
     /// The frames come as bytes, exactly as they go on the wire: the session built them
     /// once, as its echoes, and a live delivery (nearly all of them) is a copy and a
@@ -86,6 +87,7 @@ impl SharedState {
         want_ids: bool,
         flags: &mut Vec<Flag>,
         ids: &mut Vec<u64>,
+        scratch: &mut Vec<u8>,
     ) {
         flags.clear();
         ids.clear();
@@ -94,7 +96,15 @@ impl SharedState {
         let count = frames.len() / CHAT_FRAME_LEN;
         if let Some(connection) = self.online.get(name) {
             if connection.receipts().is_some() {
-                return self.deliver_with_receipts(&mut mailbox, &connection, frames, flags, ids);
+                let (frames, out) = (frames, scratch);
+                return self.deliver_with_receipts(
+                    &mut mailbox,
+                    &connection,
+                    frames,
+                    flags,
+                    ids,
+                    out,
+                );
             }
             if connection.send(frames).is_ok() {
                 if log::log_enabled!(log::Level::Debug) {
@@ -135,14 +145,15 @@ impl SharedState {
         frames: &[u8],
         flags: &mut Vec<Flag>,
         ids: &mut Vec<u64>,
+        out: &mut Vec<u8>,
     ) {
         let receipts = connection
             .receipts()
             .expect("called for receipts connections");
         let count = frames.len() / CHAT_FRAME_LEN;
-        let mut out = Vec::with_capacity(count * MESSAGE_FRAME_LEN);
-        match receipts.deliver(frames, self.mailboxes.ids(), ids, &mut out) {
-            Ok(()) if connection.send(&out).is_ok() => {
+        out.clear();
+        match receipts.deliver(frames, self.mailboxes.ids(), ids, out) {
+            Ok(()) if connection.send(out).is_ok() => {
                 flags.resize(count, Flag::Ok);
                 return;
             }

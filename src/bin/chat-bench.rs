@@ -37,6 +37,7 @@ use chatroom::protocol::{
     Kind, MAX_UNACKED, MESSAGE_BODY_LEN, MESSAGE_FRAME_LEN, MessageText, NAME_LEN, Name, Password,
     RECEIPT_BODY_LEN, read_feedback,
 };
+use chatroom::receipts;
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
@@ -608,6 +609,9 @@ fn receive_acking(
     let mut reader = BufReader::with_capacity(READ_BUFFER_LEN, stream);
     let mut latencies = Vec::with_capacity(messages);
     let mut last_id = 0;
+    // As chat-client acknowledges: after a burst, at most every ACK_INTERVAL, or at once
+    // when ACK_AT_ONCE are unacknowledged; and the last message, at the end.
+    let (mut unacked, mut last_ack) = (0, Instant::now());
     for seq in 0..messages {
         let (feedback, body) = read_receipts_frame(&mut reader, &receiver).map_err(|e| {
             format!("{receiver}: got {seq} of {messages} messages, then nothing ({e})")
@@ -618,13 +622,19 @@ fn receive_acking(
         let sent;
         (last_id, sent) = check_message(&body, last_id, &sender, &receiver, seq)?;
         latencies.push(now_us().saturating_sub(sent));
-        if reader.buffer().len() < MESSAGE_FRAME_LEN {
+        unacked += 1;
+        let burst_over = reader.buffer().len() < MESSAGE_FRAME_LEN;
+        let due = unacked >= receipts::ACK_AT_ONCE
+            || (burst_over && last_ack.elapsed() >= receipts::ACK_INTERVAL)
+            || seq + 1 == messages;
+        if due {
             writer
                 .write_all(&chatroom::protocol::request(
                     Kind::Ack,
                     &last_id.to_le_bytes(),
                 ))
                 .map_err(|e| format!("{receiver}: ACK: {e}"))?;
+            (unacked, last_ack) = (0, Instant::now());
         }
     }
     Ok(latencies)

@@ -40,9 +40,10 @@
 
 use chatroom::blocking_client::{Reply, parse_reply};
 use chatroom::protocol::{
-    self, ChatMessage, Credentials, Flag, Kind, MAX_UNACKED, MessageText, NAME_LEN, Name, Password,
-    ROOM, TEXT_LEN,
+    self, ChatMessage, Credentials, Flag, Kind, MessageText, NAME_LEN, Name, Password, ROOM,
+    TEXT_LEN,
 };
+use chatroom::receipts;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -79,14 +80,10 @@ const TICK: Duration = Duration::from_millis(200);
 const QUIT_LINGER: Duration = Duration::from_secs(1);
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 4096;
-/// ACKs go out after a burst of frames, at most this often: one ACK covers everything
-/// printed before it, so a busy conversation costs the server a few ACKs a second, and
-/// a message is still let go of within a moment of reaching the screen.
-const ACK_INTERVAL: Duration = Duration::from_millis(100);
-/// Printed but unacknowledged deliveries that make an ACK go out at once, interval or
-/// not: the server closes a connection that holds `MAX_UNACKED` of them unacknowledged
-/// as a slow receiver, and a fast sender can deliver that many within the interval.
-const ACK_AT_ONCE: usize = MAX_UNACKED / 2;
+/// When ACKs go out (see `chatroom::receipts`): after a burst, at most this often, or
+/// at once when this many printed deliveries are unacknowledged.
+const ACK_INTERVAL: Duration = receipts::ACK_INTERVAL;
+const ACK_AT_ONCE: usize = receipts::ACK_AT_ONCE;
 const MICROS_PER_SEC: u64 = 1_000_000;
 
 const USAGE: &str = "\
