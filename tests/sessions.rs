@@ -109,10 +109,10 @@ fn the_fifth_failed_login_in_a_row_is_minus_six_and_closes() {
     let mut stream = connect(server.addr());
     for _ in 0..4 {
         send(&mut stream, &login_frame("1001", "wrong"));
-        assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -1]));
+        assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -1]));
     }
     send(&mut stream, &login_frame("1001", "wrong"));
-    assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -6]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -6]));
     assert!(closed_by_server(&mut stream));
     // Another connection may still log in as that user.
     logged_in(server.addr(), "1001");
@@ -124,14 +124,14 @@ fn malformed_logins_count_as_failures() {
     let mut stream = connect(server.addr());
     for _ in 0..3 {
         send(&mut stream, &login_frame("", "x"));
-        assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
+        assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
     }
     let mut short = ints(&[1, 3]);
     short.extend([0, 0, 0]);
     send(&mut stream, &short);
-    assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
     send(&mut stream, &login_frame("1001", "wrong"));
-    assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -6]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -6]));
     assert!(closed_by_server(&mut stream));
 }
 
