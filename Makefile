@@ -7,6 +7,8 @@
 #                     the companion terminal client (ADDR: the server's HOST:PORT)
 #   make test         every test: unit tests and the TCP tests in tests/; the last line
 #                     is the total, `make test: N passed, N failed` (the log: TEST_LOG)
+#   make exercises    check that each exercise of docs/TOUR.md fails as it says (its
+#                     patch in docs/exercises/ applied to a copy of the tree; slow)
 #   make lint         rustfmt and clippy, warnings as errors
 #   make doc          the API documentation, warnings as errors
 #   make mutants      mutation testing (cargo-mutants) of the modules that parse, bound
@@ -42,7 +44,7 @@ UNIT_EXEC = ExecStart=$(PREFIX)/bin/chat-server
 RAISE_FD_LIMIT = hard=$$(ulimit -Hn); [ "$$hard" = unlimited ] && hard=1048576; \
 	ulimit -n "$$hard" 2>/dev/null || true
 
-.PHONY: all build run client test lint doc bench mutants install clean
+.PHONY: all build run client test exercises lint doc bench mutants install clean
 
 all: build
 
@@ -72,6 +74,9 @@ test:
 		if ($$(i + 1) ~ /^failed;?$$/) failed += $$i } } \
 	END { printf "make test: %d passed, %d failed\n", passed, failed }' $(TEST_LOG); \
 	exit $$status
+
+exercises:
+	./docs/exercises/check.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

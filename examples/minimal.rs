@@ -14,21 +14,37 @@
 //! (`read_exact`; the original's `read` may return part of it, or nothing when fewer
 //! than two users are online); a client that leaves ends its thread and leaves the map
 //! (the original's thread spins at 100% CPU, its name stays); `length` is bounded; the
-//! map has a lock; the sender field is the session's name (no impersonation); the echo's
-//! flag says whether the message was delivered (1) or not (-1); a frame goes out in one
-//! `write_all`. What it leaves out, and which file of the full server does it:
+//! map has a lock; the sender field is the session's name (no impersonation); the
+//! message is delivered before the echo, whose flag says whether it was (1) or not
+//! (-1); a frame goes out in one `write_all`.
 //!
-//! - wrong lengths, unknown types, chat before login answered -3, -4, -2: `session.rs`
-//! - offline messages (flag 0) and the disk: `mailbox.rs`, `shared.rs`
-//! - frames from two threads never interleaving on one socket (here a 152-byte
-//!   `write_all` is one system call, which is enough only while the socket's buffer has
-//!   room), and the newest login closing the older one: `online.rs`
-//! - timeouts for slow clients and receivers: `frame_reader.rs`, `online.rs`
-//! - the client limit, and evicting connections that never log in: `slots.rs`
-//! - failed-login limits: `session.rs`, `login_throttle.rs`
-//! - many frames per system call: `frame_reader.rs`, `outbox.rs`
-//! - USERS and the room, the users file, flags, Ctrl-C: `session.rs`, `users.rs`,
-//!   `config.rs`, `server.rs`
+//! Where it still differs from the full server, and which file of the full server does
+//! it properly:
+//!
+//! - a wrong length, an unknown type, or chat before login gets no reply at all (the
+//!   full server answers -3, -4, -2): `session.rs`
+//! - a message to a user who is offline is refused, -1 (the full server stores it, 0,
+//!   and delivers it at the next login): `mailbox.rs`, `shared.rs`
+//! - bytes after a NUL in the receiver and text fields are relayed as the client sent
+//!   them, so one client's stray memory reaches another (the full server zeroes them):
+//!   `protocol.rs`
+//! - a second login on one connection under another name leaves the first name in the
+//!   map, on this socket; a login of a name already online elsewhere takes the name
+//!   over but leaves the older connection open (the full server closes it): `online.rs`
+//! - the map's lock is held across the login reply, so that no message overtakes it;
+//!   but a client whose socket is full (it stopped reading, and logs in again on the
+//!   same connection) blocks that write, and with it every login and every message,
+//!   for as long as it likes (the full server holds only that socket's own write lock:
+//!   `session.rs`, `Session::announce`)
+//! - there is no timeout: a receiver that does not read blocks its senders' threads
+//!   forever, and half a frame holds a thread forever (`online.rs`, `frame_reader.rs`)
+//! - frames from two threads to one socket can interleave once the socket is full:
+//!   `write_all` is one system call only while the buffer has room (`online.rs`)
+//! - no client limit and no eviction of connections that never log in (`slots.rs`); no
+//!   limit on failed logins (`session.rs`, `login_throttle.rs`)
+//! - a system call per frame read and per frame written (`frame_reader.rs`, `outbox.rs`)
+//! - no USERS request or room, no users file, no flags but the port, no clean exit on
+//!   Ctrl-C (`session.rs`, `users.rs`, `config.rs`, `server.rs`)
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -139,8 +155,8 @@ fn login(
     }
     // Into the map and the reply out under the map's lock: a sender finds the new
     // user only after the reply went out, so no message can overtake it, and once the
-    // client has its reply it is online. (12 bytes into a fresh socket cannot block;
-    // the full server uses the socket's own write lock instead: session.rs, announce.)
+    // client has its reply it is online. The price: if this client's socket is full,
+    // the write blocks with the lock held, and everyone waits (see the header).
     let writer = Arc::new(stream.try_clone()?);
     let mut map = online_map.lock();
     map.insert(user_name.clone(), Arc::clone(&writer));

@@ -302,7 +302,10 @@ impl Connection {
     }
 }
 
-/// The map of logged-in names to their connections.
+/// The map of logged-in names to their connections: the original's `onlineMap`, a
+/// `map<char*, int>` from a pointer to each thread's own `name` buffer to its socket.
+/// Keyed by that pointer, not by the text, it took a second entry for a second login of
+/// the same name; keyed here by the name itself, a login replaces the older one.
 #[derive(Debug, Default)]
 pub struct Online {
     connections: Mutex<HashMap<String, Arc<Connection>>>,

@@ -14,9 +14,9 @@ use byteorder::{ByteOrder, LittleEndian, ReadBytesExt, WriteBytesExt};
 use std::fmt;
 use std::io::{self, Read};
 
-/// Size of a request header, `HEAD { i32 type; i32 length; }`.
+/// Size of a request header, `HEAD { i32 type; i32 length; }` (the original's `HEAD_T`).
 pub const HEADER_LEN: usize = 8;
-/// Size of a reply header, `FEEDBACK { i32 type; i32 length; i32 flag; }`.
+/// Size of a reply header, `FEEDBACK { i32 type; i32 length; i32 flag; }` (`FEEDBACK_T`).
 pub const FEEDBACK_LEN: usize = 12;
 /// Size of a user name field (`name[20]`, `sender[20]`, `receiver[20]`).
 pub const NAME_LEN: usize = 20;
@@ -24,9 +24,9 @@ pub const NAME_LEN: usize = 20;
 pub const PASSWORD_LEN: usize = 20;
 /// Size of a chat message's text field (`message[100]`).
 pub const TEXT_LEN: usize = 100;
-/// Size of a LOGIN body, `USERINFO { name[20]; password[20]; }`.
+/// Size of a LOGIN body, `USERINFO { name[20]; password[20]; }` (`USERINFO_T`).
 pub const LOGIN_BODY_LEN: usize = NAME_LEN + PASSWORD_LEN;
-/// Size of a CHAT body, `CHATMSG { sender[20]; receiver[20]; message[100]; }`.
+/// Size of a CHAT body, `CHATMSG { sender[20]; receiver[20]; message[100]; }` (`CHATMSG_T`).
 pub const CHAT_BODY_LEN: usize = NAME_LEN + NAME_LEN + TEXT_LEN;
 /// Size of a whole CHAT frame as the server sends it: feedback plus body.
 pub const CHAT_FRAME_LEN: usize = FEEDBACK_LEN + CHAT_BODY_LEN;
@@ -221,7 +221,8 @@ impl fmt::Display for Flag {
 pub struct Header {
     /// The `type` field (the original's `businessType`).
     pub kind: Kind,
-    /// As sent: may be negative or huge, which is why it is not a `usize`.
+    /// The `length` field (the original's `businessLength`), as sent: may be negative or
+    /// huge, which is why it is not a `usize`, and why [`Header::body_len`] checks it.
     pub length: i32,
 }
 

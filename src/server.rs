@@ -147,6 +147,8 @@ impl Server {
             .map_err(StartError::Descriptors)?;
         let shared = SharedState::new(config, users).map_err(StartError::DataDir)?;
         let requested = SocketAddr::new(config.bind, config.port);
+        // The original's `socket`, `bind` and `listen(socketfd, 2)` in one: std's default
+        // backlog instead of 2, so a burst of connections is not refused.
         let listener = TcpListener::bind(requested).map_err(|error| StartError::Bind {
             addr: requested,
             error,
@@ -292,6 +294,9 @@ impl Server {
         };
         let shared = Arc::clone(&self.shared);
         let id = connection.id();
+        // The original's `pthread_create(&pthreadid, NULL, pthread_function, fd)`, with
+        // `fd` pointing at `tempFd`, a variable the next `accept` overwrites: a thread
+        // that started late served the wrong socket. Here the connection is moved in.
         let thread = thread::Builder::new()
             .name(format!("client-{id}"))
             .stack_size(CLIENT_STACK_SIZE)

@@ -194,7 +194,8 @@ impl Accounts {
             .expect("account names are checked UTF-8 when loaded")
     }
 
-    /// True when `name` is an account and `password` is its password.
+    /// True when `name` is an account and `password` is its password: the original's loop
+    /// over `userInfo[i]` with two `strcmp`s, as one hash lookup and one comparison.
     pub fn check(&self, name: &str, password: &[u8]) -> bool {
         self.id(name)
             .is_some_and(|id| self.accounts[id].password.as_bytes() == password)

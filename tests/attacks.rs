@@ -40,12 +40,12 @@ fn connections_that_never_log_in_make_room_oldest_first() {
     for (i, name) in ["1002", "1003", "似末"].into_iter().enumerate() {
         newcomers.push(raw_logged_in(addr, name));
         let evicted = &mut squatters[i];
-        assert_eq!(read_n(evicted, 12), ints(&[1, 40, -5]), "squatter {i}");
+        assert_frames!(read_n(evicted, 12), ints(&[1, 40, -5]), "squatter {i}");
         assert!(closed_by_server(evicted), "squatter {i}");
     }
     // Logged-in users are never evicted.
     send(&mut user, &chat_frame("1001", "1001", "still here"));
-    assert_eq!(
+    assert_frames!(
         read_n(&mut user, 152),
         chat_reply(1, &chat_body("1001", "1001", "still here"))
     );
@@ -79,12 +79,12 @@ fn a_success_does_not_reset_the_failures_of_a_connection() {
     let mut guesser = connect(server.addr());
     for _ in 0..4 {
         send(&mut guesser, &login_frame("1002", "guess"));
-        assert_eq!(read_n(&mut guesser, 12), ints(&[1, 40, -1]));
+        assert_frames!(read_n(&mut guesser, 12), ints(&[1, 40, -1]));
     }
     // Logging in as oneself in between used to reset the count.
     raw_login(&mut guesser, "1001");
     send(&mut guesser, &login_frame("1002", "guess"));
-    assert_eq!(read_n(&mut guesser, 12), ints(&[1, 40, -6]));
+    assert_frames!(read_n(&mut guesser, 12), ints(&[1, 40, -6]));
     assert!(closed_by_server(&mut guesser));
 }
 
@@ -102,14 +102,14 @@ fn an_address_with_too_many_failed_logins_is_refused_unchecked_and_others_are_no
         let mut guesser = connect_from(ATTACKER, addr);
         for _ in 0..4.min(FAILURES - failures) {
             send(&mut guesser, &login_frame("1002", "guess"));
-            assert_eq!(read_n(&mut guesser, 12), ints(&[1, 40, -1]));
+            assert_frames!(read_n(&mut guesser, 12), ints(&[1, 40, -1]));
             failures += 1;
         }
     }
     // Now even the right password gets -6 from that address, and the connection closes.
     let mut blocked = connect_from(ATTACKER, addr);
     send(&mut blocked, &login_frame("1002", PASSWORD));
-    assert_eq!(read_n(&mut blocked, 12), ints(&[1, 40, -6]));
+    assert_frames!(read_n(&mut blocked, 12), ints(&[1, 40, -6]));
     assert!(closed_by_server(&mut blocked));
     // A user at another address logs in as that very account.
     raw_logged_in(addr, "1002");

@@ -163,7 +163,7 @@ fn every_cut_of_every_frame_closes_at_once_and_costs_no_cpu() {
     // this connection, that is the idle server.
     let mut probe = connect(server.addr);
     send(&mut probe, &ints(&[3, 0]));
-    assert_eq!(
+    assert_frames!(
         read_n(&mut probe, 12),
         ints(&[3, 0, -2]),
         "USERS before a login"
@@ -173,7 +173,7 @@ fn every_cut_of_every_frame_closes_at_once_and_costs_no_cpu() {
     // One failed login from the other machine: its logins are refused unchecked now.
     let mut guesser = connect_from(ANOTHER_MACHINE, server.addr);
     send(&mut guesser, &login_frame("1001", "wrong"));
-    assert_eq!(read_n(&mut guesser, 12), ints(&[1, 40, -1]), "a refusal");
+    assert_frames!(read_n(&mut guesser, 12), ints(&[1, 40, -1]), "a refusal");
     drop(guesser);
 
     let mut cases = Vec::new();
@@ -278,7 +278,7 @@ fn squatters_that_never_read_hold_no_threads_beyond_the_client_limit() {
     // The idle server, measured with one connection served (so fully up) and less it.
     let mut probe = connect(server.addr);
     send(&mut probe, &ints(&[3, 0]));
-    assert_eq!(
+    assert_frames!(
         read_n(&mut probe, 12),
         ints(&[3, 0, -2]),
         "USERS before a login"
@@ -310,7 +310,7 @@ fn squatters_that_never_read_hold_no_threads_beyond_the_client_limit() {
     // The newest squatters hold the slots; a user still gets in.
     let mut user = raw_logged_in(server.addr, "1001");
     send(&mut user, &ints(&[3, 0]));
-    assert_eq!(
+    assert_frames!(
         read_n(&mut user, 12),
         ints(&[3, 20, 1]),
         "USERS: 1001 alone"
@@ -345,7 +345,7 @@ fn after_a_mailbox_is_delivered_at_the_store_limit_the_next_message_is_stored() 
     for round in 1..=ROUNDS {
         let mut receiver = connect(server.addr());
         send(&mut receiver, &login_frame(&format!("r{round}"), PASSWORD));
-        assert_eq!(read_n(&mut receiver, 12), ints(&[1, 40, 1]), "login");
+        assert_frames!(read_n(&mut receiver, 12), ints(&[1, 40, 1]), "login");
         let stored = read_n(&mut receiver, 152);
         assert_eq!(stored[..12], ints(&[2, 140, 1]), "the stored message");
         let next = format!("r{}", round + 1);
@@ -405,7 +405,7 @@ fn a_descriptor_limit_below_the_client_limit_lowers_it_and_logins_still_get_in()
     );
     let mut sender = raw_logged_in(server.addr, "1001");
     send(&mut sender, &chat_frame("1001", "1002", "kept"));
-    assert_eq!(read_n(&mut sender, 152)[..12], ints(&[2, 140, 0]), "QUEUED");
+    assert_frames!(read_n(&mut sender, 152)[..12], ints(&[2, 140, 0]), "QUEUED");
     let idle: Vec<_> = (0..80).map(|_| connect(server.addr)).collect();
     let (_receiver, stored) = login_and_collect_stored(server.addr, "1002");
     assert_eq!(stored, [(1, "1001".to_string(), "kept".to_string())]);
@@ -423,12 +423,12 @@ fn a_descriptor_limit_lowered_under_a_running_server_loses_no_stored_message() {
     let mut sender = raw_logged_in(server.addr, "1001");
     for text in ["one", "two", "three"] {
         send(&mut sender, &chat_frame("1001", "1002", text));
-        assert_eq!(read_n(&mut sender, 152)[..12], ints(&[2, 140, 0]), "QUEUED");
+        assert_frames!(read_n(&mut sender, 152)[..12], ints(&[2, 140, 0]), "QUEUED");
     }
     let mut idle: Vec<_> = (0..4).map(|_| connect(server.addr)).collect();
     for stream in &mut idle {
         send(stream, &ints(&[3, 0]));
-        assert_eq!(
+        assert_frames!(
             read_n(stream, 12),
             ints(&[3, 0, -2]),
             "served before a login"
@@ -438,7 +438,7 @@ fn a_descriptor_limit_lowered_under_a_running_server_loses_no_stored_message() {
     // open the mailbox.
     let mut first = connect(server.addr);
     send(&mut first, &ints(&[3, 0]));
-    assert_eq!(
+    assert_frames!(
         read_n(&mut first, 12),
         ints(&[3, 0, -2]),
         "served before a login"
@@ -449,12 +449,12 @@ fn a_descriptor_limit_lowered_under_a_running_server_loses_no_stored_message() {
     }
     send(&mut first, &login_frame("1002", PASSWORD));
     send(&mut first, &ints(&[3, 0]));
-    assert_eq!(
+    assert_frames!(
         read_n(&mut first, 12),
         ints(&[1, 40, 1]),
         "the login gets in"
     );
-    assert_eq!(
+    assert_frames!(
         read_n(&mut first, 12),
         ints(&[3, 40, 1]),
         "the USERS reply comes next: no stored message, there was no descriptor to read them"
@@ -463,14 +463,14 @@ fn a_descriptor_limit_lowered_under_a_running_server_loses_no_stored_message() {
     let busy = ints(&[1, 40, -5]);
     // A newcomer gets in by evicting the oldest idle connection, as at the client limit.
     let mut newcomer = raw_logged_in(server.addr, "1003");
-    assert_eq!(
+    assert_frames!(
         read_n(&mut idle[0], 12),
         busy,
         "the oldest idle one made room: BUSY"
     );
     assert!(closed_by_server(&mut idle[0]), "and is closed");
     send(&mut newcomer, &ints(&[3, 0]));
-    assert_eq!(read_n(&mut newcomer, 12)[..12], ints(&[3, 60, 1]));
+    assert_frames!(read_n(&mut newcomer, 12)[..12], ints(&[3, 60, 1]));
     assert!(set_descriptor_limit(pid, &normal));
     drop(first);
     let (_second, stored) = login_and_collect_stored(server.addr, "1002");
@@ -503,8 +503,8 @@ fn running_out_of_descriptors_with_everyone_logged_in_is_survived() {
         let text = round.to_string();
         send(&mut a, &chat_frame("1001", "1002", &text));
         let expected = chat_reply(1, &chat_body("1001", "1002", &text));
-        assert_eq!(read_n(&mut b, 152), expected);
-        assert_eq!(read_n(&mut a, 152), expected);
+        assert_frames!(read_n(&mut b, 152), expected);
+        assert_frames!(read_n(&mut a, 152), expected);
     }
     // Let the backoff run for a while: a busy loop would burn a core meanwhile.
     thread::sleep(Duration::from_millis(500));
@@ -523,5 +523,5 @@ fn running_out_of_descriptors_with_everyone_logged_in_is_survived() {
     assert!(set_descriptor_limit(pid, &normal));
     let mut late = raw_logged_in(server.addr, "1003");
     send(&mut late, &ints(&[3, 0]));
-    assert_eq!(read_n(&mut late, 12), ints(&[3, 60, 1]), "three online");
+    assert_frames!(read_n(&mut late, 12), ints(&[3, 60, 1]), "three online");
 }

@@ -2,8 +2,10 @@
 //! for the original's valid exchanges (tests/common/exchanges.rs): it is the design in
 //! its plainest form, not a different protocol.
 //!
-//! The example is built by `cargo test --all-targets` (`make test`) next to this test's
-//! own binary, and started on a free port for each test.
+//! Each run of this test builds the example first (`cargo build --example minimal`,
+//! once per test process), so the tests always run the example's current source: a
+//! learner who edits `examples/minimal.rs` (exercise 6 of docs/TOUR.md) tests the edit,
+//! not an older build. Each test starts it on a free port.
 
 mod common;
 
@@ -55,32 +57,30 @@ impl Drop for Minimal {
 }
 
 /// The example's binary, `target/<profile>/examples/minimal`, beside this test's
-/// `target/<profile>/deps/`. `make test` builds it first (`cargo build --examples`);
-/// `cargo test --all-targets` alone builds examples only as test harnesses, so when it
-/// is missing this asks cargo to build it.
+/// `target/<profile>/deps/`, freshly built from the current source. `cargo test` builds
+/// examples only as test harnesses, and would not rebuild the binary after an edit.
 fn example_binary() -> PathBuf {
     // Once per test process: the tests run in parallel, and one build serves them all.
     static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BINARY.get_or_init(build_example_if_missing).clone()
+    BINARY.get_or_init(build_example).clone()
 }
 
-fn build_example_if_missing() -> PathBuf {
+fn build_example() -> PathBuf {
     let this_test = std::env::current_exe().unwrap();
     let profile_dir = this_test.parent().and_then(|deps| deps.parent()).unwrap();
-    let binary = profile_dir.join("examples").join("minimal");
-    if !binary.exists() {
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "--example", "minimal", "--manifest-path"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build
-            .status()
-            .expect("run cargo to build the minimal example");
-        assert!(status.success(), "cargo build --example minimal failed");
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args(["build", "--example", "minimal", "--manifest-path"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
     }
+    // Up to date, this is a quick check; after an edit, a rebuild (its errors on stderr).
+    let status = build
+        .status()
+        .expect("run cargo to build the minimal example");
+    assert!(status.success(), "cargo build --example minimal failed");
+    let binary = profile_dir.join("examples").join("minimal");
     assert!(binary.exists(), "{} was not built", binary.display());
     binary
 }

@@ -204,6 +204,50 @@ fn every_test_the_tour_names_exists() {
     }
 }
 
+/// Every original name the tour (and its Chinese version) says is in a file is there:
+/// the rows of its table "Where the original's names are", whose second column is
+/// nothing but files (`src/server.rs`), each name of the first column in each file.
+#[test]
+fn every_original_name_the_tour_places_in_a_file_is_there() {
+    for tour in ["docs/TOUR.md", "docs/TOUR.zh-CN.md"] {
+        let text = fs::read_to_string(Path::new(ROOT).join(tour)).unwrap();
+        let mut rows = 0;
+        for line in text.lines() {
+            let cells: Vec<&str> = line
+                .trim()
+                .trim_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect();
+            let [names, files] = cells[..] else { continue };
+            let files: Vec<&str> = files.split(['、', ',']).map(str::trim).collect();
+            let Some(files) = files
+                .iter()
+                .map(|file| {
+                    file.strip_prefix('`')
+                        .and_then(|file| file.strip_suffix('`'))
+                        .filter(|file| file.starts_with("src/") || file.starts_with("examples/"))
+                })
+                .collect::<Option<Vec<&str>>>()
+            else {
+                continue;
+            };
+            rows += 1;
+            for file in files {
+                let source = fs::read_to_string(Path::new(ROOT).join(file))
+                    .unwrap_or_else(|error| panic!("{tour} names {file}: {error}"));
+                for name in names.split('`').skip(1).step_by(2) {
+                    assert!(
+                        source.contains(name),
+                        "{tour} says the original's `{name}` is in {file}, and it is not"
+                    );
+                }
+            }
+        }
+        assert!(rows >= 5, "{tour} places the original's names in files");
+    }
+}
+
 fn collect_sources(dir: &Path, into: &mut String) {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

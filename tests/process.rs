@@ -115,9 +115,9 @@ fn a_users_file_is_served() {
     let server = run_server("", &["--users", users.to_str().unwrap()]);
     let mut alice = connect(server.addr);
     send(&mut alice, &login_frame("alice", "secret"));
-    assert_eq!(read_n(&mut alice, 12), ints(&[1, 40, 1]));
+    assert_frames!(read_n(&mut alice, 12), ints(&[1, 40, 1]));
     send(&mut alice, &login_frame("1001", PASSWORD));
-    assert_eq!(read_n(&mut alice, 12), ints(&[1, 40, -1]), "no built-ins");
+    assert_frames!(read_n(&mut alice, 12), ints(&[1, 40, -1]), "no built-ins");
 }
 
 #[test]
@@ -291,7 +291,7 @@ fn a_flood_of_bad_requests_costs_a_few_log_lines_a_second() {
         &mut flooder,
         &chat_frame("1001", "1002", "fills the mailbox"),
     );
-    assert_eq!(read_n(&mut flooder, 12), ints(&[2, 140, 0]), "queued");
+    assert_frames!(read_n(&mut flooder, 12), ints(&[2, 140, 0]), "queued");
     read_n(&mut flooder, 140);
     let mut burst = Vec::new();
     for _ in 0..FLOOD {
@@ -300,18 +300,18 @@ fn a_flood_of_bad_requests_costs_a_few_log_lines_a_second() {
     }
     send(&mut flooder, &burst);
     for i in 0..FLOOD {
-        assert_eq!(read_n(&mut flooder, 12), ints(&[2, 140, -7]), "echo {i}");
+        assert_frames!(read_n(&mut flooder, 12), ints(&[2, 140, -7]), "echo {i}");
         read_n(&mut flooder, 140);
-        assert_eq!(read_n(&mut flooder, 12), ints(&[99, 0, -4]), "reply {i}");
+        assert_frames!(read_n(&mut flooder, 12), ints(&[99, 0, -4]), "reply {i}");
     }
     // One failure blocks 127.0.0.1; every later login from it is refused unchecked.
     let mut guesser = connect(server.addr);
     send(&mut guesser, &login_frame("1002", "guess"));
-    assert_eq!(read_n(&mut guesser, 12), ints(&[1, 40, -1]));
+    assert_frames!(read_n(&mut guesser, 12), ints(&[1, 40, -1]));
     for _ in 0..BLOCKED_LOGINS {
         let mut blocked = connect(server.addr);
         send(&mut blocked, &login_frame("1002", PASSWORD));
-        assert_eq!(read_n(&mut blocked, 12), ints(&[1, 40, -6]));
+        assert_frames!(read_n(&mut blocked, 12), ints(&[1, 40, -6]));
     }
     let seconds = started.elapsed().as_secs() as usize + 1;
     server.signal("TERM");

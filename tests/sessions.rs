@@ -109,10 +109,10 @@ fn the_fifth_failed_login_in_a_row_is_minus_six_and_closes() {
     let mut stream = connect(server.addr());
     for _ in 0..4 {
         send(&mut stream, &login_frame("1001", "wrong"));
-        assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -1]));
+        assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -1]));
     }
     send(&mut stream, &login_frame("1001", "wrong"));
-    assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -6]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -6]));
     assert!(closed_by_server(&mut stream));
     // Another connection may still log in as that user.
     logged_in(server.addr(), "1001");
@@ -124,14 +124,14 @@ fn malformed_logins_count_as_failures() {
     let mut stream = connect(server.addr());
     for _ in 0..3 {
         send(&mut stream, &login_frame("", "x"));
-        assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
+        assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
     }
     let mut short = ints(&[1, 3]);
     short.extend([0, 0, 0]);
     send(&mut stream, &short);
-    assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
     send(&mut stream, &login_frame("1001", "wrong"));
-    assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -6]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -6]));
     assert!(closed_by_server(&mut stream));
 }
 
@@ -187,4 +187,134 @@ fn fifty_concurrent_senders_reach_one_receiver_intact_and_in_order() {
     }
     assert_eq!(next_seq.len(), SENDERS);
     assert!(next_seq.values().all(|&n| n == MESSAGES));
+}
+
+/// Frames from two threads never interleave on one socket, even when the socket is
+/// full and each write goes out in pieces: every write to a connection holds its write
+/// lock from the first byte to the last. The receiver, with a small receive buffer and
+/// reading a few bytes at a time so that its socket in the server stays full, gets
+/// from two kinds of writer at once: the senders' threads, delivering their messages
+/// to it in batches (up to 64 frames in one write), and its own session thread,
+/// writing the echoes of the notes it sends itself, in batches too. (Deliveries to one
+/// receiver are already taken one at a time, under its mailbox lock; its own replies
+/// are not.) It checks that every 152-byte frame is whole and that each writer's
+/// messages come in the order sent.
+#[test]
+fn frames_from_two_threads_never_interleave_on_a_receiver_with_a_full_socket() {
+    const SENDERS: usize = 4;
+    const MESSAGES: usize = 2000;
+    /// Small enough that a batch of 64 frames (9728 bytes) cannot go out in one piece.
+    const RECEIVE_BUFFER: usize = 2048;
+    /// The receiver's segment size, the smallest TCP allows: the server's send buffer
+    /// for the connection grows with it, so it stays a few segments and fills.
+    const SEGMENT: u32 = 536;
+    /// The receiver's reads: so small that the server's threads outpace it.
+    const READ_PIECE: usize = 16;
+    let server = start_with(numbered_users("u", SENDERS + 1), |_| {});
+    let receiver_name = format!("u{SENDERS}");
+    let mut receiver = {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(RECEIVE_BUFFER).unwrap();
+        socket.set_tcp_mss(SEGMENT).unwrap();
+        socket.connect(&server.addr().into()).unwrap();
+        let stream: std::net::TcpStream = socket.into();
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream
+    };
+    raw_login(&mut receiver, &receiver_name);
+    let numbered = |name: &str, to: &str| -> Vec<u8> {
+        (0..MESSAGES)
+            .flat_map(|seq| chat_frame(name, to, &format!("{name} {seq}")))
+            .collect()
+    };
+    // The receiver's notes to itself, echoed by its own session thread.
+    let mut writer = receiver.try_clone().unwrap();
+    let notes = numbered(&receiver_name, &receiver_name);
+    let writing_notes = thread::spawn(move || send(&mut writer, &notes));
+
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|i| {
+            let addr = server.addr();
+            let to = receiver_name.clone();
+            let name = format!("u{i}");
+            let requests = numbered(&name, &to);
+            thread::spawn(move || {
+                let mut stream = raw_logged_in(addr, &name);
+                // Written on another thread: the echoes must be read meanwhile, or the
+                // server, blocked writing them, would stop reading the requests.
+                let mut writer = stream.try_clone().unwrap();
+                let writing = thread::spawn(move || send(&mut writer, &requests));
+                for seq in 0..MESSAGES {
+                    let expected = chat_reply(1, &chat_body(&name, &to, &format!("{name} {seq}")));
+                    assert_frames!(read_n(&mut stream, 152), expected, "echo {seq} to {name}");
+                }
+                writing.join().unwrap();
+            })
+        })
+        .collect();
+
+    let mut next_seq: HashMap<String, usize> = HashMap::new();
+    for count in 0..(SENDERS + 1) * MESSAGES {
+        let mut frame = vec![0; 152];
+        for piece in frame.chunks_mut(READ_PIECE) {
+            if let Err(error) = std::io::Read::read_exact(&mut receiver, piece) {
+                panic!("frame {count} to {receiver_name}: {error}");
+            }
+        }
+        let text_of = |field: &[u8]| {
+            let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+            String::from_utf8_lossy(&field[..end]).into_owned()
+        };
+        let (sender, text) = (text_of(&frame[12..32]), text_of(&frame[52..]));
+        // A whole frame: `FEEDBACK{2, 140, 1 OK}` and a text that names its sender.
+        let seq = match text.split_once(' ') {
+            Some((claimed, seq)) if frame[..12] == ints(&[2, 140, 1])[..] && claimed == sender => {
+                seq.parse::<usize>().ok()
+            }
+            _ => None,
+        };
+        let Some(seq) = seq else {
+            panic!(
+                "frame {count} to {receiver_name} is not one whole FEEDBACK{{2, 140, 1 OK}} + \
+                 CHATMSG: two threads' writes interleaved on its socket; its 152 bytes: \
+                 {frame:?}"
+            );
+        };
+        let expected = next_seq.entry(sender.clone()).or_default();
+        assert_eq!(
+            seq,
+            *expected,
+            "frame {count} to {receiver_name}: {}: out of {sender}'s order",
+            describe_frames(&frame)
+        );
+        *expected += 1;
+    }
+    writing_notes.join().unwrap();
+    for sender in senders {
+        sender.join().expect("sender thread");
+    }
+    assert_eq!(next_seq.len(), SENDERS + 1);
+    assert!(next_seq.values().all(|&n| n == MESSAGES));
+}
+
+/// A user whose client leaves is no longer online: its session's cleanup takes the name
+/// out of the online map (the original's thread left it in `onlineMap`, and everyone
+/// went on seeing, and writing to, a user who had gone). The server closes its end of
+/// the connection only after the cleanup, so the end of stream says it is done.
+#[test]
+fn a_user_whose_client_leaves_is_no_longer_online() {
+    let server = start();
+    let mut watcher = raw_logged_in(server.addr(), "1002");
+    let mut leaver = raw_logged_in(server.addr(), "1001");
+    leaver.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut leaver, &mut rest).expect("the server closes its end");
+    send(&mut watcher, &ints(&[3, 0]));
+    let mut reply = read_n(&mut watcher, 12);
+    let names_len = i32::from_le_bytes(reply[4..8].try_into().unwrap());
+    reply.extend(read_n(&mut watcher, usize::try_from(names_len).unwrap()));
+    let mut only_the_watcher = ints(&[3, 20, 1]);
+    only_the_watcher.extend(field(b"1002", 20));
+    assert_frames!(reply, only_the_watcher, "USERS after 1001's client left");
 }

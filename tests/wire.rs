@@ -39,7 +39,7 @@ fn garbage_after_the_nul_is_ignored_and_zeroed_in_relayed_frames() {
     login.extend(b"1001\0\xAA\xBB\xCC\xDD\xEE\xFF\x01\x02\x03\x04\x05\x06\x07\x08\x09");
     login.extend(b"123456\0garbage-here\x7F");
     send(&mut sender, &login);
-    assert_eq!(read_n(&mut sender, 12), ints(&[1, 40, 1]));
+    assert_frames!(read_n(&mut sender, 12), ints(&[1, 40, 1]));
     raw_login(&mut receiver, "1002");
 
     let mut chat = ints(&[2, 140]);
@@ -52,8 +52,8 @@ fn garbage_after_the_nul_is_ignored_and_zeroed_in_relayed_frames() {
     send(&mut sender, &chat);
 
     let expected = chat_reply(1, &chat_body("1001", "1002", "hello"));
-    assert_eq!(read_n(&mut receiver, 152), expected);
-    assert_eq!(read_n(&mut sender, 152), expected);
+    assert_frames!(read_n(&mut receiver, 152), expected);
+    assert_frames!(read_n(&mut sender, 152), expected);
 }
 
 #[test]
@@ -75,13 +75,13 @@ fn a_twenty_byte_name_with_no_nul_logs_in_and_chats() {
         &chat_frame("friend", twenty, "to the long name"),
     );
     let expected = chat_reply(1, &chat_body("friend", twenty, "to the long name"));
-    assert_eq!(read_n(&mut long, 152), expected);
-    assert_eq!(read_n(&mut friend, 152), expected);
+    assert_frames!(read_n(&mut long, 152), expected);
+    assert_frames!(read_n(&mut friend, 152), expected);
 
     send(&mut long, &chat_frame(twenty, "friend", "back"));
     let expected = chat_reply(1, &chat_body(twenty, "friend", "back"));
     assert_eq!(&expected[12..32], twenty.as_bytes(), "no terminator");
-    assert_eq!(read_n(&mut friend, 152), expected);
+    assert_frames!(read_n(&mut friend, 152), expected);
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn chat_before_login_is_refused_with_the_body_echoed() {
     raw_login(&mut watcher, "1002");
     send(&mut stream, &chat_frame("1001", "1002", "let me in"));
     let expected = chat_reply(-2, &chat_body("1001", "1002", "let me in"));
-    assert_eq!(read_n(&mut stream, 152), expected);
+    assert_frames!(read_n(&mut stream, 152), expected);
     // Nothing reached 1002: its next bytes answer its own request.
     assert_nothing_pending(&mut watcher, true);
 }
@@ -103,12 +103,12 @@ fn chat_to_an_unknown_user_is_minus_one_and_to_yourself_one_copy() {
     let mut stream = connect(server.addr());
     raw_login(&mut stream, "1001");
     send(&mut stream, &chat_frame("1001", "nobody", "hello?"));
-    assert_eq!(
+    assert_frames!(
         read_n(&mut stream, 152),
         chat_reply(-1, &chat_body("1001", "nobody", "hello?"))
     );
     send(&mut stream, &chat_frame("1001", "1001", "note to self"));
-    assert_eq!(
+    assert_frames!(
         read_n(&mut stream, 152),
         chat_reply(1, &chat_body("1001", "1001", "note to self"))
     );
@@ -121,7 +121,7 @@ fn an_empty_receiver_is_malformed() {
     let mut stream = connect(server.addr());
     raw_login(&mut stream, "1001");
     send(&mut stream, &chat_frame("1001", "", "to whom?"));
-    assert_eq!(
+    assert_frames!(
         read_n(&mut stream, 152),
         chat_reply(-3, &chat_body("1001", "", "to whom?"))
     );
@@ -149,7 +149,7 @@ fn the_largest_allowed_length_is_read_whole_and_skipped() {
     let mut frame = ints(&[99, 4096]);
     frame.extend(vec![0x55; 4096]);
     send(&mut stream, &frame);
-    assert_eq!(read_n(&mut stream, 12), ints(&[99, 0, -4]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[99, 0, -4]));
     raw_login(&mut stream, "1001");
 }
 
@@ -162,17 +162,17 @@ fn wrong_lengths_are_minus_three_and_the_body_is_consumed() {
     login.extend(field(b"1001", 20));
     login.extend(field(b"123456", 21));
     send(&mut stream, &login);
-    assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
     let mut short_chat = ints(&[2, 139]);
     short_chat.extend(vec![0x41; 139]);
     send(&mut stream, &short_chat);
-    assert_eq!(read_n(&mut stream, 152), chat_reply(-3, &[0; 140]));
+    assert_frames!(read_n(&mut stream, 152), chat_reply(-3, &[0; 140]));
     send(&mut stream, &ints(&[2, 0]));
-    assert_eq!(read_n(&mut stream, 152), chat_reply(-3, &[0; 140]));
+    assert_frames!(read_n(&mut stream, 152), chat_reply(-3, &[0; 140]));
     // The stream is still in step: a proper login works.
     raw_login(&mut stream, "1001");
     send(&mut stream, &ints(&[1, 0]));
-    assert_eq!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[1, 40, -3]));
     assert_nothing_pending(&mut stream, true);
 }
 
@@ -183,8 +183,8 @@ fn an_unknown_type_is_minus_four_with_no_body_and_its_body_is_skipped() {
     let mut frame = ints(&[7, 5]);
     frame.extend(b"\x01\x02\x03\x04\x05");
     send(&mut stream, &frame);
-    assert_eq!(read_n(&mut stream, 12), ints(&[7, 0, -4]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[7, 0, -4]));
     send(&mut stream, &ints(&[0, 0]));
-    assert_eq!(read_n(&mut stream, 12), ints(&[0, 0, -4]));
+    assert_frames!(read_n(&mut stream, 12), ints(&[0, 0, -4]));
     raw_login(&mut stream, "1001");
 }

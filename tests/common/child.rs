@@ -1,12 +1,13 @@
 //! The `chat-server` binary run as a child process, as an operator runs it: for the
 //! tests that need what only a real process has (its own CPU time, descriptor limit,
-//! threads, signals and log).
+//! threads, signals and log). When a test that started it fails, the server's whole
+//! log is printed with the failure.
 
 use super::next_line_with;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,12 +23,29 @@ pub struct Running {
     pub startup: Vec<String>,
     /// The temporary directory that holds its data directory, unless the test gave one.
     pub data: Option<tempfile::TempDir>,
+    /// Every log line so far, whoever has read it from `log`: shown if the test fails.
+    transcript: Arc<Mutex<Vec<String>>>,
+    /// The thread that reads stderr; it ends at the child's exit.
+    forwarder: Option<thread::JoinHandle<()>>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if thread::panicking() {
+            // Every line, up to the child's last.
+            if let Some(forwarder) = self.forwarder.take() {
+                let _ = forwarder.join();
+            }
+            // The log usually says why: a refused login, a closed connection, a crash.
+            let transcript = self.transcript.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!("--- chat-server's log ({} lines) ---", transcript.len());
+            for line in transcript.iter() {
+                eprintln!("{line}");
+            }
+            eprintln!("--- end of chat-server's log ---");
+        }
     }
 }
 
@@ -94,13 +112,16 @@ pub fn run_server_on(data_dir: &std::path::Path, shell_prefix: &str, args: &[&st
         .stderr(Stdio::piped())
         .spawn()
         .expect("start chat-server");
-    let log = forward_lines(child.stderr.take().unwrap());
+    let transcript = Arc::default();
+    let (log, forwarder) = forward_lines(child.stderr.take().unwrap(), Arc::clone(&transcript));
     let mut running = Running {
         child,
         addr: "127.0.0.1:1".parse().unwrap(),
         log,
         startup: Vec::new(),
         data: None,
+        transcript,
+        forwarder: Some(forwarder),
     };
     let line = loop {
         let line = running.wait_for_log("");
@@ -118,17 +139,25 @@ pub fn run_server_on(data_dir: &std::path::Path, shell_prefix: &str, args: &[&st
     running
 }
 
-fn forward_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
+/// The child's stderr, line by line, to the test (through the channel) and into
+/// `transcript`.
+fn forward_lines(
+    stderr: ChildStderr,
+    transcript: Arc<Mutex<Vec<String>>>,
+) -> (mpsc::Receiver<String>, thread::JoinHandle<()>) {
     let (lines, log) = mpsc::channel();
-    thread::spawn(move || {
+    let forwarder = thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
+            transcript
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line.clone());
+            // The test may have stopped listening; the transcript still wants the rest.
+            let _ = lines.send(line);
         }
     });
-    log
+    (log, forwarder)
 }
 
 /// User plus system CPU time of a process, in clock ticks (usually 1/100 s).
