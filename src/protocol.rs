@@ -510,13 +510,6 @@ impl ChatMessage {
         }
     }
 
-    /// Appends the chat body's 140 bytes, zero-padded, to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.sender.field());
-        out.extend_from_slice(self.receiver.field());
-        out.extend_from_slice(self.text.field());
-    }
-
     /// The chat body's 140 bytes, zero-padded.
     pub fn to_bytes(&self) -> [u8; CHAT_BODY_LEN] {
         let mut out = [0; CHAT_BODY_LEN];
@@ -534,13 +527,6 @@ impl ChatMessage {
             .copy_from_slice(&Feedback::new(Kind::Chat, CHAT_BODY_LEN, flag).to_bytes());
         out[FEEDBACK_LEN..].copy_from_slice(&self.to_bytes());
         out
-    }
-
-    /// Appends [`to_frame`](ChatMessage::to_frame)'s 152 bytes to `out`, which a
-    /// session reuses from batch to batch: no buffer of its own per message.
-    pub fn encode_frame(&self, flag: Flag, out: &mut Vec<u8>) {
-        out.extend_from_slice(&Feedback::new(Kind::Chat, CHAT_BODY_LEN, flag).to_bytes());
-        self.encode(out);
     }
 }
 
@@ -627,6 +613,94 @@ mod tests {
         let mut field = value.to_vec();
         field.resize(len, 0);
         field
+    }
+
+    #[test]
+    fn the_sizes_are_those_of_the_protocol_document() {
+        let sizes = [
+            (HEADER_LEN, 8),
+            (FEEDBACK_LEN, 12),
+            (LOGIN_BODY_LEN, 40),
+            (CHAT_BODY_LEN, 140),
+            (CHAT_FRAME_LEN, 152),
+            (MESSAGE_BODY_LEN, 148),
+            (MESSAGE_FRAME_LEN, 160),
+            (ACK_BODY_LEN, 8),
+            (RECEIPT_BODY_LEN, 28),
+            (MAX_UNACKED, 256),
+        ];
+        for (size, expected) in sizes {
+            assert_eq!(size, expected);
+        }
+    }
+
+    #[test]
+    fn every_flag_says_what_it_means_in_words_of_its_own() {
+        let words = [
+            (Flag::Ok, "ok"),
+            (Flag::Queued, "offline"),
+            (Flag::Rejected, "no such user"),
+            (Flag::NotLoggedIn, "log in first"),
+            (Flag::Malformed, "malformed"),
+            (Flag::Unsupported, "does not know"),
+            (Flag::Busy, "busy"),
+            (Flag::TooManyAttempts, "too many failed logins"),
+            (Flag::MailboxFull, "full"),
+            (Flag::NotStored, "could not store"),
+        ];
+        for (flag, word) in words {
+            assert!(
+                flag.describe().contains(word),
+                "{flag:?}: {}",
+                flag.describe()
+            );
+        }
+        assert_eq!(
+            Flag::Queued.to_string(),
+            format!("0 ({})", Flag::Queued.describe()),
+            "Display: the wire value, then the words"
+        );
+    }
+
+    #[test]
+    fn a_feedback_outcome_is_its_flag_if_the_protocol_defines_it() {
+        for flag in Flag::ALL {
+            let feedback = Feedback::new(Kind::Chat, CHAT_BODY_LEN, flag);
+            assert_eq!(feedback.outcome(), Some(flag));
+        }
+        let undefined = Feedback::decode(&[2, 0, 0, 0, 140, 0, 0, 0, 9, 0, 0, 0]);
+        assert_eq!(
+            undefined.outcome(),
+            None,
+            "flag 9 is no flag of the protocol"
+        );
+    }
+
+    #[test]
+    fn text_fields_know_when_they_are_empty_and_show_their_value() {
+        assert!(Name::EMPTY.is_empty());
+        let name = Name::new("似末").unwrap();
+        assert!(!name.is_empty());
+        assert_eq!(format!("{name}"), "似末");
+        assert_eq!(format!("{name:?}"), "\"似末\"");
+        let too_long = Name::new("abcdefghijklmnopqrstu").unwrap_err();
+        assert_eq!(
+            too_long.to_string(),
+            "21 bytes is longer than the 20-byte field"
+        );
+    }
+
+    #[test]
+    fn a_chat_request_is_the_header_and_the_body() {
+        let message = ChatMessage {
+            sender: Name::new("1001").unwrap(),
+            receiver: Name::new("1002").unwrap(),
+            text: MessageText::new("hi").unwrap(),
+        };
+        let request = chat_request(&message);
+        assert_eq!(request.len(), HEADER_LEN + CHAT_BODY_LEN);
+        assert_eq!(request[..HEADER_LEN], [2, 0, 0, 0, 140, 0, 0, 0]);
+        assert_eq!(request[HEADER_LEN..], message.to_bytes());
     }
 
     #[test]
