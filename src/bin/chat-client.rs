@@ -36,6 +36,11 @@
 //! `--listen`, `--send` or `--who`); and what the server says about our own messages
 //! shows as one quiet line each time it moves forward. A delivery whose id was printed
 //! already in this run (the server delivers at least once) is not printed again.
+//!
+//! It speaks Chinese when the locale says so (`chatroom::i18n`: `LANG=zh_CN.UTF-8`, say,
+//! unless `LC_ALL` or `LC_MESSAGES` says otherwise), and English by default; module
+//! `say` holds every sentence in both. `--trace`, protocol names, names, texts and
+//! commands are the same in both.
 #![forbid(unsafe_code)]
 
 use chatroom::blocking_client::{Reply, parse_reply};
@@ -86,46 +91,6 @@ const READ_CHUNK: usize = 4096;
 const ACK_INTERVAL: Duration = receipts::ACK_INTERVAL;
 const ACK_AT_ONCE: usize = receipts::ACK_AT_ONCE;
 const MICROS_PER_SEC: u64 = 1_000_000;
-
-const USAGE: &str = "\
-usage: chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD]
-                   [--send TO TEXT | --who | --listen]
-
-Logs in as NAME. The password is PASSWORD, else $CHAT_PASSWORD, else it is asked for
-once the server is reached (not echoed on a terminal; three tries).
-  --addr HOST:PORT  the server (default 127.0.0.1:12345)
-  --trace           print every frame sent and received on stderr, decoded and
-                    as bytes (the password masked)
-  --no-receipts     speak the plain protocol even to a server with receipts
-                    (by default they are asked for, and used where the server has
-                    them: send times, delivered and read lines)
-  --send TO TEXT    send one message, print what became of it, exit
-                    (status 0 if delivered or queued)
-  --who             print who is online, exit
-  --listen          print incoming messages until the connection ends
-                    (status 1 when the server goes away)
-  --version         show the version and exit
-Every mode also prints the messages stored for NAME while they were offline.
-An answer that does not come (the original server has no USERS and no room, and
-ignores a message while you are alone online) is waited for a few seconds, then
-reported; --send and --who then exit with status 1.
-
-Without --send, --who or --listen the client is interactive:
-";
-
-const HELP: &str = "\
-commands:
-  @name text          send text to name; name becomes your partner
-  @\"two words\" text   the same, for a name with spaces in it
-  text                send text to your partner (until you pick one with @name,
-                      the first to write to you is your partner)
-  *text or * text     say text to the room (everyone online)
-  /r text             reply to whoever wrote to you last (also /reply)
-  /who                who is online
-  (any line)          even an empty one: with receipts, tells those whose
-                      messages were shown to you that you have read them
-  /help               this help
-  /quit               leave (so does end of input, Ctrl-D)";
 
 /// What the user asked for on the command line.
 struct Options {
@@ -284,7 +249,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
                 match incoming.next(screen.ack_deadline()) {
                     Event::Reply(reply) => screen.show(&reply),
                     Event::Quiet => {}
-                    Event::Ended(_) => return Err(connection_ended(me)),
+                    Event::Ended(_) => return Err(say::connection_ended(me)),
                 }
                 acknowledge(&mut outgoing, &incoming, &mut screen);
             }
@@ -333,11 +298,6 @@ enum Receipts {
     On,
     /// Not asked for, or the server has none.
     Off,
-}
-
-/// The sentence for a connection the server ended while we were logged in.
-fn connection_ended(me: &str) -> String {
-    say::connection_ended(me)
 }
 
 /// Reads a password from the terminal without echo (or a line of piped input).
@@ -636,7 +596,7 @@ fn wait_for_answers(
         match incoming.next(until) {
             Event::Reply(reply) => screen.show(&reply),
             Event::Quiet => screen.expire(Instant::now()),
-            Event::Ended(_) => return Err(connection_ended(&screen.me)),
+            Event::Ended(_) => return Err(say::connection_ended(&screen.me)),
         }
         acknowledge(outgoing, incoming, screen);
     }
@@ -816,7 +776,7 @@ fn print_until_the_end(
         }
     }
     if !leaving.load(Ordering::Acquire) {
-        println!("{}", connection_ended(&lock(screen).me));
+        println!("{}", say::connection_ended(&lock(screen).me));
         std::process::exit(i32::from(EXIT_FAILURE));
     }
 }
@@ -1129,8 +1089,8 @@ impl Screen {
                 break;
             }
             match ask.purpose {
-                Purpose::Who => println!("{}", no_users_answer()),
-                Purpose::RoomCount { echoed: true } => println!("{}", room_without_count()),
+                Purpose::Who => println!("{}", say::no_users_answer(USERS_TIMEOUT.as_secs())),
+                Purpose::RoomCount { echoed: true } => println!("{}", say::room_without_count()),
                 // The echo has not come either: its own wait says so.
                 Purpose::RoomCount { echoed: false } => {}
             }
@@ -1243,7 +1203,7 @@ impl Screen {
                 return;
             }
             if self.users_unanswered {
-                println!("{}", room_without_count());
+                println!("{}", say::room_without_count());
                 self.failed = true;
                 return;
             }
@@ -1321,16 +1281,6 @@ impl Screen {
             self.partner = Some(sender);
         }
     }
-}
-
-/// The line for a USERS request that got no answer.
-fn no_users_answer() -> String {
-    say::no_users_answer(USERS_TIMEOUT.as_secs())
-}
-
-/// The line for a room message whose reach the client cannot count.
-fn room_without_count() -> &'static str {
-    say::room_without_count()
 }
 
 /// The line for a room message, from the USERS answer that followed it.
@@ -1457,12 +1407,52 @@ mod say {
     }
 
     pub fn usage() -> &'static str {
-        pick(super::USAGE, USAGE_ZH)
+        pick(USAGE, USAGE_ZH)
     }
 
     pub fn help() -> &'static str {
-        pick(super::HELP, HELP_ZH)
+        pick(HELP, HELP_ZH)
     }
+
+    const USAGE: &str = "\
+usage: chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD]
+                   [--send TO TEXT | --who | --listen]
+
+Logs in as NAME. The password is PASSWORD, else $CHAT_PASSWORD, else it is asked for
+once the server is reached (not echoed on a terminal; three tries).
+  --addr HOST:PORT  the server (default 127.0.0.1:12345)
+  --trace           print every frame sent and received on stderr, decoded and
+                    as bytes (the password masked)
+  --no-receipts     speak the plain protocol even to a server with receipts
+                    (by default they are asked for, and used where the server has
+                    them: send times, delivered and read lines)
+  --send TO TEXT    send one message, print what became of it, exit
+                    (status 0 if delivered or queued)
+  --who             print who is online, exit
+  --listen          print incoming messages until the connection ends
+                    (status 1 when the server goes away)
+  --version         show the version and exit
+Every mode also prints the messages stored for NAME while they were offline.
+An answer that does not come (the original server has no USERS and no room, and
+ignores a message while you are alone online) is waited for a few seconds, then
+reported; --send and --who then exit with status 1.
+
+Without --send, --who or --listen the client is interactive:
+";
+
+    const HELP: &str = "\
+commands:
+  @name text          send text to name; name becomes your partner
+  @\"two words\" text   the same, for a name with spaces in it
+  text                send text to your partner (until you pick one with @name,
+                      the first to write to you is your partner)
+  *text or * text     say text to the room (everyone online)
+  /r text             reply to whoever wrote to you last (also /reply)
+  /who                who is online
+  (any line)          even an empty one: with receipts, tells those whose
+                      messages were shown to you that you have read them
+  /help               this help
+  /quit               leave (so does end of input, Ctrl-D)";
 
     const USAGE_ZH: &str = "\
 用法：chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD]
@@ -1676,6 +1666,7 @@ mod say {
         )
     }
 
+    /// A connection the server ended while we were logged in.
     pub fn connection_ended(me: &str) -> String {
         pick(
             format!(
@@ -1865,6 +1856,7 @@ mod say {
         )
     }
 
+    /// A USERS request that got no answer.
     pub fn no_users_answer(secs: u64) -> String {
         pick(
             format!(
@@ -1877,6 +1869,7 @@ mod say {
         )
     }
 
+    /// A room message whose reach the client cannot count.
     pub fn room_without_count() -> &'static str {
         pick(
             "(said to the room, but the server does not answer USERS: if it is the original \
