@@ -1083,7 +1083,7 @@ fn display_width(line: &str) -> usize {
 fn a_chinese_locale_gets_chinese_status_receipt_partner_and_room_lines() {
     let server = start();
     let (mut simo, _) = Terminal::open_with_env(server.addr(), &["似末", PASSWORD], CHINESE);
-    simo.expect_line("已以 似末 登录");
+    simo.expect_line("已以 似末 身份登录");
     // 玛卡巴卡 keeps English: the language is each client's own.
     let mut maka = Terminal::open(server.addr(), &["玛卡巴卡", PASSWORD]);
     maka.expect_line("logged in as 玛卡巴卡");
@@ -1256,7 +1256,7 @@ fn a_chinese_client_says_why_it_could_not_connect_log_in_or_stay() {
 
     let (listener, errors) =
         Terminal::open_with_env(server.addr(), &["1001", PASSWORD, "--listen"], CHINESE);
-    listener.expect_line("已以 1001 登录，正在接收消息（Ctrl-C 停止）");
+    listener.expect_line("已以 1001 身份登录，正在接收消息（Ctrl-C 停止）");
     let _newer = logged_in(server.addr(), "1001");
     assert_eq!(listener.exit_code(), Some(1));
     assert_eq!(

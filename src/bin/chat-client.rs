@@ -1655,14 +1655,14 @@ commands:
     pub fn logged_in_listening(me: &str) -> String {
         pick(
             format!("logged in as {me}; listening (Ctrl-C to stop)"),
-            format!("已以 {me} 登录，正在接收消息（Ctrl-C 停止）"),
+            format!("已以 {me} 身份登录，正在接收消息（Ctrl-C 停止）"),
         )
     }
 
     pub fn logged_in_interactive(me: &str, addr: &str) -> String {
         pick(
             format!("logged in as {me} on {addr}; type /help for commands"),
-            format!("已以 {me} 登录 {addr}，输入 /help 查看命令"),
+            format!("已以 {me} 身份登录 {addr}，输入 /help 查看命令"),
         )
     }
 
