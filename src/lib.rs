@@ -24,6 +24,7 @@
 //! - [`blocking_client`]: the client side of the protocol, used by `chat-client`,
 //!   `chat-bench` and the tests.
 //! - [`trace`]: frames decoded and dumped as bytes, for `chat-client --trace`.
+//! - [`i18n`]: the language `chat-client` speaks: English, or Chinese for a `zh` locale.
 //!
 //! `examples/minimal.rs` is the same design in its plainest form, in one file.
 #![forbid(unsafe_code)]
@@ -33,6 +34,7 @@ pub mod blocking_client;
 pub mod config;
 pub mod descriptors;
 pub mod frame_reader;
+pub mod i18n;
 pub mod log_limit;
 pub mod login_throttle;
 pub mod mailbox;

@@ -92,7 +92,7 @@ fn send_mode_reports_delivered_queued_and_refused() {
 #[test]
 fn send_mode_takes_the_password_from_the_environment() {
     let server = start();
-    let output = Command::new(CLIENT)
+    let output = client()
         .args([
             "--addr",
             &server.addr().to_string(),
@@ -245,6 +245,9 @@ fn arguments_that_are_not_utf8_are_one_line_and_status_2() {
     let gbk_name = OsStr::from_bytes(b"\xC4\xE3\xBA\xC3");
     for binary in [CLIENT, env!("CARGO_BIN_EXE_chat-server")] {
         let output = Command::new(binary)
+            .env_remove("LC_ALL") // the English sentence, whatever the tests' locale
+            .env_remove("LC_MESSAGES")
+            .env_remove("LANG")
             .arg(gbk_name)
             .stdin(Stdio::null())
             .output()
@@ -345,10 +348,10 @@ fn the_password_is_not_echoed_on_a_terminal() {
 
 #[test]
 fn version_and_help_say_what_the_client_is_and_does() {
-    let output = Command::new(CLIENT).arg("--version").output().unwrap();
+    let output = client().arg("--version").output().unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert!(text(&output.stdout).starts_with("chat-client "));
-    let output = Command::new(CLIENT).arg("--help").output().unwrap();
+    let output = client().arg("--help").output().unwrap();
     let help = text(&output.stdout);
     // Every command's description starts in the same column.
     let commands = help
@@ -1063,5 +1066,210 @@ fn duplicates_are_shown_once_old_messages_with_their_date_and_late_ones_left_to_
              (1 more message arrived while leaving: the server keeps it for your next login)\n",
             text(&date.stdout).trim()
         )
+    );
+}
+
+/// The client's environment for Chinese, as a reader of the article has it.
+const CHINESE: &[(&str, &str)] = &[("LANG", ZH_LOCALE)];
+
+/// The terminal columns `line` takes: CJK and full-width characters take two.
+fn display_width(line: &str) -> usize {
+    line.chars()
+        .map(|c| if c >= '\u{1100}' { 2 } else { 1 })
+        .sum()
+}
+
+#[test]
+fn a_chinese_locale_gets_chinese_status_receipt_partner_and_room_lines() {
+    let server = start();
+    let (mut simo, _) = Terminal::open_with_env(server.addr(), &["似末", PASSWORD], CHINESE);
+    simo.expect_line("已以 似末 身份登录");
+    // 玛卡巴卡 keeps English: the language is each client's own.
+    let mut maka = Terminal::open(server.addr(), &["玛卡巴卡", PASSWORD]);
+    maka.expect_line("logged in as 玛卡巴卡");
+
+    simo.type_line("@玛卡巴卡 你好");
+    assert_eq!(simo.expect_line("已送达"), "（已送达 玛卡巴卡）");
+    let shown = maka.expect_line("似末: 你好");
+    let time = &shown[1..shown.find(']').unwrap()];
+    assert_eq!(
+        simo.expect_line("的客户端"),
+        format!("（已送达 玛卡巴卡 的客户端，截至 {time}）")
+    );
+    maka.type_line("");
+    assert_eq!(
+        simo.expect_line("已读"),
+        format!("（玛卡巴卡 已读你的消息，截至 {time}）")
+    );
+
+    simo.type_line("* 大家好");
+    assert_eq!(
+        simo.expect_line("聊天室"),
+        "（已发到聊天室：另有 1 人在线）"
+    );
+    maka.type_line("*room reply");
+    // A message's text and names are never translated; the room's tag is.
+    assert!(
+        simo.expect_line("room reply")
+            .ends_with("] [聊天室] 玛卡巴卡: room reply")
+    );
+    simo.type_line("/who");
+    assert_eq!(simo.expect_line("在线"), "在线：似末、玛卡巴卡");
+    simo.type_line("@1003 在吗？");
+    assert_eq!(
+        simo.expect_line("1003"),
+        "（已保存：1003 离线，下次登录时收到）"
+    );
+    simo.type_line("@nobody 你好");
+    assert_eq!(simo.expect_line("nobody"), "（未发送：没有用户 nobody）");
+    simo.type_line("/nothing");
+    assert_eq!(
+        simo.expect_line("/nothing"),
+        "未知命令 /nothing，输入 /help 查看命令"
+    );
+    simo.type_line("/help");
+    simo.expect_line("命令：");
+    simo.expect_line("/who                查看谁在线");
+    simo.type_line("/quit");
+    assert_eq!(simo.exit_code(), Some(0));
+    maka.type_line("/quit");
+    assert_eq!(maka.exit_code(), Some(0));
+}
+
+#[test]
+fn send_mode_says_delivered_queued_and_refused_in_chinese_and_lc_all_comes_first() {
+    let server = start();
+    let addr = server.addr().to_string();
+    let mut friend = logged_in(server.addr(), "1002");
+    let send = |to: &str, env: &[(&str, &str)]| {
+        run_client_with_env(
+            &addr,
+            &["1001", PASSWORD, "--send", to, "一条消息"],
+            env,
+            "",
+        )
+    };
+
+    let output = send("1002", CHINESE);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "（已送达 1002）\n");
+    assert_eq!(next_chat(&mut friend).1.text.to_lossy(), "一条消息");
+    let output = send("1003", CHINESE);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        text(&output.stdout),
+        "（已保存：1003 离线，下次登录时收到）\n"
+    );
+    let output = send("nobody", &[("LC_MESSAGES", "zh_TW.UTF-8")]);
+    assert_eq!(output.status.code(), Some(1), "a refusal still exits 1");
+    assert_eq!(text(&output.stdout), "（未发送：没有用户 nobody）\n");
+
+    // LC_ALL overrides LANG (POSIX): C means English.
+    let output = send("1002", &[("LC_ALL", "C"), ("LANG", ZH_LOCALE)]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), "(delivered to 1002)\n");
+    // No locale at all (the helper clears it) or an English one: English.
+    for env in [&[][..], &[("LANG", "en_US.UTF-8")][..]] {
+        let output = send("1002", env);
+        assert_eq!(text(&output.stdout), "(delivered to 1002)\n", "{env:?}");
+    }
+}
+
+#[test]
+fn usage_errors_and_help_are_chinese_in_a_chinese_locale_and_english_by_default() {
+    let output = run_client_with_env("127.0.0.1:1", &[], CHINESE, "");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a usage error is still status 2"
+    );
+    assert_eq!(
+        text(&output.stderr),
+        "chat-client: 缺少 NAME（见 `chat-client --help`）\n"
+    );
+    let output = run_client_with_env("127.0.0.1:1", &["1001", "--bogus"], CHINESE, "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("未知选项 --bogus"));
+
+    let output = client()
+        .arg("--help")
+        .envs(CHINESE.iter().copied())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let help = text(&output.stdout);
+    assert!(
+        help.starts_with("用法：chat-client [--addr HOST:PORT]"),
+        "{help}"
+    );
+    // Every command's description starts in the same terminal column, as in English.
+    let commands = help
+        .split("命令：")
+        .nth(1)
+        .expect("--help lists the commands");
+    let columns: Vec<usize> = commands
+        .lines()
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .map(|line| {
+            let gap = line[2..]
+                .find("  ")
+                .expect("two spaces before the description")
+                + 2;
+            let description = line[gap..].trim_start();
+            display_width(&line[..line.len() - description.len()])
+        })
+        .collect();
+    assert!(
+        columns.len() >= 8 && columns.iter().all(|&c| c == columns[0]),
+        "{columns:?}"
+    );
+
+    // Without a locale the client is the English one, byte for byte.
+    let output = client().arg("--help").output().unwrap();
+    assert!(text(&output.stdout).starts_with("usage: chat-client "));
+    let output = run_client("127.0.0.1:1", &[], "");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr),
+        "chat-client: NAME is missing (try `chat-client --help`)\n"
+    );
+}
+
+#[test]
+fn a_chinese_client_says_why_it_could_not_connect_log_in_or_stay() {
+    let server = start();
+    let addr = server.addr().to_string();
+    let output = run_client_with_env(&addr, &["1001", "wrong", "--who"], CHINESE, "");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        "chat-client: \"1001\" 的用户名或密码错误\n"
+    );
+
+    // The password prompt, and a wrong password asked again.
+    let output = run_client_with_env(&addr, &["1001", "--who"], CHINESE, "wrong\n");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        "密码：\"1001\" 的用户名或密码错误，请重试\n密码：chat-client: 没有输入密码（输入已结束）\n"
+    );
+
+    let (listener, errors) =
+        Terminal::open_with_env(server.addr(), &["1001", PASSWORD, "--listen"], CHINESE);
+    listener.expect_line("已以 1001 身份登录，正在接收消息（Ctrl-C 停止）");
+    let _newer = logged_in(server.addr(), "1001");
+    assert_eq!(listener.exit_code(), Some(1));
+    assert_eq!(
+        errors.recv().unwrap(),
+        "chat-client: 服务器断开了连接：1001 可能在别处登录了，或者服务器已停止"
+    );
+
+    drop(_newer);
+    drop(server);
+    let output = run_client_with_env(&addr, &["1001", PASSWORD, "--who"], CHINESE, "");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        format!("chat-client: 无法连接 {addr}：连接被拒绝。服务器在运行吗？试试 `make run`。\n")
     );
 }

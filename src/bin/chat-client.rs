@@ -36,9 +36,15 @@
 //! `--listen`, `--send` or `--who`); and what the server says about our own messages
 //! shows as one quiet line each time it moves forward. A delivery whose id was printed
 //! already in this run (the server delivers at least once) is not printed again.
+//!
+//! It speaks Chinese when the locale says so (`chatroom::i18n`: `LANG=zh_CN.UTF-8`, say,
+//! unless `LC_ALL` or `LC_MESSAGES` says otherwise), and English by default; module
+//! `say` holds every sentence in both. `--trace`, protocol names, names, texts and
+//! commands are the same in both.
 #![forbid(unsafe_code)]
 
 use chatroom::blocking_client::{Reply, parse_reply};
+use chatroom::i18n::Lang;
 use chatroom::protocol::{
     self, ChatMessage, Credentials, Flag, Kind, MessageText, NAME_LEN, Name, Password, ROOM,
     TEXT_LEN,
@@ -49,7 +55,7 @@ use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -85,46 +91,6 @@ const READ_CHUNK: usize = 4096;
 const ACK_INTERVAL: Duration = receipts::ACK_INTERVAL;
 const ACK_AT_ONCE: usize = receipts::ACK_AT_ONCE;
 const MICROS_PER_SEC: u64 = 1_000_000;
-
-const USAGE: &str = "\
-usage: chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD]
-                   [--send TO TEXT | --who | --listen]
-
-Logs in as NAME. The password is PASSWORD, else $CHAT_PASSWORD, else it is asked for
-once the server is reached (not echoed on a terminal; three tries).
-  --addr HOST:PORT  the server (default 127.0.0.1:12345)
-  --trace           print every frame sent and received on stderr, decoded and
-                    as bytes (the password masked)
-  --no-receipts     speak the plain protocol even to a server with receipts
-                    (by default they are asked for, and used where the server has
-                    them: send times, delivered and read lines)
-  --send TO TEXT    send one message, print what became of it, exit
-                    (status 0 if delivered or queued)
-  --who             print who is online, exit
-  --listen          print incoming messages until the connection ends
-                    (status 1 when the server goes away)
-  --version         show the version and exit
-Every mode also prints the messages stored for NAME while they were offline.
-An answer that does not come (the original server has no USERS and no room, and
-ignores a message while you are alone online) is waited for a few seconds, then
-reported; --send and --who then exit with status 1.
-
-Without --send, --who or --listen the client is interactive:
-";
-
-const HELP: &str = "\
-commands:
-  @name text          send text to name; name becomes your partner
-  @\"two words\" text   the same, for a name with spaces in it
-  text                send text to your partner (until you pick one with @name,
-                      the first to write to you is your partner)
-  *text or * text     say text to the room (everyone online)
-  /r text             reply to whoever wrote to you last (also /reply)
-  /who                who is online
-  (any line)          even an empty one: with receipts, tells those whose
-                      messages were shown to you that you have read them
-  /help               this help
-  /quit               leave (so does end of input, Ctrl-D)";
 
 /// What the user asked for on the command line.
 struct Options {
@@ -163,34 +129,34 @@ fn parse_options(args: Vec<String>) -> Result<Parsed, String> {
             "--help" | "-h" => return Ok(Parsed::Help),
             "--version" | "-V" => return Ok(Parsed::Version),
             "--addr" => {
-                addr = args.next().ok_or("--addr needs HOST:PORT")?;
+                addr = args.next().ok_or_else(say::addr_needed)?;
                 // A mistake in the address is a usage error (exit 2), found before
                 // connecting; a name that does not resolve is found by connecting.
                 if addr
                     .rsplit_once(':')
                     .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
                 {
-                    return Err(format!("--addr takes HOST:PORT, not {addr:?}"));
+                    return Err(say::addr_malformed(&addr));
                 }
             }
             "--trace" => trace = true,
             "--no-receipts" => receipts = false,
             "--send" => {
-                let to = args.next().ok_or("--send needs TO and TEXT")?;
-                let text = args.next().ok_or("--send needs TO and TEXT")?;
+                let to = args.next().ok_or_else(say::send_needs)?;
+                let text = args.next().ok_or_else(say::send_needs)?;
                 mode = Mode::Send { to, text };
             }
             "--who" => mode = Mode::Who,
             "--listen" => mode = Mode::Listen,
-            _ if arg.starts_with("--") => return Err(format!("unknown option {arg}")),
+            _ if arg.starts_with("--") => return Err(say::unknown_option(&arg)),
             _ => positional.push(arg),
         }
     }
     let mut positional = positional.into_iter();
-    let name = positional.next().ok_or("NAME is missing")?;
+    let name = positional.next().ok_or_else(say::name_missing)?;
     let password = positional.next();
     if let Some(extra) = positional.next() {
-        return Err(format!("unexpected argument {extra:?}"));
+        return Err(say::unexpected_argument(&extra));
     }
     Ok(Parsed::Run(Options {
         addr,
@@ -203,11 +169,16 @@ fn parse_options(args: Vec<String>) -> Result<Parsed, String> {
 }
 
 fn main() -> ExitCode {
-    let args = chatroom::config::utf8_args(std::env::args_os().skip(1)).map_err(|e| e.0);
+    // Before anything is said: a usage error is said in the user's language too.
+    let _ = LANG.set(Lang::from_env());
+    // The library's sentence is English (the server's too); the index it names is lost
+    // in Chinese, where the line says what to check.
+    let args = chatroom::config::utf8_args(std::env::args_os().skip(1))
+        .map_err(|error| say::lang().pick(error.0, say::args_not_utf8()));
     let options = match args.and_then(parse_options) {
         Ok(Parsed::Run(options)) => options,
         Ok(Parsed::Help) => {
-            println!("{USAGE}{HELP}");
+            println!("{}{}", say::usage(), say::help());
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Version) => {
@@ -215,7 +186,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(problem) => {
-            eprintln!("chat-client: {problem} (try `chat-client --help`)");
+            eprintln!("{}", say::usage_error(&problem));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -261,7 +232,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
             Err(Refusal::WrongPassword(problem))
                 if fixed_password.is_none() && tries < PASSWORD_TRIES =>
             {
-                eprintln!("{problem}; try again");
+                eprintln!("{}", say::try_again(&problem));
             }
             Err(Refusal::WrongPassword(problem) | Refusal::Other(problem)) => return Err(problem),
         }
@@ -273,21 +244,18 @@ fn run(options: Options) -> Result<ExitCode, String> {
         Mode::Send { to, text } => send_one(&mut outgoing, &mut incoming, &mut screen, &to, &text),
         Mode::Who => who(&mut outgoing, &mut incoming, &mut screen),
         Mode::Listen => {
-            println!("logged in as {me}; listening (Ctrl-C to stop)");
+            println!("{}", say::logged_in_listening(me));
             loop {
                 match incoming.next(screen.ack_deadline()) {
                     Event::Reply(reply) => screen.show(&reply),
                     Event::Quiet => {}
-                    Event::Ended(_) => return Err(connection_ended(me)),
+                    Event::Ended(_) => return Err(say::connection_ended(me)),
                 }
                 acknowledge(&mut outgoing, &incoming, &mut screen);
             }
         }
         Mode::Interactive => {
-            println!(
-                "logged in as {me} on {}; type /help for commands",
-                options.addr
-            );
+            println!("{}", say::logged_in_interactive(me, &options.addr));
             screen.adopt_partner = true;
             screen.sends_reads = true;
             interactive(outgoing, incoming, screen, stdin)
@@ -332,21 +300,13 @@ enum Receipts {
     Off,
 }
 
-/// The sentence for a connection the server ended while we were logged in.
-fn connection_ended(me: &str) -> String {
-    format!(
-        "the server closed the connection: {me} may have logged in elsewhere, \
-         or the server stopped"
-    )
-}
-
 /// Reads a password from the terminal without echo (or a line of piped input).
 /// End of input (Ctrl-D) means the user would rather not: an error, not an empty
 /// password.
 fn read_password(stdin: &mut impl BufRead) -> Result<String, String> {
     // Echo goes off before the prompt appears, so nothing typed after it is shown.
     let echo_off = io::stdin().is_terminal() && set_echo(false);
-    eprint!("password: ");
+    eprint!("{}", say::password_prompt());
     let _ = io::stderr().flush();
     let mut line = Vec::new();
     let read = stdin.read_until(b'\n', &mut line);
@@ -355,13 +315,12 @@ fn read_password(stdin: &mut impl BufRead) -> Result<String, String> {
         eprintln!(); // the newline the user typed was not echoed either
     }
     match read {
-        Ok(0) => Err("no password given (end of input)".to_string()),
+        Ok(0) => Err(say::no_password()),
         Ok(_) => {
-            let line = String::from_utf8(line)
-                .map_err(|_| "the password is not valid UTF-8".to_string())?;
+            let line = String::from_utf8(line).map_err(|_| say::password_not_utf8())?;
             Ok(line.trim_end_matches(['\r', '\n']).to_string())
         }
-        Err(error) => Err(format!("cannot read the password: {error}")),
+        Err(error) => Err(say::cannot_read_password(error)),
     }
 }
 
@@ -393,18 +352,16 @@ fn set_echo(on: bool) -> bool {
 fn connect(addr: &str, trace: bool) -> Result<(Outgoing, Incoming), String> {
     let stream = TcpStream::connect(addr).map_err(|error| {
         if error.kind() == io::ErrorKind::ConnectionRefused {
-            format!(
-                "cannot connect to {addr}: connection refused. Is the server running? Try `make run`."
-            )
+            say::connection_refused(addr)
         } else {
-            format!("cannot connect to {addr}: {error}")
+            say::cannot_connect(addr, error)
         }
     })?;
     // Requests are whole frames already: Nagle's algorithm would only delay them.
     let _ = stream.set_nodelay(true);
     let reading = stream
         .try_clone()
-        .map_err(|error| format!("cannot use the connection to {addr}: {error}"))?;
+        .map_err(|error| say::cannot_use_connection(addr, error))?;
     Ok((
         Outgoing { stream, trace },
         Incoming {
@@ -479,9 +436,7 @@ impl Incoming {
                     if self.trace {
                         eprint!("{}", chatroom::trace::reply(&self.buffer));
                     }
-                    return Event::Ended(Some(format!(
-                        "the server sent something that is not a reply ({error})"
-                    )));
+                    return Event::Ended(Some(say::not_a_reply(error)));
                 }
             }
             let timeout = match until {
@@ -534,8 +489,7 @@ fn log_in(
     password: &str,
     receipts: &mut Receipts,
 ) -> Result<(), Refusal> {
-    let cannot =
-        |error: protocol::TooLong| Refusal::Other(format!("cannot log in as {name:?}: {error}"));
+    let cannot = |error: protocol::TooLong| Refusal::Other(say::cannot_log_in(name, error));
     let credentials = Credentials {
         name: Name::new(name).map_err(cannot)?,
         password: Password::new(password).map_err(cannot)?,
@@ -547,7 +501,7 @@ fn log_in(
     } else {
         outgoing.send(&login)
     };
-    sent.map_err(|error| Refusal::Other(format!("cannot log in as {name:?}: {error}")))?;
+    sent.map_err(|error| Refusal::Other(say::cannot_log_in(name, error)))?;
     if asking {
         // Whatever comes first, the question is answered: no server answers it later.
         *receipts = Receipts::Off;
@@ -573,17 +527,10 @@ fn log_in(
 impl From<Event> for Refusal {
     fn from(event: Event) -> Refusal {
         match event {
-            Event::Reply(other) => {
-                Refusal::Other(format!("unexpected reply to the login: {other:?}"))
-            }
-            Event::Quiet => Refusal::Other(format!(
-                "no answer to the login within {} s: is this a chat server?",
-                ECHO_TIMEOUT.as_secs()
-            )),
-            Event::Ended(None) => Refusal::Other("the server closed the connection".to_string()),
-            Event::Ended(Some(problem)) => {
-                Refusal::Other(format!("lost the connection while logging in: {problem}"))
-            }
+            Event::Reply(other) => Refusal::Other(say::unexpected_login_reply(other)),
+            Event::Quiet => Refusal::Other(say::no_login_answer(ECHO_TIMEOUT.as_secs())),
+            Event::Ended(None) => Refusal::Other(say::closed_while_logging_in()),
+            Event::Ended(Some(problem)) => Refusal::Other(say::lost_while_logging_in(&problem)),
         }
     }
 }
@@ -592,16 +539,9 @@ impl From<Event> for Refusal {
 fn login_outcome(name: &str, flag: i32) -> Result<(), Refusal> {
     match Flag::from_wire(flag) {
         Some(Flag::Ok) => Ok(()),
-        Some(Flag::Rejected) => Err(Refusal::WrongPassword(format!(
-            "wrong name or password for {name:?}"
-        ))),
-        Some(other) => Err(Refusal::Other(format!(
-            "login refused: {}",
-            other.describe()
-        ))),
-        None => Err(Refusal::Other(format!(
-            "login refused with unknown flag {flag}"
-        ))),
+        Some(Flag::Rejected) => Err(Refusal::WrongPassword(say::wrong_password(name))),
+        Some(other) => Err(Refusal::Other(say::login_refused(other))),
+        None => Err(Refusal::Other(say::login_refused_unknown(flag))),
     }
 }
 
@@ -617,7 +557,7 @@ fn send_one(
     warn_if_cut(text);
     let message = screen.message(to, text)?;
     let probe = screen.sending(&message);
-    let cannot = |error: io::Error| format!("cannot send: {error}");
+    let cannot = |error: io::Error| say::cannot_send(error);
     outgoing
         .send(&protocol::chat_request(&message))
         .map_err(cannot)?;
@@ -636,7 +576,7 @@ fn who(
     screen.asking(Purpose::Who);
     outgoing
         .send(&protocol::users_request())
-        .map_err(|error| format!("cannot ask who is online: {error}"))?;
+        .map_err(say::cannot_ask_who)?;
     wait_for_answers(outgoing, incoming, screen)
 }
 
@@ -656,7 +596,7 @@ fn wait_for_answers(
         match incoming.next(until) {
             Event::Reply(reply) => screen.show(&reply),
             Event::Quiet => screen.expire(Instant::now()),
-            Event::Ended(_) => return Err(connection_ended(&screen.me)),
+            Event::Ended(_) => return Err(say::connection_ended(&screen.me)),
         }
         acknowledge(outgoing, incoming, screen);
     }
@@ -718,7 +658,7 @@ fn interactive(
         }
         let Ok(line) = std::str::from_utf8(&line) else {
             // A GBK terminal, say: the server's names and texts are UTF-8.
-            println!("(that line is not UTF-8 and was not sent; is your terminal set to UTF-8?)");
+            println!("{}", say::line_not_utf8());
             continue;
         };
         let line = line.trim_end_matches(['\r', '\n']);
@@ -739,10 +679,7 @@ fn interactive(
             Input::Who => {
                 let mut screen = lock(&screen);
                 if screen.users_unanswered {
-                    println!(
-                        "(the server did not answer USERS before, so it cannot list who is \
-                         online; an original server?)"
-                    );
+                    println!("{}", say::users_unanswered_before());
                     continue;
                 }
                 screen.asking(Purpose::Who);
@@ -839,7 +776,7 @@ fn print_until_the_end(
         }
     }
     if !leaving.load(Ordering::Acquire) {
-        println!("{}", connection_ended(&lock(screen).me));
+        println!("{}", say::connection_ended(&lock(screen).me));
         std::process::exit(i32::from(EXIT_FAILURE));
     }
 }
@@ -875,12 +812,12 @@ fn parse_line(line: &str, partner: &mut Option<String>, last_sender: Option<&str
         return match command {
             "quit" | "exit" => Input::Quit,
             "who" => Input::Who,
-            "help" => Input::Say(HELP.to_string()),
+            "help" => Input::Say(say::help().to_string()),
             "r" | "reply" => match last_sender {
-                None => Input::Say("nobody has written to you yet".to_string()),
+                None => Input::Say(say::nobody_wrote_yet()),
                 Some(to) => address(to, text, partner),
             },
-            other => Input::Say(format!("unknown command /{other}; type /help")),
+            other => Input::Say(say::unknown_command(other)),
         };
     }
     if let Some(rest) = line.strip_prefix('@') {
@@ -888,19 +825,19 @@ fn parse_line(line: &str, partner: &mut Option<String>, last_sender: Option<&str
             // @"alice smith" text: a name with spaces.
             Some(quoted) => match quoted.split_once('"') {
                 Some((to, text)) => (to, text.strip_prefix(' ').unwrap_or(text)),
-                None => return Input::Say("usage: @\"name with spaces\" text".to_string()),
+                None => return Input::Say(say::usage_quoted_name()),
             },
             None => rest.split_once(' ').unwrap_or((rest, "")),
         };
         if to.is_empty() {
-            return Input::Say("usage: @name text".to_string());
+            return Input::Say(say::usage_at_name());
         }
         return address(to, text, partner);
     }
     if let Some(text) = line.strip_prefix('*') {
         let text = text.strip_prefix(' ').unwrap_or(text);
         if text.is_empty() {
-            return Input::Say("usage: *text (to the room)".to_string());
+            return Input::Say(say::usage_room());
         }
         return Input::Chat {
             to: ROOM.to_string(),
@@ -912,7 +849,7 @@ fn parse_line(line: &str, partner: &mut Option<String>, last_sender: Option<&str
             to: to.clone(),
             text: line.to_string(),
         },
-        None => Input::Say("to whom? start with @name text (or *text for the room)".to_string()),
+        None => Input::Say(say::to_whom()),
     }
 }
 
@@ -920,7 +857,7 @@ fn parse_line(line: &str, partner: &mut Option<String>, last_sender: Option<&str
 fn address(to: &str, text: &str, partner: &mut Option<String>) -> Input {
     *partner = Some(to.to_string());
     if text.is_empty() {
-        return Input::Say(format!("now talking to {to}"));
+        return Input::Say(say::now_talking_to(to));
     }
     Input::Chat {
         to: to.to_string(),
@@ -930,7 +867,7 @@ fn address(to: &str, text: &str, partner: &mut Option<String>) -> Input {
 
 fn warn_if_cut(text: &str) {
     if text.len() > TEXT_LEN {
-        println!("(message cut to {TEXT_LEN} bytes, the protocol's limit)");
+        println!("{}", say::message_cut());
     }
 }
 
@@ -1088,13 +1025,7 @@ impl Screen {
     fn say_held_back(&mut self) {
         match std::mem::take(&mut self.held_back) {
             0 => {}
-            1 => println!(
-                "(1 more message arrived while leaving: the server keeps it for your next login)"
-            ),
-            more => println!(
-                "({more} more messages arrived while leaving: the server keeps them for your \
-                 next login)"
-            ),
+            count => println!("{}", say::held_back(count)),
         }
     }
 
@@ -1103,7 +1034,7 @@ impl Screen {
     fn message(&self, to: &str, text: &str) -> Result<ChatMessage, String> {
         Ok(ChatMessage {
             sender: Name::new(&self.me).expect("the name was accepted at login"),
-            receiver: Name::new(to).map_err(|_| format!("{to:?} is too long to be a user name"))?,
+            receiver: Name::new(to).map_err(|_| say::name_too_long(to))?,
             text: MessageText::truncated(text),
         })
     }
@@ -1149,12 +1080,7 @@ impl Screen {
             if sent.deadline > now {
                 break;
             }
-            println!(
-                "(no echo for your message to {} within {} s: the original server ignores \
-                 a message while you are the only one online)",
-                sent.receiver,
-                ECHO_TIMEOUT.as_secs()
-            );
+            println!("{}", say::no_echo(sent.receiver, ECHO_TIMEOUT.as_secs()));
             self.echoes.pop_front();
             self.failed = true;
         }
@@ -1163,8 +1089,8 @@ impl Screen {
                 break;
             }
             match ask.purpose {
-                Purpose::Who => println!("{}", no_users_answer()),
-                Purpose::RoomCount { echoed: true } => println!("{}", room_without_count()),
+                Purpose::Who => println!("{}", say::no_users_answer(USERS_TIMEOUT.as_secs())),
+                Purpose::RoomCount { echoed: true } => println!("{}", say::room_without_count()),
                 // The echo has not come either: its own wait says so.
                 Purpose::RoomCount { echoed: false } => {}
             }
@@ -1240,7 +1166,7 @@ impl Screen {
             Reply::Users { flag, names } => {
                 let purpose = self.asks.pop_front().map(|ask| ask.purpose);
                 if *flag != Flag::Ok.to_wire() {
-                    println!("(who is online: not answered: {})", reason(*flag));
+                    println!("{}", say::who_refused(&reason(*flag)));
                     self.failed = true;
                     return;
                 }
@@ -1249,20 +1175,14 @@ impl Screen {
                         println!("{}", room_count(names, &self.me));
                     }
                     Some(Purpose::RoomCount { echoed: false }) => {}
-                    Some(Purpose::Who) | None => println!("online: {}", names.join(", ")),
+                    Some(Purpose::Who) | None => println!("{}", say::online(names)),
                 }
             }
-            Reply::Login { flag } => println!("(login: {})", describe(*flag)),
+            Reply::Login { flag } => println!("{}", say::login_reply(&describe(*flag))),
             Reply::Other(feedback) => {
-                let what = match feedback.kind {
-                    Kind::Ack => " (an acknowledgement)".to_string(),
-                    Kind::Read => " (a read receipt)".to_string(),
-                    _ => String::new(),
-                };
                 println!(
-                    "(the server refused a request of type {}{what}: {})",
-                    feedback.kind.to_wire(),
-                    reason(feedback.flag)
+                    "{}",
+                    say::request_refused(feedback.kind, &reason(feedback.flag))
                 );
                 self.failed = true;
             }
@@ -1283,7 +1203,7 @@ impl Screen {
                 return;
             }
             if self.users_unanswered {
-                println!("{}", room_without_count());
+                println!("{}", say::room_without_count());
                 self.failed = true;
                 return;
             }
@@ -1322,14 +1242,11 @@ impl Screen {
             Kind::Read if id > progress.read => {
                 progress.read = id;
                 progress.received = progress.received.max(id);
-                format!(
-                    "({name} has read your messages up to {})",
-                    self.clock.at(id)
-                )
+                say::has_read(name, &self.clock.at(id))
             }
             Kind::Received if id > progress.received => {
                 progress.received = id;
-                format!("(delivered to {name}'s client up to {})", self.clock.at(id))
+                say::received_by_client(name, &self.clock.at(id))
             }
             _ => return,
         };
@@ -1342,7 +1259,7 @@ impl Screen {
         let room = message.receiver.as_bytes() == ROOM.as_bytes();
         let sender = if message.sender.is_empty() {
             // A client that leaves the field to the server, through the original.
-            "(sender not given)".to_string()
+            say::sender_not_given()
         } else {
             message.sender.to_lossy()
         };
@@ -1352,7 +1269,7 @@ impl Screen {
         };
         println!(
             "[{time}] {}{sender}: {}",
-            if room { "[room] " } else { "" },
+            if room { say::room_tag() } else { "" },
             message.text
         );
         if message.sender.is_empty() {
@@ -1360,34 +1277,15 @@ impl Screen {
         }
         self.last_sender = Some(sender.clone());
         if self.adopt_partner && self.partner.is_none() && !room && sender != self.me {
-            println!("(now talking to {sender}: a bare line goes to them)");
+            println!("{}", say::partner_adopted(&sender));
             self.partner = Some(sender);
         }
     }
 }
 
-/// The line for a USERS request that got no answer.
-fn no_users_answer() -> String {
-    format!(
-        "(no answer within {} s: the server does not answer USERS, the list of who is \
-         online; an original server?)",
-        USERS_TIMEOUT.as_secs()
-    )
-}
-
-/// The line for a room message whose reach the client cannot count.
-fn room_without_count() -> &'static str {
-    "(said to the room, but the server does not answer USERS: if it is the original \
-     server, it has no room and nobody heard it)"
-}
-
 /// The line for a room message, from the USERS answer that followed it.
 fn room_count(names: &[String], me: &str) -> String {
-    match names.iter().filter(|name| *name != me).count() {
-        0 => "(said to the room, but nobody else is online to hear it)".to_string(),
-        1 => "(said to the room: 1 other user is online)".to_string(),
-        others => format!("(said to the room: {others} other users are online)"),
-    }
+    say::room_count(names.iter().filter(|name| *name != me).count())
 }
 
 /// The local time of day, for incoming messages. std has no time zones and the design
@@ -1470,33 +1368,605 @@ fn parse_utc_offset(text: &str) -> Option<i64> {
 fn outcome(flag: i32, message: &ChatMessage) -> String {
     let to = &message.receiver;
     match Flag::from_wire(flag) {
-        Some(Flag::Ok) if to.as_bytes() == ROOM.as_bytes() => "(said to the room)".to_string(),
-        Some(Flag::Ok) => format!("(delivered to {to})"),
-        Some(Flag::Queued) => format!("(queued: {to} is offline and gets it at their next login)"),
-        Some(Flag::Rejected) => format!("(not sent: there is no user {to})"),
-        Some(Flag::MailboxFull) => {
-            format!("(not sent: {to} is offline and their mailbox, or the server's store, is full)")
+        Some(Flag::Ok) if to.as_bytes() == ROOM.as_bytes() => say::said_to_room(),
+        Some(Flag::Ok) => say::delivered(to),
+        Some(Flag::Queued) => say::queued(to),
+        Some(Flag::Rejected) => say::no_such_user(to),
+        Some(Flag::MailboxFull) => say::mailbox_full(to),
+        Some(Flag::NotStored) => say::not_stored(to),
+        Some(_) => say::not_sent(&reason(flag)),
+        None => say::not_sent_unknown(flag),
+    }
+}
+
+use say::{describe, reason};
+
+/// The language of this run, set once by `main` from the locale; English until then,
+/// so that unit tests read the same whatever the developer's locale.
+static LANG: OnceLock<Lang> = OnceLock::new();
+
+/// Everything the client says to its user, each message in both languages side by side
+/// (see `chatroom::i18n`): one function per message, in the language of the run. The
+/// Chinese puts status lines in full-width brackets, `（已送达 玛卡巴卡）`, with
+/// full-width punctuation inside; names, times, commands and protocol names stay as
+/// they are. `--trace` and the protocol's names are not here: they stay English.
+mod say {
+    use super::{LANG, TEXT_LEN};
+    use chatroom::i18n::{self, Lang};
+    use chatroom::protocol::{Flag, Kind};
+    use std::fmt::Display;
+
+    /// The language of this run.
+    pub fn lang() -> Lang {
+        LANG.get().copied().unwrap_or_default()
+    }
+
+    /// `english` or `chinese`, in the language of this run.
+    fn pick<T>(english: T, chinese: T) -> T {
+        lang().pick(english, chinese)
+    }
+
+    pub fn usage() -> &'static str {
+        pick(USAGE, USAGE_ZH)
+    }
+
+    pub fn help() -> &'static str {
+        pick(HELP, HELP_ZH)
+    }
+
+    const USAGE: &str = "\
+usage: chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD]
+                   [--send TO TEXT | --who | --listen]
+
+Logs in as NAME. The password is PASSWORD, else $CHAT_PASSWORD, else it is asked for
+once the server is reached (not echoed on a terminal; three tries).
+  --addr HOST:PORT  the server (default 127.0.0.1:12345)
+  --trace           print every frame sent and received on stderr, decoded and
+                    as bytes (the password masked)
+  --no-receipts     speak the plain protocol even to a server with receipts
+                    (by default they are asked for, and used where the server has
+                    them: send times, delivered and read lines)
+  --send TO TEXT    send one message, print what became of it, exit
+                    (status 0 if delivered or queued)
+  --who             print who is online, exit
+  --listen          print incoming messages until the connection ends
+                    (status 1 when the server goes away)
+  --version         show the version and exit
+Every mode also prints the messages stored for NAME while they were offline.
+An answer that does not come (the original server has no USERS and no room, and
+ignores a message while you are alone online) is waited for a few seconds, then
+reported; --send and --who then exit with status 1.
+
+Without --send, --who or --listen the client is interactive:
+";
+
+    const HELP: &str = "\
+commands:
+  @name text          send text to name; name becomes your partner
+  @\"two words\" text   the same, for a name with spaces in it
+  text                send text to your partner (until you pick one with @name,
+                      the first to write to you is your partner)
+  *text or * text     say text to the room (everyone online)
+  /r text             reply to whoever wrote to you last (also /reply)
+  /who                who is online
+  (any line)          even an empty one: with receipts, tells those whose
+                      messages were shown to you that you have read them
+  /help               this help
+  /quit               leave (so does end of input, Ctrl-D)";
+
+    const USAGE_ZH: &str = "\
+用法：chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD]
+                  [--send TO TEXT | --who | --listen]
+
+以 NAME 登录。密码取自 PASSWORD，没有则取 $CHAT_PASSWORD，再没有则在连上服务器后
+询问（在终端上不回显；可试三次）。
+  --addr HOST:PORT  服务器地址（默认 127.0.0.1:12345）
+  --trace           在 stderr 上打印收发的每一帧：解码后的内容和字节
+                    （密码已遮盖）
+  --no-receipts     即使服务器支持回执，也只用基本协议
+                    （默认会请求回执，服务器支持就用：发送时间、
+                    已送达和已读提示）
+  --send TO TEXT    发送一条消息，打印结果后退出
+                    （已送达或已保存时退出码为 0）
+  --who             打印在线用户后退出
+  --listen          打印收到的消息，直到连接结束
+                    （服务器断开时退出码为 1）
+  --version         显示版本后退出
+每种模式都会打印 NAME 离线期间为其保存的消息。
+等不到的回答（原版服务器没有 USERS，也没有聊天室，只有你一人在线时还会忽略消息）
+会等几秒，然后报告；这时 --send 和 --who 以退出码 1 退出。
+
+不带 --send、--who 或 --listen 时，客户端进入交互模式：
+";
+
+    const HELP_ZH: &str = "\
+命令：
+  @名字 消息          把消息发给该用户，对方成为你的聊天对象
+  @\"名 字\" 消息       同上，用于带空格的名字
+  消息                发给聊天对象（在你用 @名字 选定之前，
+                      第一个给你发消息的人就是聊天对象）
+  *消息 或 * 消息     发到聊天室（所有在线的人）
+  /r 消息             回复最后给你发消息的人（也可用 /reply）
+  /who                查看谁在线
+  （任意一行）        空行也算：有回执时，告诉给你发过消息的人
+                      你已读过
+  /help               显示本帮助
+  /quit               退出（输入结束、Ctrl-D 也一样）";
+
+    // Usage errors (exit 2) and the lines around them.
+
+    pub fn usage_error(problem: &str) -> String {
+        pick(
+            format!("chat-client: {problem} (try `chat-client --help`)"),
+            format!("chat-client: {problem}（见 `chat-client --help`）"),
+        )
+    }
+
+    /// Chinese only: the English is the library's, with the argument's index.
+    pub fn args_not_utf8() -> String {
+        "有参数不是有效的 UTF-8；终端的编码是 UTF-8 吗？".to_string()
+    }
+
+    pub fn addr_needed() -> String {
+        pick("--addr needs HOST:PORT", "--addr 后面要跟 HOST:PORT").to_string()
+    }
+
+    pub fn addr_malformed(addr: &str) -> String {
+        pick(
+            format!("--addr takes HOST:PORT, not {addr:?}"),
+            format!("--addr 要的是 HOST:PORT，不是 {addr:?}"),
+        )
+    }
+
+    pub fn send_needs() -> String {
+        pick("--send needs TO and TEXT", "--send 后面要跟 TO 和 TEXT").to_string()
+    }
+
+    pub fn unknown_option(arg: &str) -> String {
+        pick(format!("unknown option {arg}"), format!("未知选项 {arg}"))
+    }
+
+    pub fn name_missing() -> String {
+        pick("NAME is missing", "缺少 NAME").to_string()
+    }
+
+    pub fn unexpected_argument(extra: &str) -> String {
+        pick(
+            format!("unexpected argument {extra:?}"),
+            format!("多余的参数 {extra:?}"),
+        )
+    }
+
+    // Connecting and logging in.
+
+    pub fn password_prompt() -> &'static str {
+        pick("password: ", "密码：")
+    }
+
+    pub fn no_password() -> String {
+        pick(
+            "no password given (end of input)",
+            "没有输入密码（输入已结束）",
+        )
+        .to_string()
+    }
+
+    pub fn password_not_utf8() -> String {
+        pick("the password is not valid UTF-8", "密码不是有效的 UTF-8").to_string()
+    }
+
+    pub fn cannot_read_password(error: impl Display) -> String {
+        pick(
+            format!("cannot read the password: {error}"),
+            format!("无法读取密码：{error}"),
+        )
+    }
+
+    pub fn try_again(problem: &str) -> String {
+        pick(
+            format!("{problem}; try again"),
+            format!("{problem}，请重试"),
+        )
+    }
+
+    pub fn connection_refused(addr: &str) -> String {
+        pick(
+            format!(
+                "cannot connect to {addr}: connection refused. Is the server running? Try `make run`."
+            ),
+            format!("无法连接 {addr}：连接被拒绝。服务器在运行吗？试试 `make run`。"),
+        )
+    }
+
+    pub fn cannot_connect(addr: &str, error: impl Display) -> String {
+        pick(
+            format!("cannot connect to {addr}: {error}"),
+            format!("无法连接 {addr}：{error}"),
+        )
+    }
+
+    pub fn cannot_use_connection(addr: &str, error: impl Display) -> String {
+        pick(
+            format!("cannot use the connection to {addr}: {error}"),
+            format!("无法使用到 {addr} 的连接：{error}"),
+        )
+    }
+
+    pub fn not_a_reply(error: impl Display) -> String {
+        pick(
+            format!("the server sent something that is not a reply ({error})"),
+            format!("服务器发来的不是回复（{error}）"),
+        )
+    }
+
+    pub fn cannot_log_in(name: &str, error: impl Display) -> String {
+        pick(
+            format!("cannot log in as {name:?}: {error}"),
+            format!("无法以 {name:?} 登录：{error}"),
+        )
+    }
+
+    pub fn unexpected_login_reply(other: impl std::fmt::Debug) -> String {
+        pick(
+            format!("unexpected reply to the login: {other:?}"),
+            format!("登录收到意外的回复：{other:?}"),
+        )
+    }
+
+    pub fn no_login_answer(secs: u64) -> String {
+        pick(
+            format!("no answer to the login within {secs} s: is this a chat server?"),
+            format!("{secs} 秒内登录没有回应：这是聊天服务器吗？"),
+        )
+    }
+
+    pub fn closed_while_logging_in() -> String {
+        pick("the server closed the connection", "服务器断开了连接").to_string()
+    }
+
+    pub fn lost_while_logging_in(problem: &str) -> String {
+        pick(
+            format!("lost the connection while logging in: {problem}"),
+            format!("登录时连接中断：{problem}"),
+        )
+    }
+
+    pub fn wrong_password(name: &str) -> String {
+        pick(
+            format!("wrong name or password for {name:?}"),
+            format!("{name:?} 的用户名或密码错误"),
+        )
+    }
+
+    pub fn login_refused(flag: Flag) -> String {
+        pick(
+            format!("login refused: {}", flag.describe()),
+            format!("登录被拒绝：{}", i18n::describe_flag(flag, Lang::Chinese)),
+        )
+    }
+
+    pub fn login_refused_unknown(flag: i32) -> String {
+        pick(
+            format!("login refused with unknown flag {flag}"),
+            format!("登录被拒绝，未知标志 {flag}"),
+        )
+    }
+
+    pub fn logged_in_listening(me: &str) -> String {
+        pick(
+            format!("logged in as {me}; listening (Ctrl-C to stop)"),
+            format!("已以 {me} 身份登录，正在接收消息（Ctrl-C 停止）"),
+        )
+    }
+
+    pub fn logged_in_interactive(me: &str, addr: &str) -> String {
+        pick(
+            format!("logged in as {me} on {addr}; type /help for commands"),
+            format!("已以 {me} 身份登录 {addr}，输入 /help 查看命令"),
+        )
+    }
+
+    /// A connection the server ended while we were logged in.
+    pub fn connection_ended(me: &str) -> String {
+        pick(
+            format!(
+                "the server closed the connection: {me} may have logged in elsewhere, \
+                 or the server stopped"
+            ),
+            format!("服务器断开了连接：{me} 可能在别处登录了，或者服务器已停止"),
+        )
+    }
+
+    pub fn cannot_send(error: impl Display) -> String {
+        pick(
+            format!("cannot send: {error}"),
+            format!("无法发送：{error}"),
+        )
+    }
+
+    pub fn cannot_ask_who(error: impl Display) -> String {
+        pick(
+            format!("cannot ask who is online: {error}"),
+            format!("无法查询在线用户：{error}"),
+        )
+    }
+
+    // The interactive mode's answers to what was typed.
+
+    pub fn line_not_utf8() -> &'static str {
+        pick(
+            "(that line is not UTF-8 and was not sent; is your terminal set to UTF-8?)",
+            "（这一行不是 UTF-8，没有发送；终端的编码是 UTF-8 吗？）",
+        )
+    }
+
+    pub fn users_unanswered_before() -> &'static str {
+        pick(
+            "(the server did not answer USERS before, so it cannot list who is \
+             online; an original server?)",
+            "（服务器之前没有回答 USERS，无法列出在线用户；是原版服务器吗？）",
+        )
+    }
+
+    pub fn nobody_wrote_yet() -> String {
+        pick("nobody has written to you yet", "还没有人给你发过消息").to_string()
+    }
+
+    pub fn unknown_command(command: &str) -> String {
+        pick(
+            format!("unknown command /{command}; type /help"),
+            format!("未知命令 /{command}，输入 /help 查看命令"),
+        )
+    }
+
+    pub fn usage_quoted_name() -> String {
+        pick(
+            "usage: @\"name with spaces\" text",
+            "用法：@\"带空格的名字\" 消息",
+        )
+        .to_string()
+    }
+
+    pub fn usage_at_name() -> String {
+        pick("usage: @name text", "用法：@名字 消息").to_string()
+    }
+
+    pub fn usage_room() -> String {
+        pick("usage: *text (to the room)", "用法：*消息（发到聊天室）").to_string()
+    }
+
+    pub fn to_whom() -> String {
+        pick(
+            "to whom? start with @name text (or *text for the room)",
+            "发给谁？请用 @名字 消息 开头（发到聊天室用 *消息）",
+        )
+        .to_string()
+    }
+
+    pub fn now_talking_to(to: &str) -> String {
+        pick(format!("now talking to {to}"), format!("现在和 {to} 聊天"))
+    }
+
+    pub fn message_cut() -> String {
+        pick(
+            format!("(message cut to {TEXT_LEN} bytes, the protocol's limit)"),
+            format!("（消息已截断为 {TEXT_LEN} 字节，这是协议的上限）"),
+        )
+    }
+
+    pub fn name_too_long(to: &str) -> String {
+        pick(
+            format!("{to:?} is too long to be a user name"),
+            format!("{to:?} 太长，不能作为用户名"),
+        )
+    }
+
+    // What the screen shows: outcomes, receipts, partner and room lines.
+
+    pub fn held_back(count: usize) -> String {
+        match (lang(), count) {
+            (Lang::English, 1) => {
+                "(1 more message arrived while leaving: the server keeps it for your next login)"
+                    .to_string()
+            }
+            (Lang::English, more) => format!(
+                "({more} more messages arrived while leaving: the server keeps them for your \
+                 next login)"
+            ),
+            (Lang::Chinese, count) => {
+                format!("（退出时又到了 {count} 条消息：服务器会保留，下次登录时收到）")
+            }
         }
-        Some(Flag::NotStored) => format!(
-            "(not sent: {to} is offline and the server could not store it: a disk or file \
-             problem on the server, such as a full disk; its log says which)"
-        ),
-        Some(_) => format!("(not sent: {})", reason(flag)),
-        None => format!("(not sent: unknown flag {flag})"),
     }
-}
 
-fn describe(flag: i32) -> String {
-    match Flag::from_wire(flag) {
-        Some(flag) => flag.describe().to_string(),
-        None => format!("unknown flag {flag}"),
+    pub fn no_echo(to: impl Display, secs: u64) -> String {
+        pick(
+            format!(
+                "(no echo for your message to {to} within {secs} s: the original server ignores \
+                 a message while you are the only one online)"
+            ),
+            format!(
+                "（发给 {to} 的消息 {secs} 秒内没有回显：只有你一人在线时，原版服务器会忽略消息）"
+            ),
+        )
     }
-}
 
-/// A flag's description after words that already say it was refused: "not sent:
-/// refused: …" would say it twice.
-fn reason(flag: i32) -> String {
-    describe(flag).trim_start_matches("refused: ").to_string()
+    pub fn who_refused(reason: &str) -> String {
+        pick(
+            format!("(who is online: not answered: {reason})"),
+            format!("（查询在线用户没有得到回答：{reason}）"),
+        )
+    }
+
+    pub fn online(names: &[String]) -> String {
+        pick(
+            format!("online: {}", names.join(", ")),
+            format!("在线：{}", names.join("、")),
+        )
+    }
+
+    pub fn login_reply(description: &str) -> String {
+        pick(
+            format!("(login: {description})"),
+            format!("（登录：{description}）"),
+        )
+    }
+
+    /// A request of ours the server refused; the receipts' own (ACK, READ) are named.
+    pub fn request_refused(kind: Kind, reason: &str) -> String {
+        let what = match kind {
+            Kind::Ack => pick(" (an acknowledgement)", "（确认）"),
+            Kind::Read => pick(" (a read receipt)", "（已读回执）"),
+            _ => "",
+        };
+        let kind = kind.to_wire();
+        pick(
+            format!("(the server refused a request of type {kind}{what}: {reason})"),
+            format!("（服务器拒绝了类型为 {kind} 的请求{what}：{reason}）"),
+        )
+    }
+
+    pub fn has_read(name: &str, time: &str) -> String {
+        pick(
+            format!("({name} has read your messages up to {time})"),
+            format!("（{name} 已读你的消息，截至 {time}）"),
+        )
+    }
+
+    pub fn received_by_client(name: &str, time: &str) -> String {
+        pick(
+            format!("(delivered to {name}'s client up to {time})"),
+            format!("（已送达 {name} 的客户端，截至 {time}）"),
+        )
+    }
+
+    pub fn sender_not_given() -> String {
+        pick("(sender not given)", "（未填发送者）").to_string()
+    }
+
+    /// The tag before a room message's sender.
+    pub fn room_tag() -> &'static str {
+        pick("[room] ", "[聊天室] ")
+    }
+
+    pub fn partner_adopted(sender: &str) -> String {
+        pick(
+            format!("(now talking to {sender}: a bare line goes to them)"),
+            format!("（现在和 {sender} 聊天：不带前缀的一行会发给对方）"),
+        )
+    }
+
+    /// A USERS request that got no answer.
+    pub fn no_users_answer(secs: u64) -> String {
+        pick(
+            format!(
+                "(no answer within {secs} s: the server does not answer USERS, the list of who is \
+                 online; an original server?)"
+            ),
+            format!(
+                "（{secs} 秒内没有回答：服务器不回答 USERS（在线用户列表）；是原版服务器吗？）"
+            ),
+        )
+    }
+
+    /// A room message whose reach the client cannot count.
+    pub fn room_without_count() -> &'static str {
+        pick(
+            "(said to the room, but the server does not answer USERS: if it is the original \
+             server, it has no room and nobody heard it)",
+            "（已发到聊天室，但服务器不回答 USERS：如果是原版服务器，它没有聊天室，没人收到）",
+        )
+    }
+
+    pub fn room_count(others: usize) -> String {
+        match (lang(), others) {
+            (Lang::English, 0) => {
+                "(said to the room, but nobody else is online to hear it)".to_string()
+            }
+            (Lang::English, 1) => "(said to the room: 1 other user is online)".to_string(),
+            (Lang::English, others) => {
+                format!("(said to the room: {others} other users are online)")
+            }
+            (Lang::Chinese, 0) => "（已发到聊天室，但没有其他人在线）".to_string(),
+            (Lang::Chinese, others) => format!("（已发到聊天室：另有 {others} 人在线）"),
+        }
+    }
+
+    // The outcome of one of our messages.
+
+    pub fn said_to_room() -> String {
+        pick("(said to the room)", "（已发到聊天室）").to_string()
+    }
+
+    pub fn delivered(to: impl Display) -> String {
+        pick(format!("(delivered to {to})"), format!("（已送达 {to}）"))
+    }
+
+    pub fn queued(to: impl Display) -> String {
+        pick(
+            format!("(queued: {to} is offline and gets it at their next login)"),
+            format!("（已保存：{to} 离线，下次登录时收到）"),
+        )
+    }
+
+    pub fn no_such_user(to: impl Display) -> String {
+        pick(
+            format!("(not sent: there is no user {to})"),
+            format!("（未发送：没有用户 {to}）"),
+        )
+    }
+
+    pub fn mailbox_full(to: impl Display) -> String {
+        pick(
+            format!(
+                "(not sent: {to} is offline and their mailbox, or the server's store, is full)"
+            ),
+            format!("（未发送：{to} 离线，其信箱或服务器的存储已满）"),
+        )
+    }
+
+    pub fn not_stored(to: impl Display) -> String {
+        pick(
+            format!(
+                "(not sent: {to} is offline and the server could not store it: a disk or file \
+                 problem on the server, such as a full disk; its log says which)"
+            ),
+            format!(
+                "（未发送：{to} 离线，服务器无法保存这条消息：服务器上的磁盘或文件出了问题，\
+                 比如磁盘已满；详见服务器日志）"
+            ),
+        )
+    }
+
+    pub fn not_sent(reason: &str) -> String {
+        pick(
+            format!("(not sent: {reason})"),
+            format!("（未发送：{reason}）"),
+        )
+    }
+
+    pub fn not_sent_unknown(flag: i32) -> String {
+        pick(
+            format!("(not sent: unknown flag {flag})"),
+            format!("（未发送：未知标志 {flag}）"),
+        )
+    }
+
+    /// A flag in words; one this client does not know, by its number.
+    pub fn describe(flag: i32) -> String {
+        match Flag::from_wire(flag) {
+            Some(flag) => i18n::describe_flag(flag, lang()).to_string(),
+            None => pick(format!("unknown flag {flag}"), format!("未知标志 {flag}")),
+        }
+    }
+
+    /// A flag's description after words that already say it was refused: "not sent:
+    /// refused: …" would say it twice.
+    pub fn reason(flag: i32) -> String {
+        describe(flag)
+            .trim_start_matches(pick("refused: ", i18n::REFUSED_ZH))
+            .to_string()
+    }
 }
 
 #[cfg(test)]
@@ -1804,5 +2274,58 @@ mod tests {
         assert_eq!(parse_utc_offset("+0800\n"), Some(8 * 3600));
         assert_eq!(parse_utc_offset("-0530"), Some(-(5 * 3600 + 30 * 60)));
         assert_eq!(parse_utc_offset("UTC"), None);
+    }
+
+    // The locale choice (`chatroom::i18n`), tested here, where it is used.
+
+    /// The language chosen for a locale of these variables (name, value).
+    fn locale(vars: &[(&str, &str)]) -> Lang {
+        Lang::from_locale(|name| {
+            vars.iter()
+                .find(|(set, _)| *set == name)
+                .map(|(_, value)| value.to_string())
+        })
+    }
+
+    #[test]
+    fn a_zh_locale_means_chinese() {
+        assert_eq!(locale(&[("LANG", "zh_CN.UTF-8")]), Lang::Chinese);
+        assert_eq!(locale(&[("LANG", "zh_TW")]), Lang::Chinese);
+        assert_eq!(locale(&[("LC_MESSAGES", "zh_CN.GB18030")]), Lang::Chinese);
+        assert_eq!(locale(&[("LANG", "en_US.UTF-8")]), Lang::English);
+        assert_eq!(locale(&[("LANG", "C")]), Lang::English);
+        assert_eq!(locale(&[]), Lang::English, "no locale: English");
+    }
+
+    #[test]
+    fn the_first_set_and_non_empty_variable_decides() {
+        let zh = "zh_CN.UTF-8";
+        assert_eq!(locale(&[("LC_ALL", "C"), ("LANG", zh)]), Lang::English);
+        assert_eq!(locale(&[("LC_ALL", zh), ("LANG", "C")]), Lang::Chinese);
+        assert_eq!(
+            locale(&[("LC_MESSAGES", "en_GB.UTF-8"), ("LANG", zh)]),
+            Lang::English
+        );
+        assert_eq!(locale(&[("LC_ALL", ""), ("LANG", zh)]), Lang::Chinese);
+        assert_eq!(
+            locale(&[("LC_ALL", ""), ("LC_MESSAGES", ""), ("LANG", "")]),
+            Lang::English
+        );
+    }
+
+    #[test]
+    fn every_flag_has_chinese_and_english_is_unchanged() {
+        for flag in Flag::ALL {
+            assert_eq!(
+                chatroom::i18n::describe_flag(flag, Lang::English),
+                flag.describe()
+            );
+            let chinese = chatroom::i18n::describe_flag(flag, Lang::Chinese);
+            assert!(!chinese.is_empty() && !chinese.is_ascii(), "{flag:?}");
+        }
+        assert!(
+            chatroom::i18n::describe_flag(Flag::NotLoggedIn, Lang::Chinese)
+                .starts_with(chatroom::i18n::REFUSED_ZH)
+        );
     }
 }

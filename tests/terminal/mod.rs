@@ -26,7 +26,18 @@ impl Terminal {
 
     /// Like [`Terminal::open`], with the client's stderr as lines too.
     pub fn open_with_stderr(addr: SocketAddr, args: &[&str]) -> (Terminal, mpsc::Receiver<String>) {
+        Terminal::open_with_env(addr, args, &[])
+    }
+
+    /// Like [`Terminal::open_with_stderr`], with the variables `env` (name, value) set
+    /// for the client: a locale, say.
+    pub fn open_with_env(
+        addr: SocketAddr,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Terminal, mpsc::Receiver<String>) {
         let mut child = client_command(&addr.to_string(), args)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start chat-client");
@@ -71,10 +82,16 @@ pub fn lines_of(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<S
     lines
 }
 
-/// `chat-client --addr ADDR ARGS…` with piped stdin and stdout and no password in its
-/// environment.
+/// The locale variables that choose the client's language (`chatroom::i18n`).
+pub const LOCALE_VARIABLES: [&str; 3] = chatroom::i18n::LOCALE_VARIABLES;
+
+/// A Chinese locale, as a reader of the article has it.
+pub const ZH_LOCALE: &str = "zh_CN.UTF-8";
+
+/// `chat-client --addr ADDR ARGS…` with piped stdin and stdout, no password in its
+/// environment and no locale ([`client`]): a test that wants Chinese sets one.
 pub fn client_command(addr: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(CLIENT);
+    let mut command = client();
     command
         .arg("--addr")
         .arg(addr)
@@ -85,9 +102,25 @@ pub fn client_command(addr: &str, args: &[&str]) -> Command {
     command
 }
 
+/// `chat-client` with no locale in its environment: it speaks English, whatever the
+/// tests' own locale.
+pub fn client() -> Command {
+    let mut command = Command::new(CLIENT);
+    for name in LOCALE_VARIABLES {
+        command.env_remove(name);
+    }
+    command
+}
+
 /// Runs the client to completion with `stdin` as its input.
 pub fn run_client(addr: &str, args: &[&str], stdin: &str) -> Output {
+    run_client_with_env(addr, args, &[], stdin)
+}
+
+/// Like [`run_client`], with the variables `env` (name, value) set for the client.
+pub fn run_client_with_env(addr: &str, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     let mut child = client_command(addr, args)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start chat-client");
