@@ -62,7 +62,11 @@ const PAIRS: &[(&str, &str, Depth)] = &[
 ];
 
 /// The Chinese documents whose prose must use full-width punctuation.
-const FULL_WIDTH_DOCUMENTS: &[&str] = &["README.zh-CN.md", "docs/PROTOCOL.zh-CN.md"];
+const FULL_WIDTH_DOCUMENTS: &[&str] = &[
+    "README.zh-CN.md",
+    "docs/PROTOCOL.zh-CN.md",
+    "docs/TOUR.zh-CN.md",
+];
 
 #[derive(Clone, Copy, PartialEq)]
 enum Depth {
