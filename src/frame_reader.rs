@@ -668,28 +668,11 @@ mod properties {
         unreachable!("the loop ends at the end of the stream")
     }
 
-    /// A fixed seed: every run tries the same cases, and a failure replays (no
-    /// regression files are written into the source tree). docs/TESTING.md says how to
-    /// try more.
-    fn config() -> proptest::test_runner::Config {
-        proptest::test_runner::Config {
-            cases: cases(),
-            rng_seed: proptest::test_runner::RngSeed::Fixed(0xF4A3_E0EA_DE45),
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        }
-    }
-
-    /// Cases per property: 256, or `CHATROOM_PROPTEST_CASES` for a longer search.
-    fn cases() -> u32 {
-        std::env::var("CHATROOM_PROPTEST_CASES")
-            .ok()
-            .and_then(|cases| cases.parse().ok())
-            .unwrap_or(256)
-    }
+    /// The seed of every run (see `property_tests` in lib.rs).
+    const SEED: u64 = 0xF4A3_E0EA_DE45;
 
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(crate::property_tests::config(SEED))]
         #[test]
         fn any_frames_in_any_chunks_cut_anywhere_give_exactly_the_frames_then_the_right_error(
             frames in proptest::collection::vec(frame(), 0..12),

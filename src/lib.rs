@@ -52,3 +52,27 @@ pub mod users;
 
 pub use config::Config;
 pub use server::{Server, ServerHandle, StartError, Stopper};
+
+/// What the property tests beside the reader, the codec and the users-file parser share
+/// (docs/TESTING.md): a fixed seed, so every run tries the same cases and a failure
+/// replays, no regression files in the source tree, and `CHATROOM_PROPTEST_CASES` for
+/// a longer search.
+#[cfg(test)]
+mod property_tests {
+    /// Cases per property unless `CHATROOM_PROPTEST_CASES` says otherwise.
+    const DEFAULT_CASES: u32 = 256;
+
+    /// The configuration of a property test module, seeded with `seed`.
+    pub fn config(seed: u64) -> proptest::test_runner::Config {
+        let cases = std::env::var("CHATROOM_PROPTEST_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(DEFAULT_CASES);
+        proptest::test_runner::Config {
+            cases,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        }
+    }
+}

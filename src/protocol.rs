@@ -868,28 +868,11 @@ mod properties {
         proptest::collection::vec(prop_oneof![Just(0u8), any::<u8>(), 0x20u8..0x7f], len..=len)
     }
 
-    /// A fixed seed: every run tries the same cases, and a failure replays (no
-    /// regression files are written into the source tree). docs/TESTING.md says how to
-    /// try more.
-    fn config() -> proptest::test_runner::Config {
-        proptest::test_runner::Config {
-            cases: cases(),
-            rng_seed: proptest::test_runner::RngSeed::Fixed(0xC0DE_C0DE_0001),
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        }
-    }
-
-    /// Cases per property: 256, or `CHATROOM_PROPTEST_CASES` for a longer search.
-    fn cases() -> u32 {
-        std::env::var("CHATROOM_PROPTEST_CASES")
-            .ok()
-            .and_then(|cases| cases.parse().ok())
-            .unwrap_or(256)
-    }
+    /// The seed of every run (see `property_tests` in lib.rs).
+    const SEED: u64 = 0xC0DE_C0DE_0001;
 
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(crate::property_tests::config(SEED))]
         #[test]
         fn any_8_bytes_decode_to_a_header_that_encodes_back_to_them(bytes in any::<[u8; 8]>()) {
             let header = Header::decode(&bytes);

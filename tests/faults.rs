@@ -117,6 +117,21 @@ fn threads(pid: u32) -> usize {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// The threads and descriptors of the server when idle: measured with one connection
+/// served (an answered request means the server is fully up, its signal thread too),
+/// less that connection.
+fn idle_threads_and_descriptors(server: &Running) -> (usize, usize) {
+    let pid = server.child.id();
+    let mut probe = connect(server.addr);
+    send(&mut probe, &ints(&[3, 0]));
+    assert_frames!(
+        read_n(&mut probe, 12),
+        ints(&[3, 0, -2]),
+        "USERS before a login"
+    );
+    (threads(pid) - 1, descriptors(pid) - 1)
+}
+
 /// Polls until `measure` gives `expected` again, for at most `READ_TIMEOUT`: sessions
 /// end a moment after their sockets close.
 fn settles_to(expected: usize, what: &str, measure: impl Fn() -> usize) {
@@ -159,17 +174,7 @@ fn every_cut_of_every_frame_closes_at_once_and_costs_no_cpu() {
         ],
     );
     let pid = server.child.id();
-    // An answered request means the server is fully up (its signal thread too); less
-    // this connection, that is the idle server.
-    let mut probe = connect(server.addr);
-    send(&mut probe, &ints(&[3, 0]));
-    assert_frames!(
-        read_n(&mut probe, 12),
-        ints(&[3, 0, -2]),
-        "USERS before a login"
-    );
-    let baseline = (threads(pid) - 1, descriptors(pid) - 1);
-    drop(probe);
+    let baseline = idle_threads_and_descriptors(&server);
     // One failed login from the other machine: its logins are refused unchecked now.
     let mut guesser = connect_from(ANOTHER_MACHINE, server.addr);
     send(&mut guesser, &login_frame("1001", "wrong"));
@@ -275,16 +280,7 @@ fn squatters_that_never_read_hold_no_threads_beyond_the_client_limit() {
     const ALLOWANCE: usize = 4 + 1;
     let server = run_server("", &["--max-clients", &MAX_CLIENTS.to_string()]);
     let pid = server.child.id();
-    // The idle server, measured with one connection served (so fully up) and less it.
-    let mut probe = connect(server.addr);
-    send(&mut probe, &ints(&[3, 0]));
-    assert_frames!(
-        read_n(&mut probe, 12),
-        ints(&[3, 0, -2]),
-        "USERS before a login"
-    );
-    let (idle_threads, idle_descriptors) = (threads(pid) - 1, descriptors(pid) - 1);
-    drop(probe);
+    let (idle_threads, idle_descriptors) = idle_threads_and_descriptors(&server);
     let mut most = (0, 0);
     let mut squatters = Vec::new();
     // Replies to USERS before a login are 12 bytes each: enough requests to fill a small
