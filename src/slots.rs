@@ -184,13 +184,6 @@ impl Slots {
         self.table.lock().open.len()
     }
 
-    /// Sessions still running: the open connections, and those evicted that have not
-    /// ended yet. Each holds a thread and a descriptor.
-    pub fn sessions(&self) -> usize {
-        let table = self.table.lock();
-        table.open.len() + table.evicted_running
-    }
-
     /// Closes every open connection (shutdown).
     pub fn close_all(&self) {
         for connection in self.table.lock().open.values() {
@@ -346,5 +339,44 @@ mod tests {
             let table = slots.table.lock();
             assert!(table.waiting.len() <= STALE_FACTOR * table.open.len() + STALE_SLACK);
         }
+    }
+
+    #[test]
+    fn making_room_evicts_the_oldest_connection_not_logged_in() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::new(2, 2);
+        assert_eq!(slots.max_clients(), 2);
+        let (first, _first_client) = open_connection(&slots, &listener);
+        let (second, _second_client) = open_connection(&slots, &listener);
+        let (first_slot, _) = admitted(slots.admit(Arc::clone(&first)));
+        let (second_slot, _) = admitted(slots.admit(Arc::clone(&second)));
+        assert_eq!(first_slot.max_clients(), 2);
+        assert!(second_slot.log_in());
+        assert!(slots.make_room(), "the first has not logged in");
+        assert!(first.was_evicted());
+        assert!(!second.was_evicted());
+        assert!(!slots.make_room(), "everyone left is logged in");
+        drop(first_slot);
+        assert_eq!(slots.count(), 1);
+    }
+
+    #[test]
+    fn shutdown_closes_every_connection_and_waits_for_their_slots() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let slots = Slots::new(2, 2);
+        let (connection, _client) = open_connection(&slots, &listener);
+        let (slot, _) = admitted(slots.admit(Arc::clone(&connection)));
+        slots.close_all();
+        assert!(connection.is_closed());
+        assert!(
+            !slots.wait_until_empty(Duration::from_millis(10)),
+            "a slot is held"
+        );
+        let holder = std::thread::spawn(move || drop(slot));
+        assert!(
+            slots.wait_until_empty(Duration::from_secs(10)),
+            "given back"
+        );
+        holder.join().unwrap();
     }
 }
