@@ -7,13 +7,10 @@ mod common;
 
 use chatroom::blocking_client::{Client, Reply};
 use chatroom::protocol::{Kind, MAX_UNACKED};
-use chatroom::users::Accounts;
-use chatroom::{Config, Server, ServerHandle};
 use common::*;
 use socket2::SockRef;
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::Duration;
 
 /// A client with receipts on, logged in as `name`: RECEIPTS and LOGIN in one go, the
@@ -52,20 +49,6 @@ fn next_message(client: &mut Client) -> (i32, u64, String, String) {
         }
         other => panic!("expected a MESSAGE frame (type 5), got {other:?}"),
     }
-}
-
-/// A server on `data`, which outlives it (for restarts).
-fn serve_on(data: &Path, users: Accounts, adjust: impl FnOnce(&mut Config)) -> ServerHandle {
-    let mut config = Config {
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        data_dir: data.to_path_buf(),
-        ..Config::default()
-    };
-    adjust(&mut config);
-    Server::bind_with_users(&config, users)
-        .expect("the test server starts")
-        .spawn()
 }
 
 /// Logs in with receipts, takes the stored messages (they come before the reply to a
@@ -392,7 +375,7 @@ fn ids_are_unique_and_increase_on_each_connection_under_16_senders() {
 fn a_stored_message_keeps_its_id_across_a_restart_and_an_old_mailbox_is_upgraded() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("data");
-    let server = serve_on(&dir, Accounts::built_in(), |_| {});
+    let server = serve_on(&dir, |_| {});
     let mut sender = receipts_client(server.local_addr(), "1001");
     sender.send_chat("1002", "while you were away").unwrap();
     let (flag, id, _, _) = next_message(&mut sender);
@@ -407,7 +390,7 @@ fn a_stored_message_keeps_its_id_across_a_restart_and_an_old_mailbox_is_upgraded
     ]
     .concat();
     std::fs::write(dir.join("31303033.mbox"), old).unwrap();
-    let server = serve_on(&dir, Accounts::built_in(), |_| {});
+    let server = serve_on(&dir, |_| {});
     let (_client, stored) = collect_stored(server.local_addr(), "1002");
     assert_eq!(
         stored,

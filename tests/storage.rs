@@ -5,9 +5,8 @@
 
 mod common;
 
+use chatroom::ServerHandle;
 use chatroom::blocking_client::Client;
-use chatroom::users::Accounts;
-use chatroom::{Config, Server, ServerHandle};
 use common::*;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -16,20 +15,6 @@ use std::process::Command;
 
 /// 1002's mailbox: its name's bytes in hex.
 const MAILBOX_OF_1002: &str = "31303032.mbox";
-
-/// A server whose data directory is `data`, which the test may have filled first.
-fn serve(data: &Path, adjust: impl FnOnce(&mut Config)) -> ServerHandle {
-    let mut config = Config {
-        bind: "127.0.0.1".parse().unwrap(),
-        port: 0,
-        data_dir: data.to_path_buf(),
-        ..Config::default()
-    };
-    adjust(&mut config);
-    Server::bind_with_users(&config, Accounts::built_in())
-        .expect("the test server starts")
-        .spawn()
-}
 
 /// The echo flag of one message from `client` to `to`.
 fn echo_of(client: &mut Client, to: &str, text: &str) -> i32 {
@@ -72,7 +57,7 @@ fn a_symlinked_mailbox_is_never_followed_and_its_target_stays_byte_identical() {
     fs::write(&target, &precious).unwrap();
     symlink(&target, data.join(MAILBOX_OF_1002)).unwrap();
 
-    let server = serve(&data, |_| {});
+    let server = serve_on(&data, |_| {});
     assert_not_stored_and_nothing_delivered(&server, "through the link?");
     assert_eq!(fs::read(&target).unwrap(), precious);
 }
@@ -86,7 +71,7 @@ fn a_fifo_in_place_of_a_mailbox_blocks_nobody() {
         eprintln!("skipped: mkfifo is not available here");
         return;
     }
-    let server = serve(&data, |_| {});
+    let server = serve_on(&data, |_| {});
     let mut sender = assert_not_stored_and_nothing_delivered(&server, "into the pipe?");
     // The lock of 1002's mailbox is free: 1002 logs in again, and is reachable.
     let mut receiver = logged_in(server.local_addr(), "1002");
@@ -98,14 +83,14 @@ fn a_fifo_in_place_of_a_mailbox_blocks_nobody() {
 fn a_directory_in_place_of_a_mailbox_is_refused_with_minus_eight() {
     let (_temp, data) = data_dir();
     fs::create_dir(data.join(MAILBOX_OF_1002)).unwrap();
-    let server = serve(&data, |_| {});
+    let server = serve_on(&data, |_| {});
     assert_not_stored_and_nothing_delivered(&server, "into a directory?");
 }
 
 #[test]
 fn the_store_limit_counts_all_mailboxes_and_a_delivery_frees_room() {
     let (_temp, data) = data_dir();
-    let server = serve(&data, |config| config.store_limit = 2);
+    let server = serve_on(&data, |config| config.store_limit = 2);
     let mut sender = logged_in(server.local_addr(), "1001");
     assert_eq!(echo_of(&mut sender, "1002", "one"), 0);
     assert_eq!(echo_of(&mut sender, "1003", "two"), 0);
@@ -129,7 +114,7 @@ fn records_the_server_did_not_write_are_skipped_and_the_rest_delivered() {
     records.extend(not_utf8);
     records.extend(chat_body("1003", "1002", "also genuine"));
     fs::write(data.join(MAILBOX_OF_1002), records).unwrap();
-    let server = serve(&data, |_| {});
+    let server = serve_on(&data, |_| {});
     assert_eq!(
         stored_for(server.local_addr(), "1002"),
         ["genuine", "also genuine"]
@@ -140,7 +125,7 @@ fn records_the_server_did_not_write_are_skipped_and_the_rest_delivered() {
 fn the_data_directory_and_mailboxes_are_private() {
     let temp = tempfile::tempdir().unwrap();
     let data = temp.path().join("made").join("with").join("parents");
-    let server = serve(&data, |_| {});
+    let server = serve_on(&data, |_| {});
     let mut sender = logged_in(server.local_addr(), "1001");
     assert_eq!(echo_of(&mut sender, "1002", "private"), 0);
     let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
@@ -173,7 +158,7 @@ fn a_full_disk_is_answered_minus_eight_and_what_was_stored_stays() {
     let _unmount = Unmount(mount_point.clone());
 
     let data = mount_point.join("data");
-    let server = serve(&data, |_| {});
+    let server = serve_on(&data, |_| {});
     let mut sender = logged_in(server.local_addr(), "1001");
     let mut queued = Vec::new();
     let mut refused = 0;

@@ -279,6 +279,21 @@ pub fn start_with(users: Accounts, adjust: impl FnOnce(&mut Config)) -> TestServ
     }
 }
 
+/// A server with the six built-in users whose data directory is `data`, which outlives
+/// it: the test may have filled it first, or start another server on it after.
+pub fn serve_on(data: &std::path::Path, adjust: impl FnOnce(&mut Config)) -> ServerHandle {
+    let mut config = Config {
+        bind: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        data_dir: data.to_path_buf(),
+        ..Config::default()
+    };
+    adjust(&mut config);
+    Server::bind_with_users(&config, Accounts::built_in())
+        .expect("the test server starts")
+        .spawn()
+}
+
 /// Accounts `prefix0`, `prefix1`, … `prefix{n-1}`, password `123456`.
 pub fn numbered_users(prefix: &str, n: usize) -> Accounts {
     let file: String = (0..n)
