@@ -6,10 +6,11 @@ mod terminal;
 use chatroom::blocking_client::{Client, Reply};
 use chatroom::protocol::Kind;
 use chatroom::users::Accounts;
+use common::minimal::Minimal;
 use common::*;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use terminal::*;
@@ -663,65 +664,14 @@ fn a_room_message_says_when_nobody_else_is_online_to_hear_it() {
     );
 }
 
-/// `examples/minimal.rs`, which has no USERS, started on a free port; killed on drop.
-struct Minimal {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Minimal {
-    fn start() -> Minimal {
-        // Built by `make test` (`cargo build --examples`), or by tests/minimal.rs.
-        let this_test = std::env::current_exe().unwrap();
-        let profile_dir = this_test.parent().and_then(|deps| deps.parent()).unwrap();
-        let binary = profile_dir.join("examples").join("minimal");
-        if !binary.exists() {
-            let mut build = Command::new(env!("CARGO"));
-            build
-                .args(["build", "--example", "minimal", "--manifest-path"])
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
-            if profile_dir.ends_with("release") {
-                build.arg("--release");
-            }
-            assert!(
-                build.status().unwrap().success(),
-                "cargo build --example minimal"
-            );
-        }
-        let mut child = Command::new(binary)
-            .arg("0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the minimal example");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port: u16 = first
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("expected `listening on ADDR`, got {first:?}"));
-        Minimal {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
-    }
-}
-
-impl Drop for Minimal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn who_against_a_server_without_users_gives_up_in_bounded_time_and_says_why() {
     let minimal = Minimal::start();
-    let output = run_client(&minimal.addr.to_string(), &["1002", PASSWORD, "--who"], "");
+    let output = run_client(
+        &minimal.addr().to_string(),
+        &["1002", PASSWORD, "--who"],
+        "",
+    );
     assert_eq!(output.status.code(), Some(1), "--who must fail in a script");
     let stdout = text(&output.stdout);
     assert!(
@@ -729,7 +679,7 @@ fn who_against_a_server_without_users_gives_up_in_bounded_time_and_says_why() {
         "{stdout}"
     );
 
-    let mut terminal = Terminal::open(minimal.addr, &["1001", PASSWORD]);
+    let mut terminal = Terminal::open(minimal.addr(), &["1001", PASSWORD]);
     terminal.expect_line("logged in as 1001");
     terminal.type_line("/who");
     terminal.expect_line("the server does not answer USERS");
@@ -942,7 +892,7 @@ fn listen_send_and_who_acknowledge_but_never_send_read() {
 fn against_minimal_the_client_asks_for_receipts_and_speaks_the_plain_protocol() {
     let minimal = Minimal::start();
     let output = run_client(
-        &minimal.addr.to_string(),
+        &minimal.addr().to_string(),
         &["--trace", "1001", PASSWORD, "--send", "1001", "plain"],
         "",
     );

@@ -9,6 +9,7 @@
 
 pub mod child;
 pub mod exchanges;
+pub mod minimal;
 
 use chatroom::blocking_client::{Client, Reply};
 use chatroom::protocol::ChatMessage;
