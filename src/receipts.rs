@@ -223,13 +223,29 @@ impl Receipts {
         }
         state.last_ack = id;
         let mut acked = Acked::default();
-        while let Some((message_id, body)) = state.queue.front() {
-            if *message_id > id {
-                break;
+        // The covered deliveries are a prefix of the queue (ids increase). Read in place
+        // and dropped at once; a run from one sender (the usual case) is one receipt, its
+        // last id the highest, so a sender's name is decoded once per run, not per message.
+        let covered = state
+            .queue
+            .partition_point(|(message_id, _)| *message_id <= id);
+        let mut run: Option<(&[u8; NAME_LEN], u64)> = None;
+        for (message_id, body) in state.queue.range(..covered) {
+            let sender = sender_field(body);
+            match &mut run {
+                Some((current, highest)) if *current == sender => *highest = *message_id,
+                _ => {
+                    if let Some((current, highest)) = run {
+                        note_receipt(&mut acked.receipts, Name::from_field(current), highest);
+                    }
+                    run = Some((sender, *message_id));
+                }
             }
-            note_receipt(&mut acked.receipts, sender_of(body), *message_id);
-            state.queue.pop_front();
         }
+        if let Some((current, highest)) = run {
+            note_receipt(&mut acked.receipts, Name::from_field(current), highest);
+        }
+        state.queue.drain(..covered);
         if state.stored.as_ref().is_some_and(|batch| batch.until <= id) {
             let batch = state.stored.take().expect("just checked");
             for (message_id, sender) in &batch.senders {
@@ -249,9 +265,11 @@ fn note_receipt(receipts: &mut Vec<(Name, u64)>, sender: Name, id: u64) {
     }
 }
 
-/// The sender field of a CHAT body.
-fn sender_of(body: &[u8; CHAT_BODY_LEN]) -> Name {
-    Name::from_field(body[..NAME_LEN].try_into().expect("20 bytes"))
+/// The sender field of a CHAT body, as it stands.
+fn sender_field(body: &[u8; CHAT_BODY_LEN]) -> &[u8; NAME_LEN] {
+    body[..NAME_LEN]
+        .try_into()
+        .expect("a CHAT body starts with the sender's 20 bytes")
 }
 
 /// Appends a MESSAGE frame: `FEEDBACK{5, 148, flag}`, the id, the CHAT body.
@@ -506,6 +524,37 @@ mod tests {
         let left = receipts.take_unacknowledged();
         assert_eq!(left.len(), 1, "the third is still unacknowledged");
         assert_eq!(left[0].0, given[2]);
+    }
+
+    #[test]
+    fn an_ack_gives_each_sender_the_highest_id_it_covers() {
+        let receipts = Receipts::default();
+        let ids = MessageIds::above(0);
+        let (mut given, mut out) = (Vec::new(), Vec::new());
+        // Runs of one sender and senders taking turns, as an ACK finds them.
+        let senders = ["1001", "1001", "1002", "1001", "1002", "1002"];
+        let frames: Vec<u8> = senders.iter().flat_map(|s| chat_frame(s, "x")).collect();
+        receipts
+            .deliver(&frames, &ids, &mut given, &mut out)
+            .unwrap();
+        let acked = receipts.acknowledge(given[5]).unwrap();
+        let names: Vec<_> = acked
+            .receipts
+            .iter()
+            .map(|(n, id)| (n.to_lossy(), *id))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("1001".to_string(), given[3]),
+                ("1002".to_string(), given[5])
+            ],
+            "one RECEIVED per sender, with the last of its ids covered"
+        );
+        assert!(
+            receipts.take_unacknowledged().is_empty(),
+            "the ACK covered the whole queue"
+        );
     }
 
     #[test]
