@@ -11,16 +11,18 @@
 #                        with the load-test users added, which takes its port from
 #                        $PORT (BENCHMARKS.md says how to build one)
 #   SKIP_ATTACKS=1       leave out the attack benchmarks (bench/attacks.py)
+#   ROWS="k16-w64 conns" only these rows of the table (relay names, queue, conns);
+#                        receipts brings k16-w64 with it. The attacks go by SKIP_ATTACKS
 #
 # The relay row `receipts` is k16-w64 with receipts on for every client (chat-bench
 # relay --receipts: receivers acknowledge after each burst, senders wait for the last
-# RECEIVED); it runs right after k16-w64, against chat-server only, and its ratio is to
-# k16-w64 of the same run.
+# RECEIVED); against chat-server only, it takes turns with k16-w64 run by run (as the
+# two servers do), and its ratio is to k16-w64 of the same run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-1}
-BIN=target/release
+BIN=${BIN:-target/release}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 
@@ -139,16 +141,26 @@ queue() {
 # of seconds, so it gets three times the runs.
 runs_of() { if [ "$1" = k1-w1 ]; then echo $((RUNS * 3)); else echo "$RUNS"; fi; }
 
+# wanted ROW: true if ROW is to be measured (every row when ROWS is not set).
+ROWS=${ROWS:-}
+[[ " $ROWS " == *" receipts "* ]] && ROWS="$ROWS k16-w64" # its ratio needs the plain row
+wanted() { [ -z "$ROWS" ] || [[ " $ROWS " == *" $1 "* ]]; }
+
 while read -r name pairs window messages; do
+  # receipts runs in turns with k16-w64, below: the machine drifts between minutes, and
+  # a ratio of runs taken minutes apart would measure the drift.
+  [ "$name" = receipts ] && continue
+  wanted "$name" || continue
   for run in $(seq "$(runs_of "$name")"); do
-    kinds=$KINDS
-    [ "$name" = receipts ] && kinds=rust # the original has no receipts
-    for kind in $kinds; do relay "$kind" "$name" "$pairs" "$window" "$messages"; done
+    for kind in $KINDS; do relay "$kind" "$name" "$pairs" "$window" "$messages"; done
+    if [ "$name" = k16-w64 ] && wanted receipts; then # the original has no receipts
+      relay rust receipts "$pairs" "$window" "$messages"
+    fi
   done
 done <<< "$RELAYS"
 for run in $(seq "$RUNS"); do
-  queue
-  for kind in $KINDS; do conns "$kind"; done
+  wanted queue && queue
+  if wanted conns; then for kind in $KINDS; do conns "$kind"; done; fi
 done
 
 value() { # value KIND NAME FIELD: the median; FAIL if any run lost or corrupted a message
@@ -168,10 +180,14 @@ cell() {
   esac
 }
 
+any_relay=false
+while read -r name _; do wanted "$name" && any_relay=true; done <<< "$RELAYS"
+if $any_relay; then
 echo
 echo "runs per figure: $RUNS, k1-w1: $(runs_of k1-w1) (median); $(nproc) cores; chat-bench on the same machine"
 printf '%-9s | %-38s | %-38s | %s\n' relay "chat-server msgs/s p50/p99us cpu-us" "original msgs/s p50/p99us cpu-us" "ratio"
 while read -r name _; do
+  wanted "$name" || continue
   r=$(value rust "$name" msgs_per_sec); o=$(value original "$name" msgs_per_sec)
   ratio="-"; [[ "$r" =~ ^[0-9]+$ && "$o" =~ ^[0-9]+$ && "$o" -gt 0 ]] && ratio=$(awk "BEGIN {printf \"%.1fx\", $r/$o}")
   if [ "$name" = receipts ]; then # against the plain relay with the same settings
@@ -183,8 +199,9 @@ done <<< "$RELAYS"
 echo "cpu-us: the server's CPU time (user + system, all threads) per relayed message, counted in 10 ms ticks (a run shorter than a few ticks reads 0)"
 echo "receipts: k16-w64 with receipts on (every message acknowledged, every receipt checked); its ratio is to k16-w64"
 echo "FAIL(n/m): n of m runs lost, duplicated, corrupted or reordered a message, or gave no result"
-echo
-printf '%-9s | %-9s %-8s %-9s %-8s %-10s | %-13s %s\n' conns "logged_in" "login_s" "rss_MiB" threads "idle_cpu%" "threads_after" "cpu%_after"
+fi
+wanted conns && echo
+wanted conns && printf '%-9s | %-9s %-8s %-9s %-8s %-10s | %-13s %s\n' conns "logged_in" "login_s" "rss_MiB" threads "idle_cpu%" "threads_after" "cpu%_after"
 for kind in rust original; do
   [ -f "$WORK/$kind.conns.logged_in" ] || continue
   printf '%-9s | %-9s %-8s %-9s %-8s %-10s | %-13s %s\n' "$kind" \
@@ -192,8 +209,8 @@ for kind in rust original; do
     "$(value $kind conns threads)" "$(value $kind conns idle_cpu_pct)" \
     "$(value $kind conns threads_after)" "$(value $kind conns idle_cpu_after_pct)"
 done
-echo
-echo "queued message (append + sync_data, then the echo): $(value rust queue per_message_us) us each" \
+wanted queue && echo
+wanted queue && echo "queued message (append + sync_data, then the echo): $(value rust queue per_message_us) us each" \
   "(p50 $(value rust queue p50_us) us, p99 $(value rust queue p99_us) us)"
 
 # The attack benchmarks (bench/attacks.py): squatting, guessing, a trickling receiver,

@@ -11,6 +11,8 @@ use std::process::Command;
 const BENCH: &str = env!("CARGO_BIN_EXE_chat-bench");
 /// Two pairs, the users `u00000` .. `u00003` that chat-bench names.
 const PAIRS: usize = 2;
+/// Messages each sender sends.
+const MESSAGES: usize = 2000;
 
 /// Runs `chat-bench relay` against a fresh server; its RESULT line.
 #[track_caller]
@@ -18,7 +20,12 @@ fn relay(extra: &[&str]) -> String {
     let server = start_with(numbered_users("u0000", 2 * PAIRS), |_| {});
     let output = Command::new(BENCH)
         .args(["relay", "--addr", &server.addr().to_string()])
-        .args(["--pairs", &PAIRS.to_string(), "--messages", "2000"])
+        .args([
+            "--pairs",
+            &PAIRS.to_string(),
+            "--messages",
+            &MESSAGES.to_string(),
+        ])
         .args(["--window", "16", "--password", PASSWORD])
         .args(extra)
         .output()
@@ -46,17 +53,50 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
 #[test]
 fn the_plain_relay_delivers_every_message_in_order() {
     let result = relay(&[]);
-    assert_eq!(field(&result, "delivered"), "4000", "{result}");
+    assert_eq!(
+        field(&result, "delivered"),
+        (PAIRS * MESSAGES).to_string(),
+        "{result}"
+    );
     assert_eq!(field(&result, "errors"), "0", "{result}");
 }
 
 #[test]
 fn the_receipts_relay_delivers_every_message_and_every_sender_hears_of_it() {
     let result = relay(&["--receipts"]);
-    assert_eq!(field(&result, "delivered"), "4000", "{result}");
+    assert_eq!(
+        field(&result, "delivered"),
+        (PAIRS * MESSAGES).to_string(),
+        "{result}"
+    );
     assert_eq!(field(&result, "errors"), "0", "{result}");
     // Each sender waits for the RECEIVED that covers its last message, so each has
     // seen at least one.
     let received: usize = field(&result, "received_frames").parse().expect("a count");
     assert!(received >= PAIRS, "RECEIVED frames: {result}");
+}
+
+#[test]
+fn the_receipts_relay_acknowledges_at_least_every_ack_at_deliveries() {
+    let ack_at = 64;
+    let result = relay(&["--receipts", "--ack-at", &ack_at.to_string()]);
+    assert_eq!(field(&result, "errors"), "0", "{result}");
+    // Every ACK covers something new and makes one RECEIVED to the sender, which reads
+    // them all before it stops: at least one per `ack_at` messages.
+    let received: usize = field(&result, "received_frames").parse().expect("a count");
+    assert!(
+        received >= PAIRS * MESSAGES.div_ceil(ack_at),
+        "an ACK at least every {ack_at} deliveries: {result}"
+    );
+}
+
+#[test]
+fn an_ack_at_beyond_the_servers_bound_is_refused() {
+    let output = Command::new(BENCH)
+        .args(["relay", "--receipts", "--ack-at", "257"])
+        .output()
+        .expect("chat-bench runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("1 to 256"), "{stderr}");
 }

@@ -3,7 +3,7 @@
 //! machine-readable `RESULT` line.
 //!
 //! ```text
-//! chat-bench relay --addr A --pairs K --messages M --window W [--receipts] [--pid PID] [--prefix u] [--password P]
+//! chat-bench relay --addr A --pairs K --messages M --window W [--receipts [--ack-at N]] [--pid PID] [--prefix u] [--password P]
 //! chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]
 //! ```
 //! `relay`: K senders each send M messages to their own receiver, with at most W
@@ -15,10 +15,12 @@
 //!
 //! `relay --receipts`: the same with receipts on for every client (docs/PROTOCOL.md §3),
 //! as `chat-client` uses them: echoes and deliveries are MESSAGE frames, each receiver
-//! acknowledges the highest id it has after every burst it reads, and each sender
-//! checks the RECEIVED frames that come back and waits for the one that covers its
-//! last message, so the run measures the whole round of a receipt. chat-server only;
-//! a window of at least 1.
+//! acknowledges the highest id it has as `chat-client` does (after a burst, at most
+//! every `receipts::ACK_INTERVAL`, and at once when `--ack-at` deliveries are
+//! unacknowledged: by default `receipts::ACK_AT_ONCE`, 128), and each sender checks the
+//! RECEIVED frames that come back and waits for the one that covers its last message, so
+//! the run measures the whole round of a receipt. `--ack-at` (1 to `MAX_UNACKED`) is there
+//! to measure what an ACK costs. chat-server only; a window of at least 1.
 //!
 //! `conns`: logs N clients in, C at a time, holds them, checks that a few pairs still
 //! chat, and (given the server's PID) reports its memory, threads and idle CPU from
@@ -74,7 +76,7 @@ const TEARDOWN_SETTLE: Duration = Duration::from_secs(1);
 const MICROS_PER_TICK: f64 = 10_000.0;
 
 const USAGE: &str = "\
-usage: chat-bench relay --addr A --pairs K --messages M --window W [--receipts] [--pid PID] [--prefix u] [--password P]
+usage: chat-bench relay --addr A --pairs K --messages M --window W [--receipts [--ack-at N]] [--pid PID] [--prefix u] [--password P]
        chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]
        chat-bench queue --addr A --messages M [--prefix u] [--password P]";
 
@@ -118,6 +120,9 @@ struct Options {
     pid: Option<u32>,
     /// `relay --receipts`.
     receipts: bool,
+    /// `relay --receipts --ack-at N`: unacknowledged deliveries that make a receiver
+    /// acknowledge at once.
+    ack_at: usize,
 }
 
 impl Options {
@@ -133,6 +138,7 @@ impl Options {
             concurrency: 64,
             pid: None,
             receipts: false,
+            ack_at: receipts::ACK_AT_ONCE,
         };
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -156,6 +162,7 @@ impl Options {
                 "--clients" => options.clients = number()?,
                 "--concurrency" => options.concurrency = number()?.max(1),
                 "--pid" => options.pid = Some(number()? as u32),
+                "--ack-at" => options.ack_at = number()?,
                 _ => return Err(format!("unknown option {flag}\n{USAGE}")),
             }
         }
@@ -256,6 +263,13 @@ fn relay(options: &Options) -> Result<(), String> {
     if receipts && window == 0 {
         return Err("relay --receipts needs a window of at least 1".to_string());
     }
+    let ack_at = options.ack_at;
+    if !(1..=MAX_UNACKED).contains(&ack_at) {
+        return Err(format!(
+            "--ack-at {ack_at}: a receiver must acknowledge at 1 to {MAX_UNACKED} \
+             unacknowledged (the server closes it as slow beyond {MAX_UNACKED})"
+        ));
+    }
     eprintln!("relay: logging in {} users", pairs * 2);
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
@@ -280,7 +294,7 @@ fn relay(options: &Options) -> Result<(), String> {
         .map(|(stream, sender, receiver)| {
             thread::spawn(move || {
                 if receipts {
-                    receive_acking(stream, &sender, &receiver, messages, now_us)
+                    receive_acking(stream, &sender, &receiver, messages, ack_at, now_us)
                 } else {
                     receive(stream, &sender, &receiver, messages, now_us)
                 }
@@ -601,13 +615,14 @@ fn send_with_receipts(
 }
 
 /// A receiver on a receipts connection: as [`receive`], the messages being MESSAGE
-/// frames, with an ACK of the highest id after each burst (when no whole frame is left
-/// in the buffer), as `chat-client` acknowledges.
+/// frames, acknowledged as `chat-client` acknowledges them (a burst ends when no whole
+/// frame is left in the buffer), and at once when `ack_at` are unacknowledged.
 fn receive_acking(
     stream: TcpStream,
     sender: &str,
     receiver: &str,
     messages: usize,
+    ack_at: usize,
     now_us: impl Fn() -> u64,
 ) -> Result<Vec<u64>, String> {
     let sender = Name::new(sender).expect("short name");
@@ -617,7 +632,8 @@ fn receive_acking(
     let mut latencies = Vec::with_capacity(messages);
     let mut last_id = 0;
     // As chat-client acknowledges: after a burst, at most every ACK_INTERVAL, or at once
-    // when ACK_AT_ONCE are unacknowledged; and the last message, at the end.
+    // when `ack_at` (ACK_AT_ONCE unless told) are unacknowledged; and the last message,
+    // at the end.
     let (mut unacked, mut last_ack) = (0, Instant::now());
     let mut body = [0; MESSAGE_BODY_LEN];
     for seq in 0..messages {
@@ -632,7 +648,7 @@ fn receive_acking(
         latencies.push(now_us().saturating_sub(sent));
         unacked += 1;
         let burst_over = reader.buffer().len() < MESSAGE_FRAME_LEN;
-        let due = unacked >= receipts::ACK_AT_ONCE
+        let due = unacked >= ack_at
             || (burst_over && last_ack.elapsed() >= receipts::ACK_INTERVAL)
             || seq + 1 == messages;
         if due {
