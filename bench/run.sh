@@ -13,6 +13,8 @@
 #   SKIP_ATTACKS=1       leave out the attack benchmarks (bench/attacks.py)
 #   ROWS="k16-w64 conns" only these rows of the table (relay names, queue, conns);
 #                        receipts brings k16-w64 with it. The attacks go by SKIP_ATTACKS
+#   BIN=dir              the chat-server and chat-bench to measure (default
+#                        target/release): a build of another commit, to compare
 #
 # The relay row `receipts` is k16-w64 with receipts on for every client (chat-bench
 # relay --receipts: receivers acknowledge after each burst, senders wait for the last
