@@ -4,6 +4,7 @@
 //! plain client that sees exactly what it saw before.
 
 mod common;
+mod terminal;
 
 use chatroom::blocking_client::{Client, Reply};
 use chatroom::protocol::{Kind, MAX_UNACKED};
@@ -12,6 +13,7 @@ use socket2::SockRef;
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+use terminal::Terminal;
 
 /// A client with receipts on, logged in as `name`: RECEIPTS and LOGIN in one go, the
 /// RECEIPTS answer first.
@@ -229,19 +231,34 @@ fn a_receiver_that_stops_reading_and_is_reset_loses_nothing_echoed() {
     );
     assert_eq!(read_n(&mut receiver, 12), ints(&[4, 0, 1]), "RECEIPTS OK");
     assert_eq!(read_n(&mut receiver, 12), ints(&[1, 40, 1]), "LOGIN OK");
-    let mut sender = receipts_client(server.addr(), "1001");
-    let mut echoes = Vec::new();
-    for i in 0..MESSAGES {
-        sender.send_chat("1002", &format!("m{i}")).unwrap();
-        let (flag, id, _, text) = next_message(&mut sender);
-        echoes.push((flag, id, text));
-    }
+    let echoes = send_to_1002(server.addr(), MESSAGES);
     SockRef::from(&receiver)
         .set_linger(Some(Duration::ZERO))
         .unwrap();
     drop(receiver);
-    let echoed_ok = echoes.iter().filter(|(flag, _, _)| *flag == 1).count();
     let (_again, stored) = collect_stored(server.addr(), "1002");
+    nothing_echoed_is_lost(&echoes, &stored);
+}
+
+/// Sends `count` messages from a receipts client `1001` to `1002`; each echo's flag,
+/// id and text.
+fn send_to_1002(addr: SocketAddr, count: usize) -> Vec<(i32, u64, String)> {
+    let mut sender = receipts_client(addr, "1001");
+    (0..count)
+        .map(|i| {
+            sender.send_chat("1002", &format!("m{i}")).unwrap();
+            let (flag, id, _, text) = next_message(&mut sender);
+            (flag, id, text)
+        })
+        .collect()
+}
+
+/// What a receiver got at its next login (`stored`) against what was sent to it
+/// (`echoes`): every message echoed 0 or 1 is there, once, in order, with its id.
+/// Prints the figures.
+#[track_caller]
+fn nothing_echoed_is_lost(echoes: &[(i32, u64, String)], stored: &[(u64, String)]) {
+    let echoed_ok = echoes.iter().filter(|(flag, _, _)| *flag == 1).count();
     let ids: HashSet<u64> = stored.iter().map(|(id, _)| *id).collect();
     let duplicates = stored.len() - ids.len();
     let lost: Vec<_> = echoes
@@ -249,9 +266,10 @@ fn a_receiver_that_stops_reading_and_is_reset_loses_nothing_echoed() {
         .filter(|(flag, id, _)| *flag >= 0 && !ids.contains(id))
         .collect();
     eprintln!(
-        "sent {MESSAGES}, echoed 1: {echoed_ok}, echoed 0: {}, delivered at the next \
-         login: {}, duplicates: {duplicates}, lost: {}",
-        MESSAGES - echoed_ok,
+        "sent {}, echoed 1: {echoed_ok}, echoed 0: {}, delivered at the next login: {}, \
+         duplicates: {duplicates}, lost: {}",
+        echoes.len(),
+        echoes.len() - echoed_ok,
         stored.len(),
         lost.len()
     );
@@ -261,6 +279,67 @@ fn a_receiver_that_stops_reading_and_is_reset_loses_nothing_echoed() {
         .map(|(_, id, text)| (*id, text.clone()))
         .collect();
     assert_eq!(stored, expected, "every message, in order, with its id");
+}
+
+/// Sends `signal` (`STOP`, `KILL`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Waits until process `pid` is stopped (state `T` in /proc/PID/stat): a stop signal
+/// takes effect a moment after `kill` returns.
+fn wait_until_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process");
+        // The state follows the command name, which is in parentheses.
+        let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+        if state == Some("T") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} did not stop: {stat}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// The issue's case with its real causes: `chat-client --listen` (receipts on, as by
+/// default) stopped with SIGSTOP while messages are sent to it, then killed with
+/// SIGKILL. 200 stay within the unacknowledged bound and are stored when the kill ends
+/// the connection; 2,000 pass it, and the 257th closes the connection as a slow
+/// receiver.
+#[test]
+fn a_chat_client_stopped_then_killed_loses_nothing_echoed_to_it() {
+    for count in [200, 2_000] {
+        let server = start();
+        let mut listener = Terminal::open(server.addr(), &["1002", PASSWORD, "--listen"]);
+        listener.expect_line("listening");
+        let pid = listener.child.id();
+        signal(pid, "STOP");
+        wait_until_stopped(pid);
+        let echoes = send_to_1002(server.addr(), count);
+        signal(pid, "KILL");
+        listener.child.wait().expect("the killed client is reaped");
+        let (_again, stored) = collect_stored(server.addr(), "1002");
+        nothing_echoed_is_lost(&echoes, &stored);
+        if count > MAX_UNACKED {
+            assert!(
+                echoes.iter().any(|(flag, _, _)| *flag == 0),
+                "beyond the bound the receiver was closed as slow and the rest stored (0)"
+            );
+        } else {
+            assert!(
+                echoes.iter().all(|(flag, _, _)| *flag == 1),
+                "within the bound every message reached the stopped client's socket (1)"
+            );
+        }
+    }
 }
 
 #[test]
