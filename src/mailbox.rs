@@ -116,7 +116,7 @@ pub type StoredMessage = (u64, ChatMessage);
 
 /// The file a receipts login's stored messages were read from, kept until the client
 /// acknowledges them ([`Mailbox::forget_delivered`]).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Delivered {
     /// Device, inode and length of the file read; `None` if there was no file.
     file: Option<(u64, u64, u64)>,

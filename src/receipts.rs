@@ -55,6 +55,9 @@ pub const ACK_INTERVAL: Duration = Duration::from_millis(100);
 /// the server closes a connection that holds `MAX_UNACKED` of them as a slow receiver,
 /// and a fast sender can deliver that many within the interval.
 pub const ACK_AT_ONCE: usize = MAX_UNACKED / 2;
+// A client that acknowledged at 0 would never wait, and one at the bound or beyond
+// would be closed first: half the bound leaves an ACK time to arrive.
+const _: () = assert!(0 < ACK_AT_ONCE && ACK_AT_ONCE < MAX_UNACKED);
 
 /// A whole RECEIVED or READ frame: `FEEDBACK{7 or 8, 28, 1}`, the id and a name.
 pub const RECEIPT_FRAME_LEN: usize = FEEDBACK_LEN + RECEIPT_BODY_LEN;
@@ -223,27 +226,13 @@ impl Receipts {
         }
         state.last_ack = id;
         let mut acked = Acked::default();
-        // The covered deliveries are a prefix of the queue (ids increase). Read in place
-        // and dropped at once; a run from one sender (the usual case) is one receipt, its
-        // last id the highest, so a sender's name is decoded once per run, not per message.
+        // The covered deliveries are a prefix of the queue (ids increase): read in place,
+        // then dropped at once.
         let covered = state
             .queue
             .partition_point(|(message_id, _)| *message_id <= id);
-        let mut run: Option<(&[u8; NAME_LEN], u64)> = None;
         for (message_id, body) in state.queue.range(..covered) {
-            let sender = sender_field(body);
-            match &mut run {
-                Some((current, highest)) if *current == sender => *highest = *message_id,
-                _ => {
-                    if let Some((current, highest)) = run {
-                        note_receipt(&mut acked.receipts, Name::from_field(current), highest);
-                    }
-                    run = Some((sender, *message_id));
-                }
-            }
-        }
-        if let Some((current, highest)) = run {
-            note_receipt(&mut acked.receipts, Name::from_field(current), highest);
+            note_receipt_from(&mut acked.receipts, sender_field(body), *message_id);
         }
         state.queue.drain(..covered);
         if state.stored.as_ref().is_some_and(|batch| batch.until <= id) {
@@ -254,6 +243,16 @@ impl Receipts {
             acked.stored = Some(batch);
         }
         Some(acked)
+    }
+}
+
+/// [`note_receipt`] for the sender field of a queued message. Messages come in runs from
+/// one sender, so the field is first compared with the last sender noted, as it stands:
+/// a name is decoded once per run, not once per message.
+fn note_receipt_from(receipts: &mut Vec<(Name, u64)>, field: &[u8; NAME_LEN], id: u64) {
+    match receipts.last_mut() {
+        Some((name, highest)) if name.field() == field => *highest = (*highest).max(id),
+        _ => note_receipt(receipts, Name::from_field(field), id),
     }
 }
 
@@ -554,6 +553,82 @@ mod tests {
         assert!(
             receipts.take_unacknowledged().is_empty(),
             "the ACK covered the whole queue"
+        );
+    }
+
+    #[test]
+    fn a_batch_takes_as_many_ids_as_it_has_messages() {
+        let receipts = Receipts::default();
+        let ids = MessageIds::above(0);
+        let (mut given, mut out) = (Vec::new(), Vec::new());
+        let frames = [chat_frame("1001", "a"), chat_frame("1001", "b")].concat();
+        receipts
+            .deliver(&frames, &ids, &mut given, &mut out)
+            .unwrap();
+        assert_eq!(given.len(), 2);
+        assert_eq!(given[1], given[0] + 1, "a run of ids, one apart");
+        assert_eq!(ids.last(), given[1], "the run reserved exactly its two ids");
+        assert!(ids.next() > given[1], "the next id is above the batch's");
+    }
+
+    #[test]
+    fn an_ack_that_covers_the_stored_batch_lets_go_of_it_with_receipts() {
+        let receipts = Receipts::default();
+        let ids = MessageIds::above(0);
+        let (first, last) = (ids.next(), ids.next());
+        let sender = Name::new("1001").unwrap();
+        receipts.keep_stored(StoredBatch {
+            until: last,
+            senders: vec![(first, sender), (last, sender)],
+            delivered: crate::mailbox::Delivered::default(),
+        });
+        let partly = receipts
+            .acknowledge(first)
+            .expect("within what was delivered");
+        assert!(
+            partly.stored.is_none(),
+            "the batch stays until its last message"
+        );
+        assert!(partly.receipts.is_empty());
+        let acked = receipts
+            .acknowledge(last)
+            .expect("the batch's last id was delivered");
+        assert!(acked.stored.is_some(), "the ACK covers the whole batch");
+        assert_eq!(acked.receipts, [(sender, last)]);
+        let again = receipts
+            .acknowledge(last)
+            .expect("the same ACK again is no error");
+        assert!(
+            again.stored.is_none() && again.receipts.is_empty(),
+            "nothing twice"
+        );
+    }
+
+    #[test]
+    fn an_ack_may_cover_a_delivery_that_is_not_kept() {
+        let receipts = Receipts::default();
+        let ids = MessageIds::above(0);
+        let room_message = ids.next();
+        receipts.note_delivered(room_message);
+        let acked = receipts
+            .acknowledge(room_message)
+            .expect("an ACK of a room message's id is not beyond what was delivered");
+        assert!(acked.receipts.is_empty(), "room messages get no receipts");
+    }
+
+    #[test]
+    fn a_receipt_frame_is_a_feedback_and_its_28_byte_body() {
+        let frame = receipt_frame(Kind::Received, 7, &Name::new("玛卡巴卡").unwrap());
+        let feedback = Feedback::decode(frame[..FEEDBACK_LEN].try_into().unwrap());
+        assert_eq!(
+            (feedback.kind, feedback.length, feedback.flag),
+            (Kind::Received, RECEIPT_BODY_LEN as i32, 1)
+        );
+        assert_eq!(frame.len(), FEEDBACK_LEN + RECEIPT_BODY_LEN);
+        assert_eq!(LittleEndian::read_u64(&frame[FEEDBACK_LEN..]), 7);
+        assert_eq!(
+            &frame[FEEDBACK_LEN + ID_LEN..],
+            Name::new("玛卡巴卡").unwrap().field()
         );
     }
 
