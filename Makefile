@@ -108,6 +108,7 @@ install: build
 	chmod 644 $(DOCDIR)/chat-server.service
 	install -Dm644 contrib/chatroom.lua $(DOCDIR)/chatroom.lua
 	install -Dm644 README.md $(DOCDIR)/README.md
+	install -Dm644 README.zh-CN.md $(DOCDIR)/README.zh-CN.md
 
 # Build output only: `data/` (the default --data-dir) holds queued messages, which a
 # build target has no business deleting.

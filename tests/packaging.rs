@@ -16,6 +16,7 @@ fn copy_of_the_project() -> tempfile::TempDir {
     for file in [
         "Makefile",
         "README.md",
+        "README.zh-CN.md",
         "contrib/users.txt",
         "contrib/chat-server.service",
         "contrib/chatroom.lua",
@@ -76,6 +77,7 @@ fn make_install_puts_the_binaries_and_their_documents_under_prefix() {
     assert_eq!(mode("share/doc/chat-server/chat-server.service"), 0o644);
     assert_eq!(mode("share/doc/chat-server/chatroom.lua"), 0o644);
     assert_eq!(mode("share/doc/chat-server/README.md"), 0o644);
+    assert_eq!(mode("share/doc/chat-server/README.zh-CN.md"), 0o644);
 }
 
 #[test]
