@@ -17,8 +17,8 @@
 #                        target/release): a build of another commit, to compare
 #
 # The relay row `receipts` is k16-w64 with receipts on for every client (chat-bench
-# relay --receipts: receivers acknowledge after each burst, senders wait for the last
-# RECEIVED); against chat-server only, it takes turns with k16-w64 run by run (as the
+# relay --receipts: receivers acknowledge as chat-client does, after a burst at most every
+# 100 ms and at once at 128 unacknowledged; senders wait for the last RECEIVED); against chat-server only, it takes turns with k16-w64 run by run (as the
 # two servers do), and its ratio is to k16-w64 of the same run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +43,17 @@ k16-w0 16 0 $M16
 k256-w1 256 1 $((M256 / 40))
 k256-w64 256 64 $M256
 k256-w0 256 0 $M256"
+
+# wanted ROW: true if ROW is to be measured (every row when ROWS is not set). A name
+# that is no row is an error, not a run that quietly measures nothing.
+ROWS=${ROWS:-}
+known_rows="$(cut -d' ' -f1 <<< "$RELAYS" | tr '\n' ' ')queue conns"
+for row in $ROWS; do
+  [[ " $known_rows " == *" $row "* ]] || {
+    echo "make bench: ROWS: no row $row (the rows: $known_rows)" >&2; exit 2; }
+done
+[[ " $ROWS " == *" receipts "* ]] && ROWS="$ROWS k16-w64" # its ratio needs the plain row
+wanted() { [ -z "$ROWS" ] || [[ " $ROWS " == *" $1 "* ]]; }
 
 ORIGINAL=${ORIGINAL:-}
 if [ -n "$ORIGINAL" ]; then
@@ -143,11 +154,6 @@ queue() {
 # of seconds, so it gets three times the runs.
 runs_of() { if [ "$1" = k1-w1 ]; then echo $((RUNS * 3)); else echo "$RUNS"; fi; }
 
-# wanted ROW: true if ROW is to be measured (every row when ROWS is not set).
-ROWS=${ROWS:-}
-[[ " $ROWS " == *" receipts "* ]] && ROWS="$ROWS k16-w64" # its ratio needs the plain row
-wanted() { [ -z "$ROWS" ] || [[ " $ROWS " == *" $1 "* ]]; }
-
 while read -r name pairs window messages; do
   # receipts runs in turns with k16-w64, below: the machine drifts between minutes, and
   # a ratio of runs taken minutes apart would measure the drift.
@@ -186,7 +192,7 @@ any_relay=false
 while read -r name _; do wanted "$name" && any_relay=true; done <<< "$RELAYS"
 if $any_relay; then
 echo
-echo "runs per figure: $RUNS, k1-w1: $(runs_of k1-w1) (median); $(nproc) cores; chat-bench on the same machine"
+echo "runs per figure: $RUNS$(wanted k1-w1 && echo ", k1-w1: $(runs_of k1-w1)") (median); $(nproc) cores; chat-bench on the same machine"
 printf '%-9s | %-38s | %-38s | %s\n' relay "chat-server msgs/s p50/p99us cpu-us" "original msgs/s p50/p99us cpu-us" "ratio"
 while read -r name _; do
   wanted "$name" || continue
@@ -199,7 +205,7 @@ while read -r name _; do
   printf '%-9s | %-38s | %-38s | %s\n' "$name" "$(cell rust "$name")" "$(cell original "$name")" "$ratio"
 done <<< "$RELAYS"
 echo "cpu-us: the server's CPU time (user + system, all threads) per relayed message, counted in 10 ms ticks (a run shorter than a few ticks reads 0)"
-echo "receipts: k16-w64 with receipts on (every message acknowledged, every receipt checked); its ratio is to k16-w64"
+wanted receipts && echo "receipts: k16-w64 with receipts on (every message acknowledged, every receipt checked); its ratio is to k16-w64"
 echo "FAIL(n/m): n of m runs lost, duplicated, corrupted or reordered a message, or gave no result"
 fi
 wanted conns && echo

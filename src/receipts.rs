@@ -52,11 +52,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// still let go of within a moment of reaching the screen.
 pub const ACK_INTERVAL: Duration = Duration::from_millis(100);
 /// Unacknowledged deliveries that make a client acknowledge at once, interval or not:
-/// the server closes a connection that holds `MAX_UNACKED` of them as a slow receiver,
-/// and a fast sender can deliver that many within the interval.
+/// the server closes a connection that would hold more than `MAX_UNACKED` of them as a
+/// slow receiver, and a fast sender can deliver that many within the interval.
 pub const ACK_AT_ONCE: usize = MAX_UNACKED / 2;
-// A client that acknowledged at 0 would never wait, and one at the bound or beyond
-// would be closed first: half the bound leaves an ACK time to arrive.
+// At 0 a client would acknowledge nothing; at the bound its ACK would race the next
+// delivery, which closes the connection: half the bound leaves an ACK time to arrive.
 const _: () = assert!(0 < ACK_AT_ONCE && ACK_AT_ONCE < MAX_UNACKED);
 
 /// A whole RECEIVED or READ frame: `FEEDBACK{7 or 8, 28, 1}`, the id and a name.
@@ -246,9 +246,9 @@ impl Receipts {
     }
 }
 
-/// [`note_receipt`] for the sender field of a queued message. Messages come in runs from
-/// one sender, so the field is first compared with the last sender noted, as it stands:
-/// a name is decoded once per run, not once per message.
+/// [`note_receipt`] for the sender field of a queued message. The field is first
+/// compared, as it stands, with the newest entry's name: with one sender (a
+/// conversation, the usual case) a name is decoded once per ACK, not once per message.
 fn note_receipt_from(receipts: &mut Vec<(Name, u64)>, field: &[u8; NAME_LEN], id: u64) {
     match receipts.last_mut() {
         Some((name, highest)) if name.field() == field => *highest = (*highest).max(id),

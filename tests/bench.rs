@@ -91,6 +91,17 @@ fn the_receipts_relay_acknowledges_at_least_every_ack_at_deliveries() {
 }
 
 #[test]
+fn an_ack_at_without_receipts_is_refused() {
+    let output = Command::new(BENCH)
+        .args(["relay", "--ack-at", "64"])
+        .output()
+        .expect("chat-bench runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--ack-at goes with --receipts"), "{stderr}");
+}
+
+#[test]
 fn an_ack_at_beyond_the_servers_bound_is_refused() {
     let output = Command::new(BENCH)
         .args(["relay", "--receipts", "--ack-at", "257"])

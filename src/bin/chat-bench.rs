@@ -1,10 +1,12 @@
 //! `chat-bench`: the load generator. Works against this server and the original alike
-//! (it only speaks docs/PROTOCOL.md §1), checks every byte it gets back, and ends with one
-//! machine-readable `RESULT` line.
+//! (its plain runs speak only docs/PROTOCOL.md §1; `relay --receipts` speaks §3 too, with
+//! chat-server only), checks every byte it gets back, and ends with one machine-readable
+//! `RESULT` line.
 //!
 //! ```text
 //! chat-bench relay --addr A --pairs K --messages M --window W [--receipts [--ack-at N]] [--pid PID] [--prefix u] [--password P]
 //! chat-bench conns --addr A --clients N --concurrency C [--pid PID] [--prefix u] [--password P]
+//! chat-bench queue --addr A --messages M [--prefix u] [--password P]
 //! ```
 //! `relay`: K senders each send M messages to their own receiver, with at most W
 //! unacknowledged (the echo is the acknowledgement; W = 0: no limit). Every delivery and
@@ -121,8 +123,8 @@ struct Options {
     /// `relay --receipts`.
     receipts: bool,
     /// `relay --receipts --ack-at N`: unacknowledged deliveries that make a receiver
-    /// acknowledge at once.
-    ack_at: usize,
+    /// acknowledge at once (`receipts::ACK_AT_ONCE` if not given).
+    ack_at: Option<usize>,
 }
 
 impl Options {
@@ -138,7 +140,7 @@ impl Options {
             concurrency: 64,
             pid: None,
             receipts: false,
-            ack_at: receipts::ACK_AT_ONCE,
+            ack_at: None,
         };
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -162,7 +164,7 @@ impl Options {
                 "--clients" => options.clients = number()?,
                 "--concurrency" => options.concurrency = number()?.max(1),
                 "--pid" => options.pid = Some(number()? as u32),
-                "--ack-at" => options.ack_at = number()?,
+                "--ack-at" => options.ack_at = Some(number()?),
                 _ => return Err(format!("unknown option {flag}\n{USAGE}")),
             }
         }
@@ -263,7 +265,12 @@ fn relay(options: &Options) -> Result<(), String> {
     if receipts && window == 0 {
         return Err("relay --receipts needs a window of at least 1".to_string());
     }
-    let ack_at = options.ack_at;
+    let ack_at = match options.ack_at {
+        Some(_) if !receipts => {
+            return Err("--ack-at goes with --receipts: plain clients send no ACK".to_string());
+        }
+        given => given.unwrap_or(receipts::ACK_AT_ONCE),
+    };
     if !(1..=MAX_UNACKED).contains(&ack_at) {
         return Err(format!(
             "--ack-at {ack_at}: a receiver must acknowledge at 1 to {MAX_UNACKED} \
