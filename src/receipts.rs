@@ -293,8 +293,9 @@ pub fn receipt_frame(kind: Kind, id: u64, name: &Name) -> [u8; RECEIPT_FRAME_LEN
 /// A session's replies as a receipts connection gets them: each CHAT frame becomes a
 /// MESSAGE frame with the id `echo_ids` gives its offset (0 if none: a refused
 /// message), everything else as it is. The replies are the server's own, so their
-/// lengths are known: a LOGIN feedback has no body, a CHAT frame is 152 bytes, any other
-/// reply says its length. `echo_ids` must be sorted by offset.
+/// lengths are known: a LOGIN feedback has no body (its length, 40, is the original's
+/// quirk), and every other reply says its length (a CHAT frame's is 140). `echo_ids`
+/// must be sorted by offset.
 pub fn as_messages(replies: &[u8], echo_ids: &[(usize, u64)], out: &mut Vec<u8>) {
     let mut echo_ids = echo_ids.iter().peekable();
     let mut at = 0;
@@ -302,7 +303,6 @@ pub fn as_messages(replies: &[u8], echo_ids: &[(usize, u64)], out: &mut Vec<u8>)
         let feedback = Feedback::decode(header);
         let len = match feedback.kind {
             Kind::Login => FEEDBACK_LEN,
-            Kind::Chat => CHAT_FRAME_LEN,
             _ => FEEDBACK_LEN + usize::try_from(feedback.length).unwrap_or(0),
         };
         let frame = &replies[at..at + len];
@@ -680,5 +680,21 @@ mod tests {
             "a refused echo has id 0"
         );
         assert_eq!(Feedback::decode(refused[..12].try_into().unwrap()).flag, -1);
+    }
+
+    #[test]
+    fn an_echo_without_an_id_leaves_the_next_echos_id_to_it() {
+        // A refused message (no id) and then a delivered one (id 78).
+        let mut replies = chat_frame("1001", "no").to_vec();
+        protocol::set_flag(&mut replies, Flag::Rejected);
+        let delivered_at = replies.len();
+        replies.extend_from_slice(&chat_frame("1001", "yes"));
+        let mut out = Vec::new();
+        as_messages(&replies, &[(delivered_at, 78)], &mut out);
+        let id_of = |message: usize| {
+            let at = message * MESSAGE_FRAME_LEN + FEEDBACK_LEN;
+            LittleEndian::read_u64(&out[at..at + ID_LEN])
+        };
+        assert_eq!((id_of(0), id_of(1)), (0, 78));
     }
 }
