@@ -935,6 +935,37 @@ mod tests {
     }
 
     #[test]
+    fn a_link_or_a_fifo_is_refused_at_the_open_itself_never_followed_or_waited_on() {
+        // What the checks before the open cannot see: an entry swapped after them.
+        let dir = temp_dir("open-regular");
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("target");
+        fs::write(&target, b"not a mailbox").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let error = open_regular(&link, OpenOptions::new().read(true)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+        assert!(error.to_string().contains("a symbolic link"), "{error}");
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|status| status.success()) {
+            // Opened without O_NONBLOCK, a FIFO with no writer would wait forever.
+            let (opened, result) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = opened.send(open_regular(&fifo, OpenOptions::new().read(true)).err());
+            });
+            let error = result
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .expect("opening a FIFO returns at once, without a writer")
+                .expect("a FIFO is refused");
+            assert!(error.to_string().contains("a FIFO"), "{error}");
+        } else {
+            eprintln!("skipped the FIFO half: mkfifo is not available here");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn file_names_are_hex_of_the_name() {
         assert_eq!(file_name("1001"), "31303031.mbox");
         assert_eq!(file_name("似末"), "e4bcbce69cab.mbox");
