@@ -966,6 +966,102 @@ mod tests {
     }
 
     #[test]
+    fn a_device_is_named_a_device() {
+        let metadata = fs::metadata("/dev/null").expect("/dev/null is a character device");
+        let kind = NotRegular::of(&metadata);
+        assert!(matches!(kind, NotRegular::Device), "{kind:?}");
+        assert_eq!(kind.describe(), "a device");
+    }
+
+    #[test]
+    fn ids_start_above_every_stored_id_at_startup() {
+        let dir = temp_dir("ids");
+        let users = Arc::new(Accounts::built_in());
+        // An id from the future (a clock set back since): the server's ids stay above it.
+        let stored_id = u64::MAX / 2;
+        {
+            let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::clone(&users)).unwrap();
+            let mut mailbox = mailboxes.lock("1001").unwrap();
+            mailbox.append(stored_id, &message("old")).unwrap();
+        }
+        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users).unwrap();
+        let first = mailboxes.next_id();
+        assert!(first > stored_id, "{first} after a stored {stored_id}");
+        assert!(mailboxes.next_id() > first, "ids increase");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_data_directory_that_cannot_be_looked_at_is_reported_not_created() {
+        // Below a regular file: looking it up fails with "not a directory", not "not
+        // found", so there is nothing to create.
+        let file = temp_dir("below-a-file");
+        fs::write(&file, b"").unwrap();
+        let dir = file.join("data");
+        let error =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap_err();
+        assert!(error.contains("cannot be used"), "{error}");
+        fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn a_mailbox_of_the_first_format_is_upgraded_in_place_at_startup() {
+        let dir = temp_dir("upgrade");
+        fs::create_dir_all(&dir).unwrap();
+        // The first format: the CHAT bodies one after the other, no header, no ids (to
+        // 似末, whose mailbox it is: a record for someone else is never delivered).
+        let old = [message("first").to_bytes(), message("second").to_bytes()].concat();
+        fs::write(dir.join(file_name("似末")), &old).unwrap();
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let bytes = fs::read(dir.join(file_name("似末"))).unwrap();
+        assert!(
+            bytes.starts_with(&mailbox_format::MAGIC),
+            "rewritten with the header"
+        );
+        let stored = mailboxes.lock("似末").unwrap().load().unwrap();
+        let texts: Vec<_> = stored.iter().map(|(_, m)| m.text.to_lossy()).collect();
+        assert_eq!(texts, ["first", "second"]);
+        assert!(stored[0].0 < stored[1].0, "ids given in file order");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_link_in_place_of_a_mailbox_is_left_alone_at_startup() {
+        let dir = temp_dir("link-at-startup");
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("elsewhere");
+        fs::write(&target, b"not a mailbox").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join(file_name("1002"))).unwrap();
+        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in()))
+            .expect("the server starts; only 1002's mailbox is unusable");
+        assert!(mailboxes.lock("1001").unwrap().load().unwrap().is_empty());
+        assert_eq!(fs::read(&target).unwrap(), b"not a mailbox");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_private_mailbox_is_not_touched() {
+        let dir = temp_dir("private");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("file");
+        fs::write(&path, b"").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(FILE_MODE)).unwrap();
+        let before = fs::metadata(&path).unwrap();
+        // A chmod sets the inode's ctime to the kernel's coarse clock: one in the same
+        // tick as the set_permissions above would go unseen, so this catches a needless
+        // chmod nearly always, and never fails a run that made none.
+        make_private(&path, &before, FILE_MODE);
+        let after = fs::metadata(&path).unwrap();
+        assert_eq!(
+            (after.ctime(), after.ctime_nsec()),
+            (before.ctime(), before.ctime_nsec()),
+            "no chmod (which would change the inode's ctime) for a file already private"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn file_names_are_hex_of_the_name() {
         assert_eq!(file_name("1001"), "31303031.mbox");
         assert_eq!(file_name("似末"), "e4bcbce69cab.mbox");
@@ -1081,6 +1177,7 @@ mod tests {
     fn the_store_limit_counts_every_mailbox_and_a_delivery_frees_room() {
         let dir = temp_dir("store");
         let mailboxes = Mailboxes::open(&dir, 10, 3, Arc::new(Accounts::built_in())).unwrap();
+        assert_eq!(mailboxes.store_limit(), 3);
         for name in ["1001", "1002", "1003"] {
             let mut mailbox = mailboxes.lock(name).unwrap();
             assert_eq!(mailbox.append(1, &message("x")).unwrap(), Stored::Queued);
