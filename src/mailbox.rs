@@ -1062,6 +1062,117 @@ mod tests {
     }
 
     #[test]
+    fn unacknowledged_messages_are_stored_whatever_the_limits_and_counted() {
+        let dir = temp_dir("unacknowledged");
+        // A store limit of 1, already reached: these were accepted before, so they go in.
+        let mailboxes = Mailboxes::open(&dir, 10, 1, Arc::new(Accounts::built_in())).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        mailbox.append(1, &message("stored")).unwrap();
+        let records: Vec<Record> = [(7, "unacked 1"), (8, "unacked 2")]
+            .map(|(id, text)| (id, message(text).to_bytes()))
+            .to_vec();
+        mailbox.append_unacknowledged(&records).unwrap();
+        assert_eq!(stored_texts(&mailbox), ["stored", "unacked 1", "unacked 2"]);
+        assert_eq!(mailboxes.stored(), 3, "counted from now on");
+        assert_eq!(mailbox.load().unwrap()[2].0, 8, "with their ids");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_acknowledged_handover_empties_the_mailbox_it_was_read_from_only() {
+        let dir = temp_dir("forget");
+        let mailboxes = Mailboxes::open(&dir, 10, 10, Arc::new(Accounts::built_in())).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        let hand_over = |mailbox: &mut Mailbox<'_>| {
+            let (_, delivered) = mailbox.hand_over_keeping(|_| Ok(())).unwrap();
+            delivered.expect("there were messages")
+        };
+        // Unchanged since it was read: removed, and its room given back.
+        mailbox.append(1, &message("one")).unwrap();
+        let delivered = hand_over(&mut mailbox);
+        assert_eq!(mailboxes.stored(), 1, "kept until acknowledged");
+        mailbox.forget_delivered(&delivered);
+        assert!(!mailbox.path().exists(), "emptied");
+        assert!(mailbox.is_empty());
+        assert_eq!(mailboxes.stored(), 0, "its room given back");
+        // Appended to since: kept whole, delivered again at the next login.
+        mailbox.append(2, &message("two")).unwrap();
+        let delivered = hand_over(&mut mailbox);
+        mailbox.append(3, &message("three")).unwrap();
+        mailbox.forget_delivered(&delivered);
+        assert_eq!(stored_texts(&mailbox), ["two", "three"]);
+        assert_eq!(mailboxes.stored(), 2);
+        // Removed by hand since: nothing is left to count.
+        let delivered = hand_over(&mut mailbox);
+        fs::remove_file(mailbox.path()).unwrap();
+        mailbox.forget_delivered(&delivered);
+        assert!(mailbox.is_empty());
+        assert_eq!(mailboxes.stored(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_mailbox_removed_while_it_is_delivered_is_not_counted_again() {
+        let dir = temp_dir("removed-during");
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        mailbox.append(1, &message("one")).unwrap();
+        let path = mailbox.path();
+        mailbox
+            .hand_over(|stored| {
+                assert_eq!(stored.len(), 1);
+                fs::remove_file(&path)
+            })
+            .unwrap();
+        assert!(mailbox.is_empty());
+        assert_eq!(mailboxes.stored(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_mailbox_that_holds_only_its_header_takes_records_after_it() {
+        let dir = temp_dir("header-only");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(file_name("似末")), MAGIC).unwrap();
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        mailbox.append(1, &message("after the header")).unwrap();
+        assert_eq!(stored_texts(&mailbox), ["after the header"]);
+        assert_eq!(
+            fs::metadata(mailbox.path()).unwrap().len(),
+            HEADER_LEN + RECORD_LEN,
+            "one header, one record"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn storage_problems_are_said_in_words() {
+        let said = |kind: io::ErrorKind| storage_problem(&kind.into());
+        assert_eq!(said(io::ErrorKind::StorageFull), "the disk is full");
+        assert_eq!(
+            said(io::ErrorKind::QuotaExceeded),
+            "the disk quota is used up"
+        );
+        assert_eq!(said(io::ErrorKind::PermissionDenied), "no permission");
+        assert_eq!(
+            said(io::ErrorKind::ReadOnlyFilesystem),
+            "the file system is read-only"
+        );
+        assert_eq!(
+            said(io::ErrorKind::InvalidData),
+            "the mailbox entry is not a regular file"
+        );
+        assert_eq!(
+            storage_problem(&io::Error::from_raw_os_error(EMFILE)),
+            "the server is out of file descriptors"
+        );
+        assert_eq!(said(io::ErrorKind::BrokenPipe), "an I/O error");
+    }
+
+    #[test]
     fn file_names_are_hex_of_the_name() {
         assert_eq!(file_name("1001"), "31303031.mbox");
         assert_eq!(file_name("似末"), "e4bcbce69cab.mbox");
