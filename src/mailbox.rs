@@ -914,6 +914,11 @@ mod tests {
 
     const NO_STORE_LIMIT: usize = usize::MAX;
 
+    /// The mailboxes of the built-in users in `dir`, 10 messages each, no store limit.
+    fn open_unlimited(dir: &Path) -> Mailboxes {
+        Mailboxes::open(dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap()
+    }
+
     fn temp_dir(label: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("chatroom-mailbox-{label}-{}", std::process::id()));
@@ -1012,8 +1017,7 @@ mod tests {
         // 似末, whose mailbox it is: a record for someone else is never delivered).
         let old = [message("first").to_bytes(), message("second").to_bytes()].concat();
         fs::write(dir.join(file_name("似末")), &old).unwrap();
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = open_unlimited(&dir);
         let bytes = fs::read(dir.join(file_name("似末"))).unwrap();
         assert!(
             bytes.starts_with(&mailbox_format::MAGIC),
@@ -1114,8 +1118,7 @@ mod tests {
     #[test]
     fn a_mailbox_removed_while_it_is_delivered_is_not_counted_again() {
         let dir = temp_dir("removed-during");
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         mailbox.append(1, &message("one")).unwrap();
         let path = mailbox.path();
@@ -1135,8 +1138,7 @@ mod tests {
         let dir = temp_dir("header-only");
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join(file_name("似末")), MAGIC).unwrap();
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         mailbox.append(1, &message("after the header")).unwrap();
         assert_eq!(stored_texts(&mailbox), ["after the header"]);
@@ -1215,8 +1217,7 @@ mod tests {
     #[test]
     fn messages_come_back_oldest_first_and_clear_empties() {
         let dir = temp_dir("order");
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         for text in ["one", "two", "three"] {
             assert_eq!(mailbox.append(1, &message(text)).unwrap(), Stored::Queued);
@@ -1248,8 +1249,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_never_delivered_and_is_cut_before_the_next_append() {
         let dir = temp_dir("torn");
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         mailbox.append(1, &message("whole")).unwrap();
         let mut file = OpenOptions::new()
@@ -1266,8 +1266,7 @@ mod tests {
     #[test]
     fn unknown_users_have_no_mailbox() {
         let dir = temp_dir("unknown");
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = open_unlimited(&dir);
         assert!(mailboxes.lock("nobody").is_none());
         let created: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert!(created.is_empty(), "no file before a message is stored");
@@ -1326,7 +1325,7 @@ mod tests {
         fs::set_permissions(mailbox.path(), fs::Permissions::from_mode(0o644)).unwrap();
         let path = mailbox.path();
         drop(mailbox);
-        Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        open_unlimited(&dir);
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&path), 0o600);
         fs::remove_dir_all(&dir).unwrap();
@@ -1391,8 +1390,7 @@ mod tests {
     #[test]
     fn a_mailbox_replaced_while_it_is_delivered_stays_for_the_next_login() {
         let dir = temp_dir("replaced");
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         mailbox.append(1, &message("old")).unwrap();
         let path = mailbox.path();
@@ -1418,8 +1416,7 @@ mod tests {
     #[test]
     fn a_mailbox_removed_by_hand_is_forgotten_at_the_next_login() {
         let dir = temp_dir("vanished");
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         mailbox.append(1, &message("gone")).unwrap();
         fs::remove_file(mailbox.path()).unwrap();
@@ -1436,8 +1433,7 @@ mod tests {
     #[test]
     fn an_unreadable_mailbox_is_kept_whole() {
         let dir = temp_dir("unreadable");
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         mailbox.append(1, &message("kept")).unwrap();
         // Unreadable: the owner may write but not read (root reads anyway, so a

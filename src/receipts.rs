@@ -465,6 +465,15 @@ mod tests {
         .to_frame(Flag::Ok)
     }
 
+    /// Each receipt an ACK makes: the sender's name and the id.
+    fn receipt_names(acked: &Acked) -> Vec<(String, u64)> {
+        acked
+            .receipts
+            .iter()
+            .map(|(name, id)| (name.to_lossy(), *id))
+            .collect()
+    }
+
     #[test]
     fn ids_are_unique_increasing_and_above_the_floor() {
         let ids = MessageIds::above(u64::MAX / 2);
@@ -507,11 +516,7 @@ mod tests {
             "beyond what was delivered"
         );
         let acked = receipts.acknowledge(given[1]).unwrap();
-        let names: Vec<_> = acked
-            .receipts
-            .iter()
-            .map(|(n, id)| (n.to_lossy(), *id))
-            .collect();
+        let names = receipt_names(&acked);
         assert_eq!(
             names,
             [
@@ -537,11 +542,7 @@ mod tests {
             .deliver(&frames, &ids, &mut given, &mut out)
             .unwrap();
         let acked = receipts.acknowledge(given[5]).unwrap();
-        let names: Vec<_> = acked
-            .receipts
-            .iter()
-            .map(|(n, id)| (n.to_lossy(), *id))
-            .collect();
+        let names = receipt_names(&acked);
         assert_eq!(
             names,
             [

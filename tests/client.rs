@@ -19,8 +19,7 @@ use terminal::*;
 fn interactive_commands_chat_privately_in_the_room_and_list_who_is_online() {
     let server = start();
     let mut friend = logged_in(server.addr(), "玛卡巴卡");
-    let mut terminal = Terminal::open(server.addr(), &["似末", PASSWORD]);
-    terminal.expect_line("logged in as 似末");
+    let mut terminal = Terminal::logged_in(server.addr(), "似末");
 
     terminal.type_line("@玛卡巴卡 你好");
     assert_eq!(next_chat(&mut friend).1.text.to_lossy(), "你好");
@@ -226,8 +225,7 @@ fn a_name_with_spaces_is_addressed_in_quotes_and_the_last_sender_with_slash_r() 
 fn a_line_that_is_not_utf8_is_dropped_with_a_word_and_the_session_goes_on() {
     let server = start();
     let mut friend = logged_in(server.addr(), "1002");
-    let mut terminal = Terminal::open(server.addr(), &["1001", PASSWORD]);
-    terminal.expect_line("logged in as 1001");
+    let mut terminal = Terminal::logged_in(server.addr(), "1001");
     // 你好 in GBK.
     let stdin = terminal.stdin.as_mut().unwrap();
     stdin.write_all(b"@1002 \xC4\xE3\xBA\xC3\n").unwrap();
@@ -613,10 +611,8 @@ fn trace_works_while_listening_and_interactive_and_stdout_stays_clean() {
 #[test]
 fn whoever_writes_first_becomes_the_partner_and_a_bare_reply_goes_back() {
     let server = start();
-    let mut simo = Terminal::open(server.addr(), &["似末", PASSWORD]);
-    simo.expect_line("logged in as 似末");
-    let mut maka = Terminal::open(server.addr(), &["玛卡巴卡", PASSWORD]);
-    maka.expect_line("logged in as 玛卡巴卡");
+    let mut simo = Terminal::logged_in(server.addr(), "似末");
+    let mut maka = Terminal::logged_in(server.addr(), "玛卡巴卡");
     simo.type_line("@玛卡巴卡 你好");
     simo.expect_line("(delivered to 玛卡巴卡)");
     maka.expect_line("似末: 你好");
@@ -640,8 +636,7 @@ fn whoever_writes_first_becomes_the_partner_and_a_bare_reply_goes_back() {
 #[test]
 fn a_room_message_says_when_nobody_else_is_online_to_hear_it() {
     let server = start();
-    let mut terminal = Terminal::open(server.addr(), &["1001", PASSWORD]);
-    terminal.expect_line("logged in as 1001");
+    let mut terminal = Terminal::logged_in(server.addr(), "1001");
     terminal.type_line("*anyone?");
     terminal.expect_line("(said to the room, but nobody else is online to hear it)");
     let _friends = [
@@ -679,8 +674,7 @@ fn who_against_a_server_without_users_gives_up_in_bounded_time_and_says_why() {
         "{stdout}"
     );
 
-    let mut terminal = Terminal::open(minimal.addr(), &["1001", PASSWORD]);
-    terminal.expect_line("logged in as 1001");
+    let mut terminal = Terminal::logged_in(minimal.addr(), "1001");
     terminal.type_line("/who");
     terminal.expect_line("the server does not answer USERS");
     // Asked again, the client knows already, and the session goes on.
@@ -797,10 +791,8 @@ fn a_stored_message_shows_its_send_time_and_leaves_the_mailbox_only_once_acknowl
 #[test]
 fn interactive_clients_show_delivered_and_read_lines_once_each() {
     let server = start();
-    let mut simo = Terminal::open(server.addr(), &["似末", PASSWORD]);
-    simo.expect_line("logged in as 似末");
-    let mut maka = Terminal::open(server.addr(), &["玛卡巴卡", PASSWORD]);
-    maka.expect_line("logged in as 玛卡巴卡");
+    let mut simo = Terminal::logged_in(server.addr(), "似末");
+    let mut maka = Terminal::logged_in(server.addr(), "玛卡巴卡");
 
     simo.type_line("@玛卡巴卡 你好");
     simo.expect_line("(delivered to 玛卡巴卡)");
@@ -1035,8 +1027,7 @@ fn a_chinese_locale_gets_chinese_status_receipt_partner_and_room_lines() {
     let (mut simo, _) = Terminal::open_with_env(server.addr(), &["似末", PASSWORD], CHINESE);
     simo.expect_line("已以 似末 身份登录");
     // 玛卡巴卡 keeps English: the language is each client's own.
-    let mut maka = Terminal::open(server.addr(), &["玛卡巴卡", PASSWORD]);
-    maka.expect_line("logged in as 玛卡巴卡");
+    let mut maka = Terminal::logged_in(server.addr(), "玛卡巴卡");
 
     simo.type_line("@玛卡巴卡 你好");
     assert_eq!(simo.expect_line("已送达"), "（已送达 玛卡巴卡）");

@@ -184,14 +184,8 @@ fn acks_are_cumulative_and_refused_beyond_what_was_delivered_or_backwards() {
 #[test]
 fn the_257th_unacknowledged_delivery_closes_the_connection_and_nothing_is_lost() {
     let server = start();
-    let mut sender = receipts_client(server.addr(), "1001");
     let mut receiver = receipts_client(server.addr(), "1002");
-    let mut echoes = Vec::new();
-    for i in 0..MAX_UNACKED + 10 {
-        sender.send_chat("1002", &i.to_string()).unwrap();
-        let (flag, id, _, text) = next_message(&mut sender);
-        echoes.push((flag, id, text));
-    }
+    let echoes = send_to_1002(server.addr(), MAX_UNACKED + 10);
     let ok = echoes.iter().filter(|(flag, _, _)| *flag == 1).count();
     assert_eq!(
         ok, MAX_UNACKED,

@@ -37,9 +37,9 @@
 #![forbid(unsafe_code)]
 
 use chatroom::protocol::{
-    CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag, ID_LEN,
-    Kind, MAX_UNACKED, MESSAGE_BODY_LEN, MESSAGE_FRAME_LEN, MessageText, NAME_LEN, Name, Password,
-    RECEIPT_BODY_LEN, read_feedback,
+    CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag,
+    HEADER_LEN, ID_LEN, Kind, MAX_UNACKED, MESSAGE_BODY_LEN, MESSAGE_FRAME_LEN, MessageText,
+    NAME_LEN, Name, Password, RECEIPT_BODY_LEN, read_feedback,
 };
 use chatroom::receipts;
 use std::collections::HashMap;
@@ -227,6 +227,27 @@ fn request(sender: &Name, receiver: &Name, seq: usize, sent_us: u64) -> Vec<u8> 
     chatroom::protocol::chat_request(&message(sender, receiver, seq, sent_us))
 }
 
+/// Writes the CHAT requests for messages `seqs` in one write (none if it is empty),
+/// each stamped as it is made.
+fn send_requests(
+    writer: &mut TcpStream,
+    sender: &Name,
+    receiver: &Name,
+    seqs: std::ops::Range<usize>,
+    now_us: impl Fn() -> u64,
+) -> Result<(), String> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    let mut batch = Vec::with_capacity(seqs.len() * (HEADER_LEN + CHAT_BODY_LEN));
+    for seq in seqs {
+        batch.extend(request(sender, receiver, seq, now_us()));
+    }
+    writer
+        .write_all(&batch)
+        .map_err(|e| format!("{sender}: send: {e}"))
+}
+
 fn message(sender: &Name, receiver: &Name, seq: usize, sent_us: u64) -> ChatMessage {
     ChatMessage {
         sender: *sender,
@@ -400,12 +421,15 @@ fn send(
         let writing = thread::spawn(move || -> Result<(), String> {
             let mut seq = 0;
             while seq < messages {
-                let mut batch = Vec::with_capacity(MAX_WRITE_BATCH * 148);
-                for _ in 0..MAX_WRITE_BATCH.min(messages - seq) {
-                    batch.extend(request(&sender_name, &receiver_name, seq, now_us()));
-                    seq += 1;
-                }
-                writer.write_all(&batch).map_err(|e| format!("send: {e}"))?;
+                let until = messages.min(seq + MAX_WRITE_BATCH);
+                send_requests(
+                    &mut writer,
+                    &sender_name,
+                    &receiver_name,
+                    seq..until,
+                    now_us,
+                )?;
+                seq = until;
             }
             Ok(())
         });
@@ -416,16 +440,15 @@ fn send(
     let mut sent = 0;
     while acked.load(Ordering::Relaxed) < messages {
         let done = acked.load(Ordering::Relaxed);
-        let mut batch = Vec::new();
-        while sent < messages && sent - done < window {
-            batch.extend(request(&sender_name, &receiver_name, sent, now_us()));
-            sent += 1;
-        }
-        if !batch.is_empty() {
-            writer
-                .write_all(&batch)
-                .map_err(|e| format!("{sender}: send: {e}"))?;
-        }
+        let until = messages.min(done + window);
+        send_requests(
+            &mut writer,
+            &sender_name,
+            &receiver_name,
+            sent..until,
+            now_us,
+        )?;
+        sent = sent.max(until);
         // Read at least one echo, and every other whole one already buffered.
         let mut count = 1;
         loop {
@@ -566,16 +589,15 @@ fn send_with_receipts(
     let mut covered = 0;
     let mut body = [0; MESSAGE_BODY_LEN];
     while covered < messages {
-        let mut batch = Vec::new();
-        while sent < messages && sent - echoed < window && sent - covered < MAX_UNRECEIVED {
-            batch.extend(request(&sender_name, &receiver_name, sent, now_us()));
-            sent += 1;
-        }
-        if !batch.is_empty() {
-            writer
-                .write_all(&batch)
-                .map_err(|e| format!("{sender}: send: {e}"))?;
-        }
+        let until = messages.min(echoed + window).min(covered + MAX_UNRECEIVED);
+        send_requests(
+            &mut writer,
+            &sender_name,
+            &receiver_name,
+            sent..until,
+            &now_us,
+        )?;
+        sent = sent.max(until);
         // Read at least one frame, and every other whole one already buffered.
         loop {
             let feedback = read_receipts_frame(&mut reader, &sender_name, &mut body)?;

@@ -24,6 +24,13 @@ impl Terminal {
         Terminal::open_with_stderr(addr, args).0
     }
 
+    /// An interactive client logged in as `name` with the test password: it has said so.
+    pub fn logged_in(addr: SocketAddr, name: &str) -> Terminal {
+        let terminal = Terminal::open(addr, &[name, crate::common::PASSWORD]);
+        terminal.expect_line(&format!("logged in as {name}"));
+        terminal
+    }
+
     /// Like [`Terminal::open`], with the client's stderr as lines too.
     pub fn open_with_stderr(addr: SocketAddr, args: &[&str]) -> (Terminal, mpsc::Receiver<String>) {
         Terminal::open_with_env(addr, args, &[])
