@@ -18,6 +18,8 @@
 //! - [`log_limit`]: log lines a flood cannot multiply.
 //! - [`mailbox`]: offline messages on disk; [`mailbox_format`]: the bytes of its files.
 //! - [`receipts`]: the receipts extension: message ids, acknowledgements, receipts.
+//! - [`message_id`]: message ids: the millisecond in the top bits, a count per receiver
+//!   below.
 //! - [`users`]: the accounts and the users file.
 //! - [`config`]: the command line.
 //! - [`descriptors`]: the file descriptor budget: clients fitted to the limit.
@@ -39,6 +41,7 @@ pub mod log_limit;
 pub mod login_throttle;
 pub mod mailbox;
 pub mod mailbox_format;
+pub mod message_id;
 pub mod online;
 pub mod outbox;
 pub mod protocol;
