@@ -41,6 +41,7 @@ pub const USAGE: &str = "\
 usage: chat-server [--bind ADDR] [--port N] [--users FILE] [--data-dir DIR]
                    [--max-clients N] [--write-timeout SECS] [--frame-timeout SECS]
                    [--login-failures N] [--mailbox-limit N] [--store-limit N]
+                   [--sync always|every-second]
                    [--help] [--version]
 
 A wire-compatible Rust replacement for the original C++ QQ-style chat server.
@@ -61,6 +62,10 @@ A wire-compatible Rust replacement for the original C++ QQ-style chat server.
                         past that its logins get -6 (default 20)
   --mailbox-limit N     stored messages per offline user (default 10000)
   --store-limit N       stored messages in all mailboxes together (default 1000000)
+  --sync WHEN           when stored messages reach the disk: `always` (before the
+                        sender hears of them) or `every-second` (default); either
+                        way a server killed by SIGKILL loses none, and with
+                        every-second a power cut can lose the last second
   --help                show this and exit
   --version             show the version and exit
 
@@ -91,6 +96,23 @@ pub struct Config {
     pub mailbox_limit: usize,
     /// Stored messages in all mailboxes together.
     pub store_limit: usize,
+    /// When stored messages reach the disk.
+    pub sync: SyncPolicy,
+}
+
+/// When what the store writes reaches the disk (`--sync`), as Redis's `appendfsync`
+/// asks. Either way a message is written to its file (the kernel has it) before its
+/// sender hears 0 or 1, so a server killed by SIGKILL loses nothing it promised; the
+/// policy decides what a power cut or a kernel crash can lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// `always`: every write is synced before the sender hears of it: a power cut loses
+    /// nothing promised, at the cost of a disk flush per batch of messages.
+    Always,
+    /// `every-second`: files written are synced once a second (and at a clean stop): a
+    /// power cut can lose what was promised in the last second or so.
+    #[default]
+    EverySecond,
 }
 
 impl Default for Config {
@@ -106,6 +128,7 @@ impl Default for Config {
             login_failures: DEFAULT_LOGIN_FAILURES,
             mailbox_limit: DEFAULT_MAILBOX_LIMIT,
             store_limit: DEFAULT_STORE_LIMIT,
+            sync: SyncPolicy::default(),
         }
     }
 }
@@ -189,6 +212,17 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, UsageErr
             }
             "--store-limit" => {
                 config.store_limit = positive(&flag, &value()?)?;
+            }
+            "--sync" => {
+                config.sync = match value()?.as_str() {
+                    "always" => SyncPolicy::Always,
+                    "every-second" => SyncPolicy::EverySecond,
+                    other => {
+                        return Err(UsageError(format!(
+                            "--sync takes `always` or `every-second`, not {other:?}"
+                        )));
+                    }
+                }
             }
             _ if arg.starts_with('-') => {
                 return Err(UsageError(format!("unknown option {arg}")));

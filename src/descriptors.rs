@@ -20,10 +20,13 @@
 //! `accept` fails with EMFILE and the server makes room as it does at the client limit
 //! (see `server.rs`).
 
-use crate::slots::EVICTIONS_IN_FLIGHT;
 use parking_lot::{Condvar, Mutex};
 use std::fs;
 
+/// Evicted sessions whose threads may still be ending when the next eviction is due;
+/// beyond that, the accept thread waits for one of them to end (see `slots.rs`). Each
+/// holds its connection's descriptor until it ends.
+pub const EVICTIONS_IN_FLIGHT: usize = 4;
 /// File operations of the store (a login reading its mailbox, a message appended) that
 /// may run at once; the next one waits for one of them to finish. Each is a few
 /// system calls and one sync, so a handful keep the disk busy.

@@ -1,16 +1,25 @@
-//! Offline messages on disk: one append-only file per user.
+//! A user's store on disk: one file per user, the messages kept for them. For a user who
+//! is offline it is their offline mail; for a user on a receipts connection it is also
+//! the queue their messages are written from (docs/PROTOCOL.md §3 and §6).
 //!
 //! A file is a header and an array of records, each a message id and the 140-byte CHAT
-//! body exactly as it will be delivered (`mailbox_format.rs`; files of the first format,
-//! without ids, are rewritten at startup). Appending syncs the data before returning, because the
-//! sender's QUEUED echo is a promise that the message survives a crash. A crash in the
-//! middle of an append leaves a torn record at the end of the file; loading drops it and
-//! the next append cuts it off, so it is never delivered as garbage.
+//! body exactly as it will be delivered (`mailbox_format.rs`). Messages are only ever
+//! appended; they leave from the front: all at once when a plain login takes them, or as
+//! the owner's receipts client acknowledges them ([`Mailbox::acknowledge`]: the header
+//! counts the acknowledged records at the front, and the file is emptied, or rewritten
+//! without them, when that is cheap). A crash in the middle of an append leaves a torn
+//! record at the end of the file; loading drops it and the next append cuts it off, so it
+//! is never delivered as garbage.
 //!
 //! What the store promises, and what it refuses:
+//! - Ids: each user's messages get ids from [`message_id`](crate::message_id), the
+//!   millisecond they were accepted and a count per user, increasing in file order.
 //! - Limits: `--mailbox-limit` messages per user and `--store-limit` in all mailboxes
-//!   together, both counted in memory (rebuilt at startup from the files' sizes) and
-//!   answered -7 when reached; a delivery frees its room at once.
+//!   together, counting every message not yet delivered for good, and answered -7 when
+//!   reached; a delivery frees its room at once.
+//! - A message is written (`write`) before its sender hears 0 or 1, so a server killed
+//!   by SIGKILL loses nothing it promised. When the data reaches the disk is the
+//!   `--sync` policy's ([`SyncPolicy`]): at every write, or within a second.
 //! - A failure to store (a full disk, an I/O error, no descriptors left) is an error,
 //!   which the sender hears as -8: nothing was kept (a record half-written is cut off
 //!   again), and the log says why.
@@ -18,11 +27,14 @@
 //!   connection, and only if the file is still the one they were read from
 //!   ([`Mailbox::hand_over`]). One that cannot be read at a login stays whole for the
 //!   next.
+//! - A file whose header is damaged is read as its format where that can be told (its
+//!   acknowledged count then read as 0: messages may come twice, never not at all), and
+//!   otherwise moved aside, named in the log, and never read as another format.
 //! - At most [`STORE_OPERATIONS`](crate::descriptors::STORE_OPERATIONS) file operations
 //!   run at once, so the store never takes the descriptors the rest of the server needs
 //!   (see `descriptors.rs`).
-//! - The data directory is created at startup (`0700`: private messages are private)
-//!   and probed for writing; mailbox files are created `0600`.
+//! - The data directory is created when the server starts (`0700`: private messages are
+//!   private) and probed for writing; mailbox files are created `0600`.
 //! - An entry named as a mailbox that is not a regular file (a symbolic link, a
 //!   directory, a FIFO, a device) is never opened, followed, read or written: it is
 //!   reported at startup, and its owner gets no stored messages and -8 for messages
@@ -30,32 +42,41 @@
 //! - A stored record that is not what this server writes (a sender that is no account,
 //!   a name that is not NUL-padded UTF-8, another receiver) is reported and skipped.
 //!
-//! Each user's [`Mailbox`] sits behind its own lock, and that lock is also what makes
-//! delivery and login agree (see [`Mailboxes::lock`]).
+//! The store knows no connection and no session. Each user's [`Mailbox`] sits behind its
+//! own lock, and that lock is also what makes delivery and login agree (see
+//! [`Mailboxes::lock`]).
 
+pub use crate::config::SyncPolicy;
 use crate::descriptors::StorePermits;
-use crate::mailbox_format::{self, Format, MAGIC, Record};
-use crate::protocol::{CHAT_BODY_LEN, ChatMessage};
-use crate::receipts::MessageIds;
+use crate::mailbox_format::{self, Format, HEADER_LEN as HEADER_BYTES, Record};
+use crate::message_id;
+use crate::protocol::{CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, FEEDBACK_LEN, Flag};
 use crate::users::{AccountId, Accounts};
-use crate::warn_limited;
+use crate::{log_limited, warn_limited};
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// The file name extension of a mailbox.
 const MAILBOX_EXTENSION: &str = "mbox";
+/// What a damaged mailbox that cannot be read is renamed to end with (then a time).
+const DAMAGED_SUFFIX: &str = ".damaged-";
 /// The record size: a message id and a CHAT body.
 const RECORD_LEN: u64 = mailbox_format::RECORD_LEN as u64;
 /// The header's size.
-const HEADER_LEN: u64 = MAGIC.len() as u64;
+const HEADER_LEN: u64 = HEADER_BYTES as u64;
+/// Acknowledged records at the front of a file before it is rewritten without them
+/// (if they are also at least half of it): the file of a receiver that stays behind
+/// neither grows without end nor is rewritten at every acknowledgement.
+const COMPACT_AT: u32 = 1024;
 /// The data directory's permissions: the server's user only.
 const DIR_MODE: u32 = 0o700;
 /// A mailbox file's permissions: the server's user only.
@@ -67,6 +88,8 @@ const GROUP_AND_OTHER_BITS: u32 = 0o077;
 const ELOOP: i32 = 40;
 /// The file the startup probe creates and removes to prove the directory is writable.
 const PROBE_FILE: &str = ".chat-server-write-probe";
+/// How often [`SyncPolicy::EverySecond`] hands what was written to the disk.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Flags that make opening a mailbox safe whatever its entry turned into since it was
 /// checked: `O_NOFOLLOW` (a symbolic link fails to open instead of being followed) and
@@ -114,14 +137,16 @@ pub enum Handover {
 /// A stored message and its id.
 pub type StoredMessage = (u64, ChatMessage);
 
-/// The file a receipts login's stored messages were read from, kept until the client
-/// acknowledges them ([`Mailbox::forget_delivered`]).
+/// Messages read from the front of a store for a receipts connection
+/// ([`Mailbox::read_waiting`]).
 #[derive(Debug, Default)]
-pub struct Delivered {
-    /// Device, inode and length of the file read; `None` if there was no file.
-    file: Option<(u64, u64, u64)>,
-    /// The messages delivered (taken out by the caller, who needs their ids and senders).
-    pub messages: Vec<StoredMessage>,
+pub struct Waiting {
+    /// Each valid message, with the number of records it stands for: itself and any
+    /// record before it that was not a message this server writes (skipped, but counted,
+    /// so that an acknowledgement takes exactly the records it covers).
+    pub messages: Vec<(u32, StoredMessage)>,
+    /// Records read past the last valid message that were not messages (skipped).
+    pub trailing: u32,
 }
 
 /// What was read from a mailbox file, and which file it was: emptying the mailbox
@@ -135,12 +160,23 @@ struct Loaded {
 /// What happened to a message handed to [`Mailbox::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
-    /// Written and synced: it will be delivered.
+    /// Written (and synced as the policy says): it will be delivered.
     Queued,
     /// The owner's mailbox is at its limit; nothing was written.
     MailboxFull,
     /// All mailboxes together are at the store limit; nothing was written.
     StoreFull,
+}
+
+/// What [`Mailbox::accept`] did with a batch of messages.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The id of the first message; the others follow it, one apart.
+    pub first_id: u64,
+    /// How many, from the first, were kept; the rest were refused for `refused`.
+    pub kept: usize,
+    /// Why the rest were refused, if any were.
+    pub refused: Option<io::Result<Stored>>,
 }
 
 /// Every user's mailbox, under one data directory.
@@ -160,16 +196,25 @@ pub struct Mailboxes {
     entries: Vec<Mutex<Entry>>,
     /// Bounds the store's open files (see `descriptors.rs`).
     permits: StorePermits,
-    /// Message ids, above every id stored (see `receipts.rs`).
-    ids: MessageIds,
+    sync: SyncPolicy,
+    /// Accounts whose file was written since the last sync ([`SyncPolicy::EverySecond`]),
+    /// each once (`dirty_flags`).
+    dirty: Mutex<Vec<AccountId>>,
+    dirty_flags: Vec<AtomicBool>,
+    /// A file was created since the last sync: the directory needs syncing too.
+    dir_dirty: AtomicBool,
 }
 
-/// What the server knows of one mailbox, guarded by its lock: 8 bytes, since there is
-/// one per account (20,000 accounts: 240 KB with their locks).
+/// What the server knows of one mailbox, guarded by its lock (one per account, so kept
+/// small: 24 bytes).
 #[derive(Debug, Default)]
 struct Entry {
-    /// Whole messages in the file. Most logins find 0 and skip the file system.
+    /// Messages in the file not yet delivered for good: after the acknowledged ones.
     count: u32,
+    /// Records at the front of the file already acknowledged (the header says so too).
+    acknowledged: u32,
+    /// The last id given to a message for this user.
+    last_id: u64,
     /// What the entry is, if it is not a regular file: it may not be touched.
     unusable: Option<NotRegular>,
 }
@@ -218,22 +263,24 @@ impl NotRegular {
 
 impl Mailboxes {
     /// Mailboxes for every account of `users` under `dir`, each holding at most `limit`
-    /// messages, all together at most `store_limit`. Creates the directory if it is
-    /// missing, checks that it can be written, and reads what an earlier run left there.
-    /// An error is a one-line message naming the directory.
+    /// messages, all together at most `store_limit`, synced as `sync` says. Creates the
+    /// directory if it is missing, checks that it can be written, and reads what an
+    /// earlier run left there (files of an older format are rewritten in this one).
+    /// An error is a one-line message naming the directory. The server calls it only
+    /// once it holds its port: a start that fails changes nothing here.
     pub fn open(
         dir: &Path,
         limit: usize,
         store_limit: usize,
         users: Arc<Accounts>,
+        sync: SyncPolicy,
     ) -> Result<Mailboxes, String> {
         prepare_dir(dir)?;
         let mut entries: Vec<Mutex<Entry>> = (0..users.len())
             .map(|_| Mutex::new(Entry::default()))
             .collect();
         let mut stored = 0;
-        let (found, highest_id) = scan(dir, &users)?;
-        for (id, entry) in found {
+        for (id, entry) in scan(dir, &users)? {
             stored += entry.count as usize;
             *entries[id].get_mut() = entry;
         }
@@ -242,26 +289,19 @@ impl Mailboxes {
             limit,
             store_limit,
             stored: AtomicUsize::new(stored),
+            dirty_flags: (0..users.len()).map(|_| AtomicBool::new(false)).collect(),
             users,
             entries,
             permits: StorePermits::default(),
-            ids: MessageIds::above(highest_id),
+            sync,
+            dirty: Mutex::new(Vec::new()),
+            dir_dirty: AtomicBool::new(false),
         })
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// A fresh message id (see `receipts.rs`): above every id stored or handed out.
-    pub fn next_id(&self) -> u64 {
-        self.ids.next()
-    }
-
-    /// The server's message ids.
-    pub fn ids(&self) -> &MessageIds {
-        &self.ids
     }
 
     /// Messages all mailboxes together may hold.
@@ -274,13 +314,20 @@ impl Mailboxes {
         self.stored.load(Ordering::Acquire)
     }
 
+    /// The sync policy.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.sync
+    }
+
     /// Locks `name`'s mailbox; `None` if `name` is not an account.
     ///
-    /// This lock is the one rule that keeps offline delivery gap-free and in order:
+    /// This lock is the one rule that keeps delivery gap-free and in order:
     /// - a sender holds the receiver's mailbox lock while it chooses between writing to
     ///   the receiver's socket and appending to the mailbox, and while it does either;
     /// - a login holds its own mailbox lock from before it drains the mailbox until after
-    ///   it has put itself in the online map.
+    ///   it has put itself in the online map;
+    /// - ids are given, and a receipts receiver's store is written from and
+    ///   acknowledged, under it.
     ///
     /// So a message sent during a login either lands in the mailbox before the drain (and
     /// is drained, after everything older) or is sent live after the login is complete
@@ -294,32 +341,85 @@ impl Mailboxes {
     pub fn lock_account(&self, id: AccountId) -> Mailbox<'_> {
         Mailbox {
             entry: self.entries[id].lock(),
+            account: id,
             owner: self.users.name(id),
             mailboxes: self,
         }
     }
 
-    /// Takes room for one message in the store; false if it is full.
-    fn reserve(&self) -> bool {
-        self.stored
+    /// Syncs every file written since the last call, and the directory if a file was
+    /// created ([`SyncPolicy::EverySecond`]; the server calls it every
+    /// [`SYNC_INTERVAL`] and when it stops). A failure is logged: the data is still in
+    /// the kernel's hands, and only a power cut could lose it now.
+    pub fn sync_written(&self) {
+        let accounts = std::mem::take(&mut *self.dirty.lock());
+        for account in accounts {
+            self.dirty_flags[account].store(false, Ordering::Release);
+            let path = self.dir.join(file_name(self.users.name(account)));
+            let _permit = self.permits.take();
+            match open_regular(&path, OpenOptions::new().read(true)) {
+                Ok(file) => {
+                    if let Err(error) = file.sync_data() {
+                        log_limited!(
+                            log::Level::Error,
+                            "{}: cannot sync to disk ({}): {error}",
+                            path.display(),
+                            storage_problem(&error)
+                        );
+                    }
+                }
+                // Emptied or moved since: nothing left to sync.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => log_limited!(
+                    log::Level::Error,
+                    "{}: cannot open to sync ({}): {error}",
+                    path.display(),
+                    storage_problem(&error)
+                ),
+            }
+        }
+        if self.dir_dirty.swap(false, Ordering::AcqRel)
+            && let Err(error) = File::open(&self.dir).and_then(|dir| dir.sync_all())
+        {
+            log_limited!(
+                log::Level::Error,
+                "{}: cannot sync the directory: {error}",
+                self.dir.display()
+            );
+        }
+    }
+
+    /// Notes that `account`'s file was written (and `created`), for the next sync.
+    fn written(&self, account: AccountId, created: bool) {
+        if created {
+            self.dir_dirty.store(true, Ordering::Release);
+        }
+        if !self.dirty_flags[account].swap(true, Ordering::AcqRel) {
+            self.dirty.lock().push(account);
+        }
+    }
+
+    /// Takes room for up to `wanted` messages in the store; how many it got.
+    fn reserve(&self, wanted: usize) -> usize {
+        let mut got = 0;
+        let _ = self
+            .stored
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |stored| {
-                (stored < self.store_limit).then_some(stored + 1)
-            })
-            .is_ok()
+                got = wanted.min(self.store_limit.saturating_sub(stored));
+                Some(stored + got)
+            });
+        got
     }
 
     fn release(&self, messages: usize) {
         self.stored.fetch_sub(messages, Ordering::AcqRel);
     }
 
-    /// Counts `messages` as stored again, whatever the limit: they never left the disk.
+    /// Counts `messages` as stored again: they never left the disk.
     fn take_back(&self, messages: usize) {
         self.stored.fetch_add(messages, Ordering::AcqRel);
     }
 }
-
-/// Creates the data directory if it is missing (with its parents, `0700`), makes an
-/// existing one private, and proves that files can be created in it.
 fn prepare_dir(dir: &Path) -> Result<(), String> {
     let problem =
         |what: &str, error: io::Error| format!("data directory {}: {what}: {error}", dir.display());
@@ -376,17 +476,22 @@ fn make_private(path: &Path, metadata: &Metadata, mode: u32) {
 /// The mailboxes an earlier run left in `dir`: each account's message count, or why its
 /// entry is unusable, and the highest message id stored. Files of the first format are
 /// rewritten with ids (see [`upgrade`]). Every other file is reported and left alone.
-fn scan(dir: &Path, users: &Accounts) -> Result<(Vec<(AccountId, Entry)>, u64), String> {
+
+/// The mailboxes an earlier run left in `dir`: each account's message count and last
+/// id, or why its entry is unusable. Files of an older format are rewritten in this one;
+/// a file with a damaged header, a record this server would not write, or ids out of
+/// order is rewritten with what it can be trusted to hold; a file that is no mailbox
+/// format at all is moved aside. Every other file is reported and left alone.
+fn scan(dir: &Path, users: &Accounts) -> Result<Vec<(AccountId, Entry)>, String> {
     let unreadable = |error| format!("data directory {}: cannot be read: {error}", dir.display());
     let mut names = HashSet::new();
     for entry in fs::read_dir(dir).map_err(unreadable)? {
         names.insert(entry.map_err(unreadable)?.file_name());
     }
     let mut found = Vec::new();
-    let mut highest_id = 0;
-    let mut old_files: Vec<(PathBuf, mailbox_format::Parsed)> = Vec::new();
     for id in 0..users.len() {
-        let file = file_name(users.name(id));
+        let owner = users.name(id);
+        let file = file_name(owner);
         if !names.remove(OsStr::new(&file)) {
             continue;
         }
@@ -399,34 +504,20 @@ fn scan(dir: &Path, users: &Accounts) -> Result<(Vec<(AccountId, Entry)>, u64), 
                 open_regular(&path, OpenOptions::new().read(true))
                     .and_then(|mut file| file.read_to_end(&mut bytes))
                     .map_err(|error| format!("{}: cannot be read: {error}", path.display()))?;
-                let parsed = mailbox_format::parse(&bytes);
-                let count = u32::try_from(parsed.records.len()).unwrap_or(u32::MAX);
-                match parsed.format {
-                    Format::WithIds => {
-                        let highest = parsed.records.iter().map(|(id, _)| *id).max();
-                        highest_id = highest_id.max(highest.unwrap_or(0));
-                    }
-                    Format::Old => old_files.push((path, parsed)),
-                }
-                Entry {
-                    count,
-                    unusable: None,
-                }
+                load_at_startup(dir, &path, &bytes, users, owner)?
             }
             Ok(metadata) => {
                 let kind = NotRegular::of(&metadata);
                 warn_limited!(
-                    "{}: the mailbox of {} is {}, not a regular file: it is never \
-                     opened; {} gets no stored messages, and messages for them while \
+                    "{}: the mailbox of {owner} is {}, not a regular file: it is never \
+                     opened; {owner} gets no stored messages, and messages for them while \
                      offline are refused (-8)",
                     path.display(),
-                    users.name(id),
                     kind.describe(),
-                    users.name(id)
                 );
                 Entry {
-                    count: 0,
                     unusable: Some(kind),
+                    ..Entry::default()
                 }
             }
             Err(error) => return Err(unreadable(error)),
@@ -434,37 +525,132 @@ fn scan(dir: &Path, users: &Accounts) -> Result<(Vec<(AccountId, Entry)>, u64), 
         found.push((id, entry));
     }
     for stranger in names {
-        warn_limited!(
-            "{}: not the mailbox of any account; ignored",
-            dir.join(stranger).display()
-        );
+        let path = dir.join(&stranger);
+        if stranger.to_string_lossy().contains(DAMAGED_SUFFIX) {
+            warn_limited!(
+                "{}: a damaged mailbox moved aside by an earlier start; not read",
+                path.display()
+            );
+        } else {
+            warn_limited!(
+                "{}: not the mailbox of any account; ignored",
+                path.display()
+            );
+        }
     }
-    // Ids for the old files' messages: above every id there is, in file order.
-    let ids = MessageIds::above(highest_id);
-    for (path, parsed) in old_files {
-        upgrade(dir, &path, parsed, &ids)?;
-    }
-    Ok((found, ids.last()))
+    Ok(found)
 }
 
-/// Rewrites a mailbox of the first format (no header, no ids) in the current one, giving
-/// its messages ids from `ids`, which stand for the time of the upgrade: their real send
-/// time was never recorded. The new file is written beside the old one, synced, and
-/// renamed over it, so a crash leaves one or the other whole.
-fn upgrade(
+/// What one regular file found at startup holds (see [`scan`]), rewriting or moving it
+/// first where it must.
+fn load_at_startup(
     dir: &Path,
     path: &Path,
-    parsed: mailbox_format::Parsed,
-    ids: &MessageIds,
-) -> Result<(), String> {
-    let failed = |error: io::Error| format!("{}: cannot be upgraded: {error}", path.display());
-    let records: Vec<Record> = parsed
-        .records
-        .into_iter()
-        .map(|(_, body)| (ids.next(), body))
-        .collect();
+    bytes: &[u8],
+    users: &Accounts,
+    owner: &str,
+) -> Result<Entry, String> {
+    let parsed = match mailbox_format::parse(bytes) {
+        Ok(parsed) => parsed,
+        Err(mailbox_format::Unrecognised(why)) => {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(format!("{DAMAGED_SUFFIX}{}", message_id::now_ms()));
+            let aside = PathBuf::from(aside);
+            fs::rename(path, &aside).map_err(|error| {
+                format!(
+                    "{}: not a mailbox this server can read ({why}), and cannot be moved \
+                     aside: {error}",
+                    path.display()
+                )
+            })?;
+            log::error!(
+                "{}: not a mailbox this server can read ({why}); moved aside to {}, \
+                 unread and unchanged; new messages for {owner} go to a new file",
+                path.display(),
+                aside.display()
+            );
+            return Ok(Entry::default());
+        }
+    };
+    let mut problems = Vec::new();
+    if let Some(damage) = parsed.damaged_header {
+        problems.push(damage.to_string());
+    }
+    let mut records = Vec::with_capacity(parsed.records.len() - parsed.acknowledged);
+    let mut last_id = 0;
+    let mut reordered = 0;
+    let unacknowledged = parsed.records.iter().skip(parsed.acknowledged);
+    for (index, (id, body)) in unacknowledged.enumerate() {
+        if let Err(problem) = check_record(users, owner, body) {
+            problems.push(format!("record {} skipped: {problem}", index + 1));
+            continue;
+        }
+        records.push((*id, *body));
+    }
+    match parsed.format {
+        Format::Old => {
+            // Ids for the first format's messages: from now, in file order. Their real
+            // send time was never recorded.
+            let first = message_id::first_of_ms(message_id::now_ms());
+            for (offset, record) in (0..).zip(&mut records) {
+                record.0 = first + offset;
+            }
+            problems.push("the first format, without ids: rewritten with ids".into());
+        }
+        Format::WithIds => {
+            // The first receipts server stored unacknowledged messages again at the end,
+            // with their older ids: in id order they are in the order they were sent.
+            records.sort_by_key(|(id, _)| *id);
+            problems.push("the second format: rewritten in the third".into());
+        }
+        Format::Current => {}
+    }
+    for record in &mut records {
+        if record.0 <= last_id {
+            record.0 = last_id + 1;
+            reordered += 1;
+        }
+        last_id = record.0;
+    }
+    if reordered > 0 {
+        problems.push(format!("{reordered} ids out of order, renumbered"));
+    }
+    let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
+    if problems.is_empty() {
+        let acknowledged = u32::try_from(parsed.acknowledged).unwrap_or(u32::MAX);
+        return Ok(Entry {
+            count,
+            acknowledged,
+            last_id,
+            unusable: None,
+        });
+    }
+    rewrite(dir, path, &records)
+        .map_err(|error| format!("{}: cannot be rewritten: {error}", path.display()))?;
+    log::warn!(
+        "{}: rewritten at startup with its {} messages ({}{})",
+        path.display(),
+        records.len(),
+        problems.join("; "),
+        if parsed.torn > 0 {
+            format!("; a torn record of {} bytes dropped", parsed.torn)
+        } else {
+            String::new()
+        }
+    );
+    Ok(Entry {
+        count,
+        acknowledged: 0,
+        last_id,
+        unusable: None,
+    })
+}
+
+/// Writes `records` as the whole of the file at `path`, in this format: beside it,
+/// synced, and renamed over it, so that a crash leaves one or the other whole.
+fn rewrite(dir: &Path, path: &Path, records: &[Record]) -> io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".upgrading");
+    temporary.push(".rewriting");
     let temporary = PathBuf::from(temporary);
     let mut file = OpenOptions::new()
         .write(true)
@@ -472,28 +658,38 @@ fn upgrade(
         .truncate(true)
         .mode(FILE_MODE)
         .custom_flags(SAFE_OPEN_FLAGS)
-        .open(&temporary)
-        .map_err(failed)?;
-    file.write_all(&mailbox_format::file_with(&records))
+        .open(&temporary)?;
+    let result = file
+        .write_all(&mailbox_format::file_with(records))
         .and_then(|()| file.sync_all())
         .and_then(|()| fs::rename(&temporary, path))
-        .and_then(|()| File::open(dir)?.sync_all())
-        .map_err(failed)?;
-    log::info!(
-        "{}: upgraded to the format with message ids ({} messages{})",
-        path.display(),
-        records.len(),
-        if parsed.torn > 0 {
-            format!("; a torn record of {} bytes dropped", parsed.torn)
-        } else {
-            String::new()
-        }
-    );
-    Ok(())
+        .and_then(|()| File::open(dir)?.sync_all());
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
 }
 
-/// The file name for `name`'s mailbox: the name's bytes in hex, safe for any UTF-8 name
-/// on any file system.
+/// The message a record holds, if it is one this server could have written: every
+/// field NUL-padded, the sender an account, the receiver the mailbox's owner.
+fn check_record(
+    users: &Accounts,
+    owner: &str,
+    record: &[u8; CHAT_BODY_LEN],
+) -> Result<ChatMessage, &'static str> {
+    let message = ChatMessage::decode(record);
+    if message.to_bytes() != *record {
+        return Err("bytes after a field's end");
+    }
+    match message.sender.as_str() {
+        Some(sender) if users.contains(sender) => {}
+        _ => return Err("the sender is not an account"),
+    }
+    if message.receiver.as_bytes() != owner.as_bytes() {
+        return Err("addressed to someone else");
+    }
+    Ok(message)
+}
 fn file_name(name: &str) -> String {
     let mut file = String::with_capacity(name.len() * 2 + 1 + MAILBOX_EXTENSION.len());
     for byte in name.bytes() {
@@ -538,64 +734,150 @@ fn not_regular(kind: NotRegular) -> io::Error {
 
 /// One user's stored messages, locked. Only reachable through [`Mailboxes::lock`]; the
 /// lock is released when this is dropped.
+
+/// One user's stored messages, locked. Only reachable through [`Mailboxes::lock`]; the
+/// lock is released when this is dropped.
 pub struct Mailbox<'a> {
     entry: MutexGuard<'a, Entry>,
+    account: AccountId,
     owner: &'a str,
     mailboxes: &'a Mailboxes,
 }
 
 impl Mailbox<'_> {
-    /// Appends `message` and syncs it to disk, unless a limit is reached. An error means
-    /// nothing was stored (the sender is told -8).
-    pub fn append(&mut self, id: u64, message: &ChatMessage) -> io::Result<Stored> {
+    /// Ids for `count` messages to this user accepted now: the first of them (the others
+    /// follow it, one apart). Increasing in the order they are given, which, under this
+    /// lock, is the order the messages are stored and written.
+    pub fn next_ids(&mut self, count: usize) -> u64 {
+        let first = message_id::next_after(self.entry.last_id, message_id::now_ms());
+        self.entry.last_id = first + (count as u64).saturating_sub(1);
+        first
+    }
+
+    /// Messages stored and not yet delivered for good.
+    pub fn len(&self) -> usize {
+        self.entry.count as usize
+    }
+
+    /// True if no message is stored (or the entry is unusable).
+    pub fn is_empty(&self) -> bool {
+        self.entry.count == 0 || self.entry.unusable.is_some()
+    }
+
+    /// Stores one message (see [`Mailbox::accept`]): whether it was kept, or which limit
+    /// refused it; an error means nothing was stored (the sender is told -8).
+    pub fn append(&mut self, message: &ChatMessage) -> io::Result<Stored> {
+        let frame = message.to_frame(Flag::Ok);
+        let accepted = self.accept(&frame);
+        match accepted.refused {
+            None => Ok(Stored::Queued),
+            Some(refused) => refused,
+        }
+    }
+
+    /// Stores the messages of `frames` (whole CHAT frames, all for this user), in order,
+    /// as far as the limits allow: each gets an id ([`Mailbox::next_ids`]); the first
+    /// [`Accepted::kept`] are written in one write (and synced, if the policy says so)
+    /// before this returns; the rest are refused, all for the same reason. A failed
+    /// write keeps none of them: what it half wrote is cut off again, so no part of a
+    /// message the sender hears -8 for is ever delivered.
+    pub fn accept(&mut self, frames: &[u8]) -> Accepted {
+        let count = frames.len() / CHAT_FRAME_LEN;
+        let first_id = self.next_ids(count);
+        let refuse = |kept, why| Accepted {
+            first_id,
+            kept,
+            refused: Some(why),
+        };
         if let Some(kind) = self.entry.unusable {
-            return Err(not_regular(kind));
+            return refuse(0, Err(not_regular(kind)));
         }
         // The count is a u32 (one per account, kept small): a limit beyond it is capped.
-        if self.entry.count as usize >= self.mailboxes.limit || self.entry.count == u32::MAX {
-            return Ok(Stored::MailboxFull);
-        }
-        if !self.mailboxes.reserve() {
-            return Ok(Stored::StoreFull);
-        }
-        match self.write(&[(id, message.to_bytes())]) {
-            Ok(()) => {
-                self.entry.count += 1;
-                Ok(Stored::Queued)
+        let room =
+            self.mailboxes.limit.min(u32::MAX as usize) - self.len().min(self.mailboxes.limit);
+        let fits = count.min(room);
+        let reserved = self.mailboxes.reserve(fits);
+        let records: Vec<Record> = (first_id..)
+            .zip(frames.chunks_exact(CHAT_FRAME_LEN).take(reserved))
+            .map(|(id, frame)| {
+                let body = frame[FEEDBACK_LEN..].try_into().expect("a 140-byte body");
+                (id, body)
+            })
+            .collect();
+        if reserved > 0 {
+            if let Err(error) = self.write(&records) {
+                self.mailboxes.release(reserved);
+                return refuse(0, Err(error));
             }
-            Err(error) => {
-                self.mailboxes.release(1);
-                Err(error)
-            }
+            self.entry.count += u32::try_from(reserved).expect("capped by the limit");
+        }
+        let refused = if reserved == count {
+            None
+        } else if reserved < fits {
+            Some(Ok(Stored::StoreFull))
+        } else {
+            Some(Ok(Stored::MailboxFull))
+        };
+        Accepted {
+            first_id,
+            kept: reserved,
+            refused,
         }
     }
 
-    /// Stores messages that a receipts connection had not acknowledged when it ended
-    /// (see `receipts.rs`), in one write and one sync. They were accepted already, so
-    /// the limits do not refuse them; they count from now on. An error means none of
-    /// them was stored.
-    pub fn append_unacknowledged(&mut self, records: &[Record]) -> io::Result<()> {
-        if let Some(kind) = self.entry.unusable {
-            return Err(not_regular(kind));
-        }
-        self.write(records)?;
-        let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
-        self.entry.count = self.entry.count.saturating_add(count);
-        self.mailboxes.take_back(records.len());
-        Ok(())
+    /// Stores the messages of `frames` for their echoes (see [`Mailbox::accept`]): each
+    /// one's flag in `flags` (0 kept, -7 a limit, -8 a storage failure) and its id in
+    /// `ids` (0 if refused), both appended. Refusals are logged.
+    pub fn store(&mut self, frames: &[u8], flags: &mut Vec<Flag>, ids: &mut Vec<u64>) -> Accepted {
+        let count = frames.len() / CHAT_FRAME_LEN;
+        let accepted = self.accept(frames);
+        flags.extend(std::iter::repeat_n(Flag::Queued, accepted.kept));
+        ids.extend((accepted.first_id..).take(accepted.kept));
+        let refused = count - accepted.kept;
+        let owner = self.owner;
+        let flag = match &accepted.refused {
+            None => return accepted,
+            Some(Ok(Stored::MailboxFull)) => {
+                crate::info_limited!(
+                    "mailbox of {owner} is full (--mailbox-limit {}); {refused} messages refused",
+                    self.mailboxes.limit
+                );
+                Flag::MailboxFull
+            }
+            Some(Ok(Stored::StoreFull)) => {
+                warn_limited!(
+                    "the store is full (--store-limit {} messages in all mailboxes); \
+                     {refused} messages for {owner} refused",
+                    self.mailboxes.store_limit
+                );
+                Flag::MailboxFull
+            }
+            Some(Ok(Stored::Queued)) => Flag::Queued,
+            Some(Err(error)) => {
+                log_limited!(
+                    log::Level::Error,
+                    "{}: cannot store {refused} messages for {owner} ({}): {error}",
+                    self.path().display(),
+                    storage_problem(error)
+                );
+                Flag::NotStored
+            }
+        };
+        flags.extend(std::iter::repeat_n(flag, refused));
+        ids.extend(std::iter::repeat_n(0, refused));
+        accepted
     }
 
-    /// Appends and syncs `records`. On any failure the file is cut back to what it
-    /// held before: the sender is told -8, so no part of these messages may be
-    /// delivered later (a full disk often takes half a record before it refuses the
-    /// rest).
+    /// Appends `records`, synced as the policy says. On any failure the file is cut back
+    /// to what it held before.
     fn write(&mut self, records: &[Record]) -> io::Result<()> {
         let path = self.path();
         let _permit = self.mailboxes.permits.take();
         let (mut file, created) = self.open_for_append(&path)?;
         let len = file.metadata()?.len();
-        // A new file (or one whose header a crash tore) starts with the header; a torn
-        // record at the end is dropped, or every record after it would be misaligned.
+        // A new (or emptied) file, or one whose header a crash tore, starts with the
+        // header; a torn record at the end is dropped, or every record after it would be
+        // misaligned.
         let (whole, header) = if len < HEADER_LEN {
             (0, true)
         } else {
@@ -609,27 +891,34 @@ impl Mailbox<'_> {
             );
             file.set_len(whole)?;
         }
-        let mut bytes = Vec::with_capacity(MAGIC.len() + records.len() * RECORD_LEN as usize);
+        let mut bytes = Vec::with_capacity(HEADER_BYTES + records.len() * RECORD_LEN as usize);
         if header {
-            bytes.extend_from_slice(&MAGIC);
+            bytes.extend_from_slice(&mailbox_format::header(0));
+            self.entry.acknowledged = 0;
         }
         mailbox_format::encode(records, &mut bytes);
         let result = file
             .write_all(&bytes)
-            .and_then(|()| file.sync_data())
-            .and_then(|()| {
-                // A new file's name lives in the directory: sync that too, or a crash
-                // could lose the whole file after we promised QUEUED.
-                if created {
-                    File::open(&self.mailboxes.dir)?.sync_all()
-                } else {
+            .and_then(|()| match self.mailboxes.sync {
+                SyncPolicy::Always => {
+                    file.sync_data()?;
+                    // A new file's name lives in the directory: sync that too, or a crash
+                    // could lose the whole file after the sender heard 0 or 1.
+                    if created {
+                        File::open(&self.mailboxes.dir)?.sync_all()?;
+                    }
+                    Ok(())
+                }
+                SyncPolicy::EverySecond => {
+                    self.mailboxes.written(self.account, created);
                     Ok(())
                 }
             });
         if result.is_err()
             && let Err(undo) = file.set_len(whole)
         {
-            log::error!(
+            log_limited!(
+                log::Level::Error,
                 "{}: a message failed to store and cannot be cut off again ({undo}); \
                  its sender was told -8, but it may still be delivered",
                 path.display()
@@ -663,13 +952,102 @@ impl Mailbox<'_> {
         }
     }
 
-    /// True if no message is stored (or the entry is unusable).
-    pub fn is_empty(&self) -> bool {
-        self.entry.count == 0 || self.entry.unusable.is_some()
+    /// Up to `max` stored messages, starting `from` messages after the first one not yet
+    /// acknowledged: what a receipts connection is written next. Records that are not
+    /// messages this server writes are skipped but counted ([`Waiting`]).
+    pub fn read_waiting(&self, from: usize, max: usize) -> io::Result<Waiting> {
+        let mut waiting = Waiting::default();
+        let wanted = max.min(self.len().saturating_sub(from));
+        if wanted == 0 || self.entry.unusable.is_some() {
+            return Ok(waiting);
+        }
+        let path = self.path();
+        let mut bytes = vec![0; wanted * RECORD_LEN as usize];
+        let first = self.entry.acknowledged as u64 + from as u64;
+        {
+            let _permit = self.mailboxes.permits.take();
+            let file = open_regular(&path, OpenOptions::new().read(true))?;
+            file.read_exact_at(&mut bytes, HEADER_LEN + first * RECORD_LEN)?;
+        }
+        for (index, record) in bytes.chunks_exact(RECORD_LEN as usize).enumerate() {
+            let (id, body) = record.split_at(8);
+            let id = u64::from_le_bytes(id.try_into().expect("8 bytes"));
+            let body = body.try_into().expect("a 140-byte body");
+            waiting.trailing += 1;
+            match check_record(&self.mailboxes.users, self.owner, body) {
+                Ok(message) => {
+                    waiting.messages.push((waiting.trailing, (id, message)));
+                    waiting.trailing = 0;
+                }
+                Err(problem) => warn_limited!(
+                    "{}: record {} is not a message this server wrote ({problem}); skipped",
+                    path.display(),
+                    first as usize + index + 1
+                ),
+            }
+        }
+        Ok(waiting)
     }
 
-    /// Every whole, valid stored message, oldest first. A torn record at the end is
-    /// left out, and so is every record this server would not have written (reported).
+    /// The owner's receipts client has the first `count` stored messages: they leave the
+    /// store, and their room is given back. The file is emptied when nothing is left,
+    /// rewritten without them when they are many ([`COMPACT_AT`]), and otherwise its
+    /// header counts them. A failure here is logged and loses nothing: at worst the
+    /// messages are delivered again after a restart.
+    pub fn acknowledge(&mut self, count: usize) {
+        let count = count.min(self.len());
+        if count == 0 {
+            return;
+        }
+        self.mailboxes.release(count);
+        self.entry.count -= count as u32;
+        self.entry.acknowledged = self.entry.acknowledged.saturating_add(count as u32);
+        let path = self.path();
+        let _permit = self.mailboxes.permits.take();
+        let result = if self.entry.count == 0 {
+            // Emptied rather than removed: no directory change, nothing to sync.
+            open_regular(&path, OpenOptions::new().write(true))
+                .and_then(|file| file.set_len(0))
+                .map(|()| self.entry.acknowledged = 0)
+        } else if self.entry.acknowledged >= COMPACT_AT
+            && self.entry.acknowledged >= self.entry.count
+        {
+            self.compact(&path)
+        } else {
+            let header = mailbox_format::header(u64::from(self.entry.acknowledged));
+            open_regular(&path, OpenOptions::new().write(true))
+                .and_then(|file| file.write_all_at(&header, 0))
+        };
+        if let Err(error) = result {
+            log_limited!(
+                log::Level::Error,
+                "{}: cannot record that {count} messages were acknowledged ({}): {error}; \
+                 they may be delivered again after a restart",
+                path.display(),
+                storage_problem(&error)
+            );
+        }
+    }
+
+    /// Rewrites the file without its acknowledged records.
+    fn compact(&mut self, path: &Path) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        open_regular(path, OpenOptions::new().read(true))?.read_to_end(&mut bytes)?;
+        let parsed = mailbox_format::parse(&bytes)
+            .map_err(|problem| io::Error::new(io::ErrorKind::InvalidData, problem.0))?;
+        let skip = self.entry.acknowledged as usize;
+        rewrite(
+            &self.mailboxes.dir,
+            path,
+            &parsed.records[skip.min(parsed.records.len())..],
+        )?;
+        self.entry.acknowledged = 0;
+        Ok(())
+    }
+
+    /// Every whole, valid stored message not yet acknowledged, oldest first. A torn
+    /// record at the end is left out, and so is every record this server would not have
+    /// written (reported).
     pub fn load(&self) -> io::Result<Vec<(u64, ChatMessage)>> {
         Ok(self.read_all()?.messages)
     }
@@ -696,7 +1074,12 @@ impl Mailbox<'_> {
             Err(error) => return Err(error),
         };
         drop(permit);
-        let parsed = mailbox_format::parse(&bytes);
+        let parsed = mailbox_format::parse(&bytes).map_err(|problem| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a mailbox this server can read: {}", problem.0),
+            )
+        })?;
         if parsed.torn > 0 {
             warn_limited!(
                 "{}: ignoring a torn record ({} bytes) at the end",
@@ -704,9 +1087,10 @@ impl Mailbox<'_> {
                 parsed.torn
             );
         }
-        let mut messages = Vec::with_capacity(parsed.records.len());
-        for (index, (id, record)) in parsed.records.iter().enumerate() {
-            match self.check_record(record) {
+        let skip = (self.entry.acknowledged as usize).max(parsed.acknowledged);
+        let mut messages = Vec::with_capacity(parsed.records.len().saturating_sub(skip));
+        for (index, (id, record)) in parsed.records.iter().enumerate().skip(skip) {
+            match check_record(&self.mailboxes.users, self.owner, record) {
                 Ok(message) => messages.push((*id, message)),
                 Err(problem) => warn_limited!(
                     "{}: record {} is not a message this server wrote ({problem}); skipped",
@@ -718,25 +1102,8 @@ impl Mailbox<'_> {
         Ok(Loaded { messages, file })
     }
 
-    /// The message a record holds, if it is one this server could have written: every
-    /// field NUL-padded, the sender an account, the receiver this mailbox's owner.
-    fn check_record(&self, record: &[u8; CHAT_BODY_LEN]) -> Result<ChatMessage, &'static str> {
-        let message = ChatMessage::decode(record);
-        if message.to_bytes() != *record {
-            return Err("bytes after a field's end");
-        }
-        match message.sender.as_str() {
-            Some(sender) if self.mailboxes.users.contains(sender) => {}
-            _ => return Err("the sender is not an account"),
-        }
-        if message.receiver.as_bytes() != self.owner.as_bytes() {
-            return Err("addressed to someone else");
-        }
-        Ok(message)
-    }
-
-    /// A login's delivery of the mailbox: reads the stored messages, has `send` write the
-    /// login reply followed by them (all under this mailbox's lock, see
+    /// A plain login's delivery of the mailbox: reads the stored messages, has `send`
+    /// write the login reply followed by them (all under this mailbox's lock, see
     /// [`Mailboxes::lock`]), and empties the mailbox once `send` succeeded. Whatever
     /// fails, nothing stored is lost:
     /// - if the mailbox cannot be read (no descriptors left, an I/O error), `send` gets
@@ -761,11 +1128,11 @@ impl Mailbox<'_> {
             Ok(loaded) => loaded,
             Err(error) => {
                 send(&[])?;
-                let messages = self.entry.count as usize;
+                let messages = self.len();
                 return Ok(Handover::Kept { messages, error });
             }
         };
-        let count = self.entry.count as usize;
+        let count = self.len();
         self.mailboxes.release(count);
         if let Err(error) = send(&loaded.messages) {
             self.mailboxes.take_back(count);
@@ -773,67 +1140,6 @@ impl Mailbox<'_> {
         }
         self.empty(&loaded);
         Ok(Handover::Delivered(loaded.messages.len()))
-    }
-
-    /// A receipts login's delivery of the mailbox: like [`Mailbox::hand_over`], but the
-    /// mailbox stays as it is (its room too) until the client acknowledges the messages
-    /// ([`Mailbox::forget_delivered`] with what this returns). A connection lost before
-    /// that gets them all again.
-    pub fn hand_over_keeping(
-        &mut self,
-        send: impl FnOnce(&[(u64, ChatMessage)]) -> io::Result<()>,
-    ) -> io::Result<(Handover, Option<Delivered>)> {
-        if self.is_empty() {
-            send(&[])?;
-            return Ok((Handover::Empty, None));
-        }
-        let loaded = match self.read_all() {
-            Ok(loaded) => loaded,
-            Err(error) => {
-                send(&[])?;
-                let messages = self.entry.count as usize;
-                return Ok((Handover::Kept { messages, error }, None));
-            }
-        };
-        send(&loaded.messages)?;
-        let handover = Handover::Delivered(loaded.messages.len());
-        let delivered = Delivered {
-            file: loaded.file,
-            messages: loaded.messages,
-        };
-        Ok((handover, Some(delivered)))
-    }
-
-    /// The client acknowledged the messages [`Mailbox::hand_over_keeping`] delivered:
-    /// the mailbox is emptied and its room given back, if its file is still the one they
-    /// were read from. If anything was appended since (or the file cannot be removed),
-    /// it stays, and everything in it comes again at the next login.
-    pub fn forget_delivered(&mut self, delivered: &Delivered) {
-        let path = self.path();
-        let unchanged = match fs::symlink_metadata(&path) {
-            Ok(now) => delivered.file == Some((now.dev(), now.ino(), now.len())),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => true,
-            Err(_) => false,
-        };
-        if !unchanged {
-            log::info!(
-                "{}: changed since its messages were delivered; kept, and delivered \
-                 again at the next login",
-                path.display()
-            );
-            return;
-        }
-        match fs::remove_file(&path) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => log::error!(
-                "{}: delivered and acknowledged, but cannot be emptied ({error}); its \
-                 messages will come again at the next login",
-                path.display()
-            ),
-            _ => {
-                self.mailboxes.release(self.entry.count as usize);
-                self.entry.count = 0;
-            }
-        }
     }
 
     /// Removes the file `loaded` was read from, after its messages were delivered and
@@ -845,7 +1151,7 @@ impl Mailbox<'_> {
         let now = match fs::symlink_metadata(&path) {
             Ok(now) => now,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                self.entry.count = 0;
+                self.forget_all();
                 return;
             }
             Err(error) => return self.keep_after_delivery(&path, &error.to_string(), None),
@@ -864,24 +1170,32 @@ impl Mailbox<'_> {
             );
         }
         match fs::remove_file(&path) {
-            Ok(()) => self.entry.count = 0,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => self.entry.count = 0,
+            Ok(()) => self.forget_all(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => self.forget_all(),
             Err(error) => self.keep_after_delivery(&path, &error.to_string(), None),
         }
+    }
+
+    /// The file is gone: nothing stored, nothing acknowledged.
+    fn forget_all(&mut self) {
+        self.entry.count = 0;
+        self.entry.acknowledged = 0;
     }
 
     /// The mailbox stays after a delivery: it is counted again (as `left` messages if
     /// its file changed, or as before), and its messages come again at the next login.
     fn keep_after_delivery(&mut self, path: &Path, why: &str, left: Option<u32>) {
-        log::error!(
+        log_limited!(
+            log::Level::Error,
             "{}: delivered, but cannot be emptied ({why}); it is kept, and its \
              messages will come again at the next login",
             path.display()
         );
         if let Some(left) = left {
             self.entry.count = left;
+            self.entry.acknowledged = 0;
         }
-        self.mailboxes.take_back(self.entry.count as usize);
+        self.mailboxes.take_back(self.len());
     }
 
     /// The mailbox's file (which may not exist yet).
@@ -898,7 +1212,9 @@ pub fn storage_problem(error: &io::Error) -> &'static str {
         io::ErrorKind::QuotaExceeded => "the disk quota is used up",
         io::ErrorKind::PermissionDenied => "no permission",
         io::ErrorKind::ReadOnlyFilesystem => "the file system is read-only",
-        io::ErrorKind::InvalidData => "the mailbox entry is not a regular file",
+        io::ErrorKind::InvalidData => {
+            "the mailbox entry is not a regular file, or not a mailbox this server reads"
+        }
         _ if error.raw_os_error() == Some(EMFILE) => "the server is out of file descriptors",
         _ => "an I/O error",
     }
@@ -916,7 +1232,14 @@ mod tests {
 
     /// The mailboxes of the built-in users in `dir`, 10 messages each, no store limit.
     fn open_unlimited(dir: &Path) -> Mailboxes {
-        Mailboxes::open(dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap()
+        Mailboxes::open(
+            dir,
+            10,
+            NO_STORE_LIMIT,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::Always,
+        )
+        .unwrap()
     }
 
     fn temp_dir(label: &str) -> PathBuf {
@@ -979,20 +1302,168 @@ mod tests {
     }
 
     #[test]
-    fn ids_start_above_every_stored_id_at_startup() {
+    fn a_users_ids_carry_the_millisecond_and_stay_above_its_stored_ids_after_a_restart() {
         let dir = temp_dir("ids");
         let users = Arc::new(Accounts::built_in());
-        // An id from the future (a clock set back since): the server's ids stay above it.
-        let stored_id = u64::MAX / 2;
-        {
-            let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::clone(&users)).unwrap();
-            let mut mailbox = mailboxes.lock("1001").unwrap();
-            mailbox.append(stored_id, &message("old")).unwrap();
-        }
-        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users).unwrap();
-        let first = mailboxes.next_id();
+        let stored_id = {
+            let mailboxes = open_unlimited(&dir);
+            let mut mailbox = mailboxes.lock("似末").unwrap();
+            let before = message_id::now_ms();
+            mailbox.append(&message("old")).unwrap();
+            let (id, _) = mailbox.load().unwrap()[0];
+            let at = message_id::sent_at_ms(id).unwrap();
+            assert!(
+                at >= before && at <= message_id::now_ms(),
+                "{id} carries its millisecond"
+            );
+            id
+        };
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users, SyncPolicy::Always).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        let first = mailbox.next_ids(2);
         assert!(first > stored_id, "{first} after a stored {stored_id}");
-        assert!(mailboxes.next_id() > first, "ids increase");
+        assert!(mailbox.next_ids(1) == first + 2, "ids increase one by one");
+        let mut other = mailboxes.lock("1001").unwrap();
+        let theirs = other.next_ids(1);
+        assert_eq!(
+            theirs & ((1 << message_id::SEQUENCE_BITS) - 1),
+            0,
+            "another user counts from 0"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn acknowledged_messages_leave_from_the_front_and_the_mark_survives_a_restart() {
+        let dir = temp_dir("acknowledge");
+        {
+            let mailboxes = open_unlimited(&dir);
+            let mut mailbox = mailboxes.lock("似末").unwrap();
+            for text in ["one", "two", "three"] {
+                mailbox.append(&message(text)).unwrap();
+            }
+            let waiting = mailbox.read_waiting(1, 10).unwrap();
+            let texts: Vec<_> = waiting
+                .messages
+                .iter()
+                .map(|(_, (_, m))| m.text.to_lossy())
+                .collect();
+            assert_eq!(texts, ["two", "three"], "read from the second on");
+            mailbox.acknowledge(1);
+            assert_eq!(stored_texts(&mailbox), ["two", "three"]);
+            assert_eq!(mailboxes.stored(), 2, "room given back");
+        }
+        let mailboxes = open_unlimited(&dir);
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        assert_eq!(
+            stored_texts(&mailbox),
+            ["two", "three"],
+            "the header kept the mark"
+        );
+        mailbox.acknowledge(2);
+        assert!(mailbox.is_empty());
+        assert_eq!(
+            fs::metadata(mailbox.path()).unwrap().len(),
+            0,
+            "emptied, not removed"
+        );
+        mailbox.append(&message("four")).unwrap();
+        assert_eq!(stored_texts(&mailbox), ["four"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_long_acknowledged_front_is_compacted_away() {
+        let dir = temp_dir("compact");
+        let limit = 3 * COMPACT_AT as usize;
+        let mailboxes = Mailboxes::open(
+            &dir,
+            limit,
+            NO_STORE_LIMIT,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::EverySecond,
+        )
+        .unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        let frames: Vec<u8> = (0..2 * COMPACT_AT)
+            .flat_map(|_| message("m").to_frame(Flag::Ok))
+            .collect();
+        assert_eq!(mailbox.accept(&frames).kept, 2 * COMPACT_AT as usize);
+        mailbox.acknowledge(COMPACT_AT as usize + 1);
+        let len = fs::metadata(mailbox.path()).unwrap().len();
+        assert_eq!(
+            len,
+            HEADER_LEN + (COMPACT_AT as u64 - 1) * RECORD_LEN,
+            "rewritten without them"
+        );
+        assert_eq!(mailbox.load().unwrap().len(), COMPACT_AT as usize - 1);
+        mailboxes.sync_written();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_batch_is_kept_as_far_as_the_limit_goes_and_the_rest_refused() {
+        let dir = temp_dir("batch");
+        let mailboxes = open_unlimited(&dir);
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        let frames: Vec<u8> = (0..12)
+            .flat_map(|_| message("m").to_frame(Flag::Ok))
+            .collect();
+        let (mut flags, mut ids) = (Vec::new(), Vec::new());
+        let accepted = mailbox.store(&frames, &mut flags, &mut ids);
+        assert_eq!(accepted.kept, 10);
+        assert_eq!(&flags[..10], [Flag::Queued; 10]);
+        assert_eq!(&flags[10..], [Flag::MailboxFull; 2]);
+        assert_eq!(&ids[10..], [0, 0], "a refused message has no id");
+        assert!(ids[..10].windows(2).all(|pair| pair[1] == pair[0] + 1));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_flipped_header_byte_at_startup_loses_no_message() {
+        let dir = temp_dir("flipped");
+        {
+            let mailboxes = open_unlimited(&dir);
+            let mut mailbox = mailboxes.lock("似末").unwrap();
+            mailbox.append(&message("kept")).unwrap();
+            mailbox.append(&message("kept too")).unwrap();
+        }
+        let path = dir.join(file_name("似末"));
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[2] ^= 0x20;
+        fs::write(&path, &bytes).unwrap();
+        let mailboxes = open_unlimited(&dir);
+        assert_eq!(
+            stored_texts(&mailboxes.lock("似末").unwrap()),
+            ["kept", "kept too"]
+        );
+        assert!(
+            fs::read(&path).unwrap().starts_with(&mailbox_format::MAGIC),
+            "rewritten whole"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_is_no_mailbox_is_moved_aside_unchanged_and_new_mail_goes_to_a_new_file() {
+        let dir = temp_dir("aside");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(file_name("似末"));
+        let garbage = b"\xFFZZZZZZZ this is no mailbox".to_vec();
+        fs::write(&path, &garbage).unwrap();
+        let mailboxes = open_unlimited(&dir);
+        let aside: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|entry| entry.to_string_lossy().contains(DAMAGED_SUFFIX))
+            .collect();
+        assert_eq!(aside.len(), 1, "moved aside: {aside:?}");
+        assert_eq!(fs::read(&aside[0]).unwrap(), garbage, "unchanged");
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        assert!(mailbox.is_empty());
+        mailbox.append(&message("new")).unwrap();
+        assert_eq!(stored_texts(&mailbox), ["new"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1003,8 +1474,14 @@ mod tests {
         let file = temp_dir("below-a-file");
         fs::write(&file, b"").unwrap();
         let dir = file.join("data");
-        let error =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap_err();
+        let error = Mailboxes::open(
+            &dir,
+            10,
+            NO_STORE_LIMIT,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::Always,
+        )
+        .unwrap_err();
         assert!(error.contains("cannot be used"), "{error}");
         fs::remove_file(&file).unwrap();
     }
@@ -1037,8 +1514,14 @@ mod tests {
         let target = dir.join("elsewhere");
         fs::write(&target, b"not a mailbox").unwrap();
         std::os::unix::fs::symlink(&target, dir.join(file_name("1002"))).unwrap();
-        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in()))
-            .expect("the server starts; only 1002's mailbox is unusable");
+        let mailboxes = Mailboxes::open(
+            &dir,
+            10,
+            NO_STORE_LIMIT,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::Always,
+        )
+        .expect("the server starts; only 1002's mailbox is unusable");
         assert!(mailboxes.lock("1001").unwrap().load().unwrap().is_empty());
         assert_eq!(fs::read(&target).unwrap(), b"not a mailbox");
         fs::remove_dir_all(&dir).unwrap();
@@ -1066,61 +1549,11 @@ mod tests {
     }
 
     #[test]
-    fn unacknowledged_messages_are_stored_whatever_the_limits_and_counted() {
-        let dir = temp_dir("unacknowledged");
-        // A store limit of 1, already reached: these were accepted before, so they go in.
-        let mailboxes = Mailboxes::open(&dir, 10, 1, Arc::new(Accounts::built_in())).unwrap();
-        let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(1, &message("stored")).unwrap();
-        let records: Vec<Record> = [(7, "unacked 1"), (8, "unacked 2")]
-            .map(|(id, text)| (id, message(text).to_bytes()))
-            .to_vec();
-        mailbox.append_unacknowledged(&records).unwrap();
-        assert_eq!(stored_texts(&mailbox), ["stored", "unacked 1", "unacked 2"]);
-        assert_eq!(mailboxes.stored(), 3, "counted from now on");
-        assert_eq!(mailbox.load().unwrap()[2].0, 8, "with their ids");
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn an_acknowledged_handover_empties_the_mailbox_it_was_read_from_only() {
-        let dir = temp_dir("forget");
-        let mailboxes = Mailboxes::open(&dir, 10, 10, Arc::new(Accounts::built_in())).unwrap();
-        let mut mailbox = mailboxes.lock("似末").unwrap();
-        let hand_over = |mailbox: &mut Mailbox<'_>| {
-            let (_, delivered) = mailbox.hand_over_keeping(|_| Ok(())).unwrap();
-            delivered.expect("there were messages")
-        };
-        // Unchanged since it was read: removed, and its room given back.
-        mailbox.append(1, &message("one")).unwrap();
-        let delivered = hand_over(&mut mailbox);
-        assert_eq!(mailboxes.stored(), 1, "kept until acknowledged");
-        mailbox.forget_delivered(&delivered);
-        assert!(!mailbox.path().exists(), "emptied");
-        assert!(mailbox.is_empty());
-        assert_eq!(mailboxes.stored(), 0, "its room given back");
-        // Appended to since: kept whole, delivered again at the next login.
-        mailbox.append(2, &message("two")).unwrap();
-        let delivered = hand_over(&mut mailbox);
-        mailbox.append(3, &message("three")).unwrap();
-        mailbox.forget_delivered(&delivered);
-        assert_eq!(stored_texts(&mailbox), ["two", "three"]);
-        assert_eq!(mailboxes.stored(), 2);
-        // Removed by hand since: nothing is left to count.
-        let delivered = hand_over(&mut mailbox);
-        fs::remove_file(mailbox.path()).unwrap();
-        mailbox.forget_delivered(&delivered);
-        assert!(mailbox.is_empty());
-        assert_eq!(mailboxes.stored(), 0);
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
     fn a_mailbox_removed_while_it_is_delivered_is_not_counted_again() {
         let dir = temp_dir("removed-during");
         let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(1, &message("one")).unwrap();
+        mailbox.append(&message("one")).unwrap();
         let path = mailbox.path();
         mailbox
             .hand_over(|stored| {
@@ -1137,10 +1570,10 @@ mod tests {
     fn a_mailbox_that_holds_only_its_header_takes_records_after_it() {
         let dir = temp_dir("header-only");
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join(file_name("似末")), MAGIC).unwrap();
+        fs::write(dir.join(file_name("似末")), mailbox_format::header(0)).unwrap();
         let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(1, &message("after the header")).unwrap();
+        mailbox.append(&message("after the header")).unwrap();
         assert_eq!(stored_texts(&mailbox), ["after the header"]);
         assert_eq!(
             fs::metadata(mailbox.path()).unwrap().len(),
@@ -1165,7 +1598,7 @@ mod tests {
         );
         assert_eq!(
             said(io::ErrorKind::InvalidData),
-            "the mailbox entry is not a regular file"
+            "the mailbox entry is not a regular file, or not a mailbox this server reads"
         );
         assert_eq!(
             storage_problem(&io::Error::from_raw_os_error(EMFILE)),
@@ -1186,11 +1619,18 @@ mod tests {
         let dir = temp_dir("restart");
         let users = Arc::new(Accounts::built_in());
         {
-            let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::clone(&users)).unwrap();
+            let mailboxes = Mailboxes::open(
+                &dir,
+                10,
+                NO_STORE_LIMIT,
+                Arc::clone(&users),
+                SyncPolicy::Always,
+            )
+            .unwrap();
             mailboxes
                 .lock("似末")
                 .unwrap()
-                .append(1, &message("kept"))
+                .append(&message("kept"))
                 .unwrap();
         }
         // Not mailboxes: another name, near misses of 1001's "31303031.mbox", and an
@@ -1203,7 +1643,8 @@ mod tests {
         ] {
             fs::write(dir.join(stranger), message("stray").to_bytes()).unwrap();
         }
-        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users).unwrap();
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users, SyncPolicy::Always).unwrap();
         assert_eq!(stored_texts(&mailboxes.lock("似末").unwrap()), ["kept"]);
         for name in ["1001", "花开富贵"] {
             assert!(
@@ -1220,7 +1661,7 @@ mod tests {
         let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         for text in ["one", "two", "three"] {
-            assert_eq!(mailbox.append(1, &message(text)).unwrap(), Stored::Queued);
+            assert_eq!(mailbox.append(&message(text)).unwrap(), Stored::Queued);
         }
         assert_eq!(stored_texts(&mailbox), ["one", "two", "three"]);
         let handed = mailbox.hand_over(|_| Ok(())).unwrap();
@@ -1233,15 +1674,18 @@ mod tests {
     #[test]
     fn a_full_mailbox_stores_nothing() {
         let dir = temp_dir("full");
-        let mailboxes =
-            Mailboxes::open(&dir, 2, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = Mailboxes::open(
+            &dir,
+            2,
+            NO_STORE_LIMIT,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::Always,
+        )
+        .unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        assert_eq!(mailbox.append(1, &message("a")).unwrap(), Stored::Queued);
-        assert_eq!(mailbox.append(1, &message("b")).unwrap(), Stored::Queued);
-        assert_eq!(
-            mailbox.append(1, &message("c")).unwrap(),
-            Stored::MailboxFull
-        );
+        assert_eq!(mailbox.append(&message("a")).unwrap(), Stored::Queued);
+        assert_eq!(mailbox.append(&message("b")).unwrap(), Stored::Queued);
+        assert_eq!(mailbox.append(&message("c")).unwrap(), Stored::MailboxFull);
         assert_eq!(mailbox.load().unwrap().len(), 2);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -1251,14 +1695,14 @@ mod tests {
         let dir = temp_dir("torn");
         let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(1, &message("whole")).unwrap();
+        mailbox.append(&message("whole")).unwrap();
         let mut file = OpenOptions::new()
             .append(true)
             .open(mailbox.path())
             .unwrap();
         file.write_all(&message("torn").to_bytes()[..50]).unwrap();
         assert_eq!(stored_texts(&mailbox), ["whole"]);
-        mailbox.append(1, &message("after")).unwrap();
+        mailbox.append(&message("after")).unwrap();
         assert_eq!(stored_texts(&mailbox), ["whole", "after"]);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -1277,8 +1721,14 @@ mod tests {
     fn a_file_in_place_of_the_directory_is_an_error_at_startup() {
         let dir = temp_dir("notadir");
         fs::write(&dir, b"").unwrap();
-        let error =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in())).unwrap_err();
+        let error = Mailboxes::open(
+            &dir,
+            10,
+            NO_STORE_LIMIT,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::Always,
+        )
+        .unwrap_err();
         assert!(error.contains("not a directory"), "{error}");
         fs::remove_file(&dir).unwrap();
     }
@@ -1286,14 +1736,23 @@ mod tests {
     #[test]
     fn the_store_limit_counts_every_mailbox_and_a_delivery_frees_room() {
         let dir = temp_dir("store");
-        let mailboxes = Mailboxes::open(&dir, 10, 3, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = Mailboxes::open(
+            &dir,
+            10,
+            3,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::Always,
+        )
+        .unwrap();
         assert_eq!(mailboxes.store_limit(), 3);
         for name in ["1001", "1002", "1003"] {
             let mut mailbox = mailboxes.lock(name).unwrap();
-            assert_eq!(mailbox.append(1, &message("x")).unwrap(), Stored::Queued);
+            let mut to_them = message("x");
+            to_them.receiver = Name::new(name).unwrap();
+            assert_eq!(mailbox.append(&to_them).unwrap(), Stored::Queued);
         }
         let mut fourth = mailboxes.lock("似末").unwrap();
-        assert_eq!(fourth.append(1, &message("y")).unwrap(), Stored::StoreFull);
+        assert_eq!(fourth.append(&message("y")).unwrap(), Stored::StoreFull);
         drop(fourth);
         mailboxes
             .lock("1002")
@@ -1302,10 +1761,17 @@ mod tests {
             .unwrap();
         assert_eq!(mailboxes.stored(), 2);
         let mut fourth = mailboxes.lock("似末").unwrap();
-        assert_eq!(fourth.append(1, &message("y")).unwrap(), Stored::Queued);
+        assert_eq!(fourth.append(&message("y")).unwrap(), Stored::Queued);
         drop(fourth);
         // A restart counts what the files hold.
-        let reopened = Mailboxes::open(&dir, 10, 3, Arc::new(Accounts::built_in())).unwrap();
+        let reopened = Mailboxes::open(
+            &dir,
+            10,
+            3,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::Always,
+        )
+        .unwrap();
         assert_eq!(reopened.stored(), 3);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -1313,10 +1779,16 @@ mod tests {
     #[test]
     fn the_directory_and_its_files_are_private() {
         let dir = temp_dir("private");
-        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::new(Accounts::built_in()));
+        let mailboxes = Mailboxes::open(
+            &dir,
+            10,
+            NO_STORE_LIMIT,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::Always,
+        );
         let mailboxes = mailboxes.unwrap();
         let mut mailbox = mailboxes.lock("1001").unwrap();
-        mailbox.append(1, &message("secret")).unwrap();
+        mailbox.append(&message("secret")).unwrap();
         let mode = |path: &Path| fs::metadata(path).unwrap().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&mailbox.path()), 0o600);
@@ -1335,7 +1807,14 @@ mod tests {
     fn a_record_the_server_would_not_write_is_skipped_and_the_rest_delivered() {
         let dir = temp_dir("garbage");
         let users = Arc::new(Accounts::built_in());
-        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, Arc::clone(&users)).unwrap();
+        let mailboxes = Mailboxes::open(
+            &dir,
+            10,
+            NO_STORE_LIMIT,
+            Arc::clone(&users),
+            SyncPolicy::Always,
+        )
+        .unwrap();
         let path = mailboxes.lock("似末").unwrap().path();
         let forged = |sender: &str, receiver: &str| ChatMessage {
             sender: Name::new(sender).unwrap(),
@@ -1353,7 +1832,8 @@ mod tests {
         garbage.extend(not_utf8);
         garbage.extend(message("last").to_bytes());
         fs::write(&path, garbage).unwrap();
-        let mailboxes = Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users).unwrap();
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users, SyncPolicy::Always).unwrap();
         assert_eq!(
             stored_texts(&mailboxes.lock("似末").unwrap()),
             ["first", "last"]
@@ -1364,10 +1844,17 @@ mod tests {
     #[test]
     fn a_failed_handover_keeps_the_mailbox_and_its_room() {
         let dir = temp_dir("failed-send");
-        let mailboxes = Mailboxes::open(&dir, 10, 2, Arc::new(Accounts::built_in())).unwrap();
+        let mailboxes = Mailboxes::open(
+            &dir,
+            10,
+            2,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::Always,
+        )
+        .unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(1, &message("one")).unwrap();
-        mailbox.append(1, &message("two")).unwrap();
+        mailbox.append(&message("one")).unwrap();
+        mailbox.append(&message("two")).unwrap();
         let mut seen = Vec::new();
         let error = mailbox
             .hand_over(|stored| {
@@ -1381,7 +1868,7 @@ mod tests {
         assert_eq!(stored_texts(&mailbox), ["one", "two"], "the file is whole");
         assert_eq!(mailboxes.stored(), 2, "and counted again");
         assert_eq!(
-            mailbox.append(1, &message("three")).unwrap(),
+            mailbox.append(&message("three")).unwrap(),
             Stored::StoreFull
         );
         fs::remove_dir_all(&dir).unwrap();
@@ -1392,7 +1879,7 @@ mod tests {
         let dir = temp_dir("replaced");
         let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(1, &message("old")).unwrap();
+        mailbox.append(&message("old")).unwrap();
         let path = mailbox.path();
         let handed = mailbox
             .hand_over(|_| {
@@ -1418,7 +1905,7 @@ mod tests {
         let dir = temp_dir("vanished");
         let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(1, &message("gone")).unwrap();
+        mailbox.append(&message("gone")).unwrap();
         fs::remove_file(mailbox.path()).unwrap();
         let handed = mailbox.hand_over(|stored| {
             assert!(stored.is_empty());
@@ -1435,7 +1922,7 @@ mod tests {
         let dir = temp_dir("unreadable");
         let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
-        mailbox.append(1, &message("kept")).unwrap();
+        mailbox.append(&message("kept")).unwrap();
         // Unreadable: the owner may write but not read (root reads anyway, so a
         // directory in its place stands in for an open that fails).
         let path = mailbox.path();

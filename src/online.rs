@@ -11,13 +11,18 @@
 //! trickle at a time could stretch a plain `write_all` forever; [`Connection::send`]
 //! shortens the socket's timeout to what is left of the budget after each partial write.
 //!
+//! A receipts connection also carries plain data for the receipts extension: its
+//! [`Window`] (what was written to it and not yet acknowledged, for the login on it) and
+//! its [`Notice`]s (receipts for its user, left to go out with its next write). What they
+//! mean is `receipts.rs`'s business; here they are only kept, and notices written.
+//!
 //! The [`Online`] map says which connection a logged-in name is on. Its lock is held only
 //! to look up, insert or remove an entry, never across a socket write: callers take the
 //! `Arc<Connection>` out, let go of the map, then write.
 
-use crate::receipts::Receipts;
-use parking_lot::Mutex;
-use std::collections::HashMap;
+use crate::protocol::{self, Kind, Name, RECEIPT_FRAME_LEN};
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +32,55 @@ use std::time::{Duration, Instant};
 /// A wait for a connection's write lock shorter than this is not taken off the write's
 /// time budget (see `Connection::send_after`).
 pub const LOCK_WAIT_SLACK: Duration = Duration::from_millis(10);
+/// How long a write of notices may wait for the socket: a thread that leaves a receipt
+/// for another user never waits on that user's socket for longer (what does not go out
+/// at once goes with the connection's next write).
+pub const NOTICE_WRITE_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// One message written to a receipts connection and not yet acknowledged.
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    /// Its id.
+    pub id: u64,
+    /// Who sent it (for the receipt an acknowledgement sends them).
+    pub sender: Name,
+    /// The records of the owner's store it stands for: 1, more if records before it were
+    /// skipped as damaged, 0 for a room message (never stored).
+    pub records: u32,
+}
+
+/// What was written to a receipts connection for the login on it and not yet
+/// acknowledged (docs/PROTOCOL.md §3). Changed only under the owner's mailbox lock.
+#[derive(Debug, Default)]
+pub struct Window {
+    /// The messages, in the order written: their ids increase.
+    pub unacknowledged: VecDeque<Written>,
+    /// The store records they stand for, in all.
+    pub records: usize,
+    /// The highest id written for this login (an ACK above it is refused).
+    pub highest: u64,
+    /// The last id acknowledged (an ACK below it is refused).
+    pub last_ack: u64,
+}
+
+/// A receipt left for a connection's user, to go out with its next write: RECEIVED or
+/// READ, about one other user, up to an id. A newer one about the same user replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    /// RECEIVED or READ.
+    pub kind: Kind,
+    /// Whose client (RECEIVED) or which person (READ) it is about.
+    pub about: Name,
+    /// Up to which id.
+    pub id: u64,
+}
+
+/// A receipts connection's extra state (see the module's note).
+#[derive(Debug, Default)]
+struct ReceiptsState {
+    window: Mutex<Window>,
+    notices: Mutex<Vec<Notice>>,
+}
 
 /// Tells connections apart even when the same user logs in twice, so that the cleanup of
 /// an old connection never removes a newer login of the same name.
@@ -38,9 +92,10 @@ pub struct Connection {
     id: ConnectionId,
     peer: SocketAddr,
     stream: TcpStream,
-    /// Held for the whole of one frame's `write_all`; guards no data, only the order of
-    /// bytes on the socket (`&TcpStream` is itself `Write`).
-    write_lock: Mutex<()>,
+    /// Held for the whole of one frame's `write_all`: guards the order of bytes on the
+    /// socket (`&TcpStream` is itself `Write`), and the rest of a frame of notices that
+    /// went out only in part, which the next write sends first.
+    write_lock: Mutex<Vec<u8>>,
     /// How long one whole [`send`](Connection::send) may take, in milliseconds: as a
     /// `Duration` (16 bytes) it pushed every connection's allocation into the next size
     /// class, a megabyte and a half over 10,000 clients with the rest.
@@ -52,7 +107,7 @@ pub struct Connection {
     logged_in: AtomicBool,
     /// The receipts extension's state, once the client turned it on (see `receipts.rs`):
     /// a pointer's worth for every plain connection.
-    receipts: OnceLock<Box<Receipts>>,
+    receipts: OnceLock<Box<ReceiptsState>>,
 }
 
 impl Connection {
@@ -68,7 +123,7 @@ impl Connection {
             id,
             peer,
             stream,
-            write_lock: Mutex::new(()),
+            write_lock: Mutex::new(Vec::new()),
             write_timeout_ms: u32::try_from(write_timeout.as_millis()).unwrap_or(u32::MAX),
             closed: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
@@ -139,6 +194,19 @@ impl Connection {
         if self.was_evicted() {
             return self.send_without_waiting(bytes);
         }
+        // The rest of a frame of notices goes first, and notices left since go along.
+        let mut _in_order = _in_order;
+        let with_notices;
+        let bytes = match self.receipts.get() {
+            Some(state) if !_in_order.is_empty() || !state.notices.lock().is_empty() => {
+                let mut all = std::mem::take(&mut *_in_order);
+                encode_notices(&mut state.notices.lock(), &mut all);
+                all.extend_from_slice(bytes);
+                with_notices = all;
+                &with_notices[..]
+            }
+            _ => bytes,
+        };
         let result = self.write_all_within_timeout(bytes, started, waited);
         if let Err(error) = &result {
             crate::warn_limited!(
@@ -147,6 +215,119 @@ impl Connection {
             );
             self.close();
         }
+        drop(_in_order);
+        // A notice left while this write held the lock goes out now, or with the next.
+        if result.is_ok() {
+            self.send_notices();
+        }
+        result
+    }
+
+    /// Leaves a receipt for this connection's user (coalesced with one about the same
+    /// user: the higher id wins) and writes what is left at once if the socket takes it
+    /// without waiting more than [`NOTICE_WRITE_TIMEOUT`]; otherwise it goes out with the
+    /// connection's next write. Only for receipts connections; the caller never waits on
+    /// this client's socket.
+    pub fn leave_notice(&self, notice: Notice) {
+        let Some(state) = self.receipts.get() else {
+            return;
+        };
+        {
+            let mut notices = state.notices.lock();
+            match notices
+                .iter_mut()
+                .find(|left| left.kind == notice.kind && left.about == notice.about)
+            {
+                Some(left) => left.id = left.id.max(notice.id),
+                None => notices.push(notice),
+            }
+        }
+        self.send_notices();
+    }
+
+    /// Writes the notices left, if the write lock is free and the socket takes them at
+    /// once. Notices that do not go out stay left (still coalesced, so a flood of them
+    /// holds one per user); a frame that goes out in part leaves its rest for the next
+    /// write.
+    fn send_notices(&self) {
+        let Some(state) = self.receipts.get() else {
+            return;
+        };
+        while !state.notices.lock().is_empty() && !self.is_closed() {
+            // Whoever holds the lock sends the notices after its own write.
+            let Some(mut carry) = self.write_lock.try_lock() else {
+                return;
+            };
+            let taken = std::mem::take(&mut *state.notices.lock());
+            let mut bytes = std::mem::take(&mut *carry);
+            let carried = bytes.len();
+            encode_notices(&mut taken.clone(), &mut bytes);
+            let written = match self.write_briefly(&bytes) {
+                Ok(written) => written,
+                Err(error) => {
+                    crate::warn_limited!(
+                        "{}: write failed ({error}); closing the connection",
+                        self.peer
+                    );
+                    drop(carry);
+                    self.close();
+                    return;
+                }
+            };
+            // What went out: the carried bytes, then whole notice frames, then perhaps
+            // part of one, whose rest is carried; the notices after it are left again.
+            let (whole, part) = match written.checked_sub(carried) {
+                None => {
+                    *carry = bytes[written..carried].to_vec();
+                    (0, 0)
+                }
+                Some(sent) => (sent / RECEIPT_FRAME_LEN, sent % RECEIPT_FRAME_LEN),
+            };
+            let resumed = whole + usize::from(part > 0);
+            if part > 0 {
+                let end = carried + resumed * RECEIPT_FRAME_LEN;
+                *carry = bytes[written..end].to_vec();
+            }
+            if resumed < taken.len() {
+                let mut left = state.notices.lock();
+                for notice in &taken[resumed..] {
+                    match left
+                        .iter_mut()
+                        .find(|l| l.kind == notice.kind && l.about == notice.about)
+                    {
+                        Some(newer) => newer.id = newer.id.max(notice.id),
+                        None => left.push(*notice),
+                    }
+                }
+                return;
+            }
+            if !carry.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// One write of `bytes` that waits at most [`NOTICE_WRITE_TIMEOUT`] for room in the
+    /// socket: how many bytes went out (0 if none had room).
+    fn write_briefly(&self, bytes: &[u8]) -> io::Result<usize> {
+        let mut stream = &self.stream;
+        stream.set_write_timeout(Some(NOTICE_WRITE_TIMEOUT))?;
+        let mut written = 0;
+        let result = loop {
+            match stream.write(&bytes[written..]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    written += n;
+                    if written == bytes.len() {
+                        break Ok(written);
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if is_timeout(&error) => break Ok(written),
+                Err(error) => break Err(error),
+            }
+        };
+        stream.set_write_timeout(Some(self.write_timeout()))?;
         result
     }
 
@@ -266,10 +447,25 @@ impl Connection {
         self.receipts.get_or_init(Box::default);
     }
 
-    /// The receipts state, if the client turned receipts on: then every CHAT frame for
-    /// it goes out as a MESSAGE frame.
-    pub fn receipts(&self) -> Option<&Receipts> {
-        self.receipts.get().map(|receipts| &**receipts)
+    /// True if the client turned receipts on: then every CHAT frame for it goes out as
+    /// a MESSAGE frame.
+    pub fn has_receipts(&self) -> bool {
+        self.receipts.get().is_some()
+    }
+
+    /// The window of a receipts connection (`None` on a plain one). Lock order: after
+    /// the owner's mailbox lock, before nothing else.
+    pub fn window(&self) -> Option<MutexGuard<'_, Window>> {
+        self.receipts.get().map(|state| state.window.lock())
+    }
+
+    /// Forgets what belonged to the login before: a new login on this connection starts
+    /// with an empty window and no notices.
+    pub fn start_login(&self) {
+        if let Some(state) = self.receipts.get() {
+            *state.window.lock() = Window::default();
+            state.notices.lock().clear();
+        }
     }
 
     /// Marks the connection as logged in (see `Slot::log_in`).
@@ -299,6 +495,17 @@ impl Connection {
     /// True once [`Connection::close`] was called, or a write failed.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Appends the frames of `notices` to `out`, emptying it.
+fn encode_notices(notices: &mut Vec<Notice>, out: &mut Vec<u8>) {
+    for notice in notices.drain(..) {
+        out.extend_from_slice(&protocol::receipt_frame(
+            notice.kind,
+            notice.id,
+            &notice.about,
+        ));
     }
 }
 

@@ -21,7 +21,7 @@
 
 use crate::online::Connection;
 use crate::protocol::{self, CHAT_BODY_LEN, CHAT_FRAME_LEN, FEEDBACK_LEN, Feedback, Flag, Kind};
-use crate::receipts;
+use crate::routing;
 use crate::shared::SharedState;
 use crate::users::AccountId;
 use std::io::{self, Read};
@@ -52,12 +52,11 @@ pub struct Outbox {
     flags: Vec<Flag>,
     /// The ids of one receiver's messages (reused).
     ids: Vec<u64>,
-    /// Where an echo sits in `replies`, and its message's id: for a receipts connection,
-    /// whose echoes are MESSAGE frames (see `receipts.rs`). Empty on a plain one.
+    /// Where an echo sits in `replies`, and the id its message got from its receiver
+    /// (a receipts connection sees it with the echo: see `routing::reply`).
     echo_ids: Vec<(usize, u64)>,
-    /// The replies as MESSAGE frames, for a receipts connection; before that, a
-    /// receipts receiver's deliveries (reused).
-    converted: Vec<u8>,
+    /// Room for `routing` to build frames in (reused).
+    scratch: Vec<u8>,
 }
 
 impl Outbox {
@@ -97,17 +96,14 @@ impl Outbox {
         self.requests += 1;
     }
 
-    /// Gives the CHAT frame at `frame` (an echo) the id a receipts connection sees with it.
+    /// Gives the CHAT frame at `frame` (an echo) the id of its message.
     pub fn set_echo_id(&mut self, frame: usize, id: u64) {
         self.echo_ids.push((frame, id));
     }
 
-    /// Queues a CHAT frame that echoes a room message, with its id (0 on a plain
-    /// connection, where ids are not shown).
+    /// Queues a CHAT frame that echoes a room message, with its id.
     pub fn reply_echo(&mut self, frame: &[u8; CHAT_FRAME_LEN], id: u64) {
-        if id != 0 {
-            self.echo_ids.push((self.replies.len(), id));
-        }
+        self.echo_ids.push((self.replies.len(), id));
         self.reply(frame);
     }
 
@@ -136,25 +132,17 @@ impl Outbox {
     }
 
     /// Writes out everything queued: each receiver's messages first (to their socket,
-    /// or into their mailbox: [`SharedState::deliver`]), then this client's replies with
-    /// the echoes' flags filled in, in one write to `connection`.
+    /// or into their store: [`routing::deliver`]), then this client's replies with the
+    /// echoes' flags filled in, in one write to `connection` ([`routing::reply`]).
     pub fn write_out(&mut self, shared: &SharedState, connection: &Connection) -> io::Result<()> {
-        let receipts = connection.receipts().is_some();
-        self.deliver_all(shared, receipts);
+        self.deliver_all(shared);
         self.requests = 0;
         if self.replies.is_empty() {
             return Ok(());
         }
-        let result = if receipts {
-            // The receipts extension's one change here: echoes go out as MESSAGE frames.
-            self.converted.clear();
-            // Deliveries add their echoes' ids receiver by receiver: in offset order again.
-            self.echo_ids.sort_unstable();
-            receipts::as_messages(&self.replies, &self.echo_ids, &mut self.converted);
-            connection.send(&self.converted)
-        } else {
-            connection.send(&self.replies)
-        };
+        // Deliveries add their echoes' ids receiver by receiver: in offset order again.
+        self.echo_ids.sort_unstable();
+        let result = routing::reply(connection, &self.replies, &self.echo_ids, &mut self.scratch);
         self.echo_ids.clear();
         self.replies.clear();
         // One huge reply (USERS with thousands online) must not stay allocated.
@@ -163,8 +151,8 @@ impl Outbox {
     }
 
     /// Hands each receiver its messages, in one write per receiver, and settles the
-    /// echoes' flags.
-    fn deliver_all(&mut self, shared: &SharedState, want_ids: bool) {
+    /// echoes' flags and ids.
+    fn deliver_all(&mut self, shared: &SharedState) {
         // Grouped by receiver; within a receiver, echo offsets grow in the order the
         // messages came, so sorting by both keeps each receiver's order (and sorts in
         // place, with no allocation).
@@ -176,7 +164,7 @@ impl Outbox {
             flags,
             ids,
             echo_ids,
-            converted,
+            scratch,
             ..
         } = self;
         for group in deliveries.chunk_by(|a, b| a.0 == b.0) {
@@ -184,15 +172,13 @@ impl Outbox {
             for &(_, echo) in group {
                 frames.extend_from_slice(&replies[echo..echo + CHAT_FRAME_LEN]);
             }
-            shared.deliver(group[0].0, frames, want_ids, flags, ids, converted);
+            routing::deliver(shared, group[0].0, frames, flags, ids, scratch);
             for (&(_, echo), &flag) in group.iter().zip(flags.iter()) {
                 if flag != Flag::Ok {
                     protocol::set_flag(&mut replies[echo..echo + FEEDBACK_LEN], flag);
                 }
             }
-            if want_ids {
-                echo_ids.extend(group.iter().map(|&(_, echo)| echo).zip(ids.iter().copied()));
-            }
+            echo_ids.extend(group.iter().map(|&(_, echo)| echo).zip(ids.iter().copied()));
         }
         deliveries.clear();
     }

@@ -43,9 +43,24 @@ pub const MESSAGE_FRAME_LEN: usize = FEEDBACK_LEN + MESSAGE_BODY_LEN;
 pub const ACK_BODY_LEN: usize = ID_LEN;
 /// The body of RECEIVED and READ frames: the id and a name.
 pub const RECEIPT_BODY_LEN: usize = ID_LEN + NAME_LEN;
-/// Private deliveries a receipts connection may hold unacknowledged; the next one
-/// closes it as a slow receiver (docs/PROTOCOL.md §3).
-pub const MAX_UNACKED: usize = 256;
+/// The receipts window (docs/PROTOCOL.md §3): messages a receipts receiver may have
+/// written to its connection and not yet acknowledged. Beyond it, a message waits in the
+/// receiver's store (echo 0) and goes out as acknowledgements open the window: a slow
+/// receiver is paused, never disconnected (MQTT 5's "Receive Maximum").
+pub const RECEIPTS_WINDOW: usize = 256;
+/// How often a client acknowledges, at most, after a burst of deliveries (what
+/// `chat-client` and `chat-bench relay --receipts` do): one ACK covers everything before
+/// it, so a busy conversation costs the server a few ACKs a second, and a message leaves
+/// the receiver's store within a moment of reaching the screen.
+pub const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Unacknowledged deliveries that make a client acknowledge at once, interval or not:
+/// half the window, so that the window reopens before it is full and a fast
+/// conversation never pauses.
+pub const ACK_AT_ONCE: usize = RECEIPTS_WINDOW / 2;
+// At 0 a client would acknowledge nothing; at the window it would pause every time.
+const _: () = assert!(0 < ACK_AT_ONCE && ACK_AT_ONCE < RECEIPTS_WINDOW);
+/// A whole RECEIVED or READ frame: `FEEDBACK{7 or 8, 28, 1}`, the id and a name.
+pub const RECEIPT_FRAME_LEN: usize = FEEDBACK_LEN + RECEIPT_BODY_LEN;
 
 /// The receiver name that addresses the room (docs/PROTOCOL.md §3); never a user name.
 pub const ROOM: &str = "*";
@@ -552,6 +567,27 @@ pub fn set_flag(reply: &mut [u8], flag: Flag) {
     LittleEndian::write_i32(&mut reply[FLAG_OFFSET..FEEDBACK_LEN], flag.to_wire());
 }
 
+/// Appends a MESSAGE frame (receipts extension): `FEEDBACK{5, 148, flag}`, the id, the
+/// CHAT body.
+pub fn message_frame(flag: i32, id: u64, body: &[u8; CHAT_BODY_LEN], out: &mut Vec<u8>) {
+    let mut feedback = Feedback::new(Kind::Message, MESSAGE_BODY_LEN, Flag::Ok);
+    feedback.flag = flag;
+    out.extend_from_slice(&feedback.to_bytes());
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(body);
+}
+
+/// A RECEIVED or READ frame (receipts extension): `FEEDBACK{kind, 28, 1}`, the id and
+/// `name`.
+pub fn receipt_frame(kind: Kind, id: u64, name: &Name) -> [u8; RECEIPT_FRAME_LEN] {
+    let mut frame = [0; RECEIPT_FRAME_LEN];
+    frame[..FEEDBACK_LEN]
+        .copy_from_slice(&Feedback::new(kind, RECEIPT_BODY_LEN, Flag::Ok).to_bytes());
+    frame[FEEDBACK_LEN..FEEDBACK_LEN + ID_LEN].copy_from_slice(&id.to_le_bytes());
+    frame[FEEDBACK_LEN + ID_LEN..].copy_from_slice(name.field());
+    frame
+}
+
 /// Encodes a whole request: header and body, ready for one `write_all`.
 pub fn request(kind: Kind, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
@@ -627,7 +663,7 @@ mod tests {
             (MESSAGE_FRAME_LEN, 160),
             (ACK_BODY_LEN, 8),
             (RECEIPT_BODY_LEN, 28),
-            (MAX_UNACKED, 256),
+            (RECEIPTS_WINDOW, 256),
         ];
         for (size, expected) in sizes {
             assert_eq!(size, expected);

@@ -7,8 +7,10 @@
 //! [`Server::spawn`], which runs the loop in a thread and stops it when the returned
 //! [`ServerHandle`] is dropped.
 
+use crate::config::SyncPolicy;
 use crate::config::{Config, DEFAULT_MAX_CLIENTS, DEFAULT_PORT};
 use crate::descriptors;
+use crate::mailbox::SYNC_INTERVAL;
 use crate::online::Connection;
 use crate::protocol::{Feedback, Flag};
 use crate::session;
@@ -145,7 +147,6 @@ impl Server {
         let soft_limit = descriptors::soft_limit();
         let max_clients = descriptors::fit_clients(config.max_clients, soft_limit)
             .map_err(StartError::Descriptors)?;
-        let shared = SharedState::new(config, users).map_err(StartError::DataDir)?;
         let requested = SocketAddr::new(config.bind, config.port);
         // The original's `socket`, `bind` and `listen(socketfd, 2)` in one: std's default
         // backlog instead of 2, so a burst of connections is not refused.
@@ -157,6 +158,10 @@ impl Server {
             addr: requested,
             error,
         })?;
+        // Only now, holding the port, is the data directory touched (created, made
+        // private, files of an older format rewritten): a start that fails for the port
+        // changes nothing there.
+        let shared = SharedState::new(config, users).map_err(StartError::DataDir)?;
         if max_clients < config.max_clients {
             log::warn!(
                 "--max-clients {} lowered to {max_clients}: the file descriptor limit \
@@ -215,6 +220,7 @@ impl Server {
     /// Accepts clients until stopped, then closes every connection and waits for their
     /// threads to end.
     pub fn run(self) {
+        let syncing = self.start_syncing();
         let mut accept_trouble = Trouble::default();
         let mut spawn_trouble = Trouble::default();
         for incoming in self.listener.incoming() {
@@ -257,7 +263,42 @@ impl Server {
                 self.slots.count()
             );
         }
+        if let Some(syncing) = syncing {
+            syncing.thread().unpark();
+            let _ = syncing.join();
+        }
+        // What the last second wrote reaches the disk before the process ends.
+        self.shared.mailboxes.sync_written();
         log::info!("stopped");
+    }
+
+    /// Under `--sync every-second`, a thread that syncs what the store wrote, every
+    /// `SYNC_INTERVAL`, until the server stops.
+    fn start_syncing(&self) -> Option<JoinHandle<()>> {
+        if self.shared.mailboxes.sync_policy() != SyncPolicy::EverySecond {
+            return None;
+        }
+        let shared = Arc::clone(&self.shared);
+        let stopping = Arc::clone(&self.stopping);
+        let started = thread::Builder::new()
+            .name("store-sync".to_string())
+            .stack_size(CLIENT_STACK_SIZE)
+            .spawn(move || {
+                while !stopping.load(Ordering::Acquire) {
+                    thread::park_timeout(SYNC_INTERVAL);
+                    shared.mailboxes.sync_written();
+                }
+            });
+        match started {
+            Ok(thread) => Some(thread),
+            Err(error) => {
+                log::error!(
+                    "cannot start the thread that syncs the store every second ({error}); \
+                     stored messages reach the disk when the kernel writes them"
+                );
+                None
+            }
+        }
     }
 
     /// Starts a session for a new connection, or turns it away at the client limit

@@ -25,6 +25,7 @@
 //! Shutdown uses the same table: it closes every open connection and waits for their
 //! slots to come back.
 
+use crate::descriptors::EVICTIONS_IN_FLIGHT;
 use crate::online::{Connection, ConnectionId};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::{HashMap, VecDeque};
@@ -56,10 +57,6 @@ struct Table {
     /// joined them.
     evicted: VecDeque<JoinHandle<()>>,
 }
-
-/// Evicted sessions whose threads may still be ending when the next eviction is due;
-/// beyond that, the accept thread waits for one of them to end.
-pub const EVICTIONS_IN_FLIGHT: usize = 4;
 
 /// The waiting queue is compacted when it is this many times longer than the open
 /// connections (plus [`STALE_SLACK`]): compaction costs a pass over it, so it must be

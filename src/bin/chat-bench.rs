@@ -18,10 +18,10 @@
 //! `relay --receipts`: the same with receipts on for every client (docs/PROTOCOL.md §3),
 //! as `chat-client` uses them: echoes and deliveries are MESSAGE frames, each receiver
 //! acknowledges the highest id it has as `chat-client` does (after a burst, at most
-//! every `receipts::ACK_INTERVAL`, and at once when `--ack-at` deliveries are
-//! unacknowledged: by default `receipts::ACK_AT_ONCE`, 128), and each sender checks the
+//! every `protocol::ACK_INTERVAL`, and at once when `--ack-at` deliveries are
+//! unacknowledged: by default `protocol::ACK_AT_ONCE`, 128), and each sender checks the
 //! RECEIVED frames that come back and waits for the one that covers its last message, so
-//! the run measures the whole round of a receipt. `--ack-at` (1 to `MAX_UNACKED`) is there
+//! the run measures the whole round of a receipt. `--ack-at` (1 to `RECEIPTS_WINDOW`) is there
 //! to measure what an ACK costs. chat-server only; a window of at least 1.
 //!
 //! `conns`: logs N clients in, C at a time, holds them, checks that a few pairs still
@@ -36,12 +36,12 @@
 //! its thread through a racy pointer and cannot take concurrent logins.
 #![forbid(unsafe_code)]
 
+use chatroom::protocol;
 use chatroom::protocol::{
     CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, Credentials, FEEDBACK_LEN, Feedback, Flag,
-    HEADER_LEN, ID_LEN, Kind, MAX_UNACKED, MESSAGE_BODY_LEN, MESSAGE_FRAME_LEN, MessageText,
-    NAME_LEN, Name, Password, RECEIPT_BODY_LEN, read_feedback,
+    HEADER_LEN, ID_LEN, Kind, MESSAGE_BODY_LEN, MESSAGE_FRAME_LEN, MessageText, NAME_LEN, Name,
+    Password, RECEIPT_BODY_LEN, RECEIPTS_WINDOW, read_feedback,
 };
-use chatroom::receipts;
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
@@ -59,12 +59,12 @@ const READ_BUFFER_LEN: usize = 64 * 1024;
 const MAX_WRITE_BATCH: usize = 64;
 /// With receipts, the most messages a sender lets go unreceived (no RECEIVED covers
 /// them yet), whatever its window. The server closes a receiver that would hold more
-/// than `MAX_UNACKED` unacknowledged as a slow receiver, and the echo window alone does
+/// than `RECEIPTS_WINDOW` unacknowledged as a slow receiver, and the echo window alone does
 /// not stop a sender from outrunning its receiver's ACKs by that many: on two busy
 /// cores a receiver thread that waits 5 ms for a core is 256 messages behind, and runs
 /// failed so. What the server holds unacknowledged for a receiver is at most what its
 /// one sender has sent and seen no RECEIVED for, so this keeps it within the bound.
-const MAX_UNRECEIVED: usize = MAX_UNACKED;
+const MAX_UNRECEIVED: usize = RECEIPTS_WINDOW;
 /// `conns` gives up after this many failed logins (the original leaves logins
 /// unanswered under concurrency; waiting for each would take many minutes).
 const MAX_LOGIN_FAILURES: usize = 100;
@@ -123,7 +123,7 @@ struct Options {
     /// `relay --receipts`.
     receipts: bool,
     /// `relay --receipts --ack-at N`: unacknowledged deliveries that make a receiver
-    /// acknowledge at once (`receipts::ACK_AT_ONCE` if not given).
+    /// acknowledge at once (`protocol::ACK_AT_ONCE` if not given).
     ack_at: Option<usize>,
 }
 
@@ -290,12 +290,12 @@ fn relay(options: &Options) -> Result<(), String> {
         Some(_) if !receipts => {
             return Err("--ack-at goes with --receipts: plain clients send no ACK".to_string());
         }
-        given => given.unwrap_or(receipts::ACK_AT_ONCE),
+        given => given.unwrap_or(protocol::ACK_AT_ONCE),
     };
-    if !(1..=MAX_UNACKED).contains(&ack_at) {
+    if !(1..=RECEIPTS_WINDOW).contains(&ack_at) {
         return Err(format!(
-            "--ack-at {ack_at}: a receiver must acknowledge at 1 to {MAX_UNACKED} \
-             unacknowledged (the server closes it as slow beyond {MAX_UNACKED})"
+            "--ack-at {ack_at}: a receiver must acknowledge at 1 to {RECEIPTS_WINDOW} \
+             unacknowledged (the server closes it as slow beyond {RECEIPTS_WINDOW})"
         ));
     }
     eprintln!("relay: logging in {} users", pairs * 2);
@@ -678,7 +678,7 @@ fn receive_acking(
         unacked += 1;
         let burst_over = reader.buffer().len() < MESSAGE_FRAME_LEN;
         let due = unacked >= ack_at
-            || (burst_over && last_ack.elapsed() >= receipts::ACK_INTERVAL)
+            || (burst_over && last_ack.elapsed() >= protocol::ACK_INTERVAL)
             || seq + 1 == messages;
         if due {
             writer

@@ -49,7 +49,6 @@ use chatroom::protocol::{
     self, ChatMessage, Credentials, Flag, Kind, MessageText, NAME_LEN, Name, Password, ROOM,
     TEXT_LEN,
 };
-use chatroom::receipts;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -88,8 +87,8 @@ const QUIT_LINGER: Duration = Duration::from_secs(1);
 const READ_CHUNK: usize = 4096;
 /// When ACKs go out (see `chatroom::receipts`): after a burst, at most this often, or
 /// at once when this many printed deliveries are unacknowledged.
-const ACK_INTERVAL: Duration = receipts::ACK_INTERVAL;
-const ACK_AT_ONCE: usize = receipts::ACK_AT_ONCE;
+const ACK_INTERVAL: Duration = protocol::ACK_INTERVAL;
+const ACK_AT_ONCE: usize = protocol::ACK_AT_ONCE;
 const MICROS_PER_SEC: u64 = 1_000_000;
 
 /// What the user asked for on the command line.
