@@ -473,10 +473,6 @@ fn make_private(path: &Path, metadata: &Metadata, mode: u32) {
     }
 }
 
-/// The mailboxes an earlier run left in `dir`: each account's message count, or why its
-/// entry is unusable, and the highest message id stored. Files of the first format are
-/// rewritten with ids (see [`upgrade`]). Every other file is reported and left alone.
-
 /// The mailboxes an earlier run left in `dir`: each account's message count and last
 /// id, or why its entry is unusable. Files of an older format are rewritten in this one;
 /// a file with a damaged header, a record this server would not write, or ids out of
@@ -731,9 +727,6 @@ fn not_regular(kind: NotRegular) -> io::Error {
         ),
     )
 }
-
-/// One user's stored messages, locked. Only reachable through [`Mailboxes::lock`]; the
-/// lock is released when this is dropped.
 
 /// One user's stored messages, locked. Only reachable through [`Mailboxes::lock`]; the
 /// lock is released when this is dropped.

@@ -85,7 +85,8 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Unrecognised> {
     let start: Option<&[u8; 8]> = bytes.first_chunk();
     let near =
         |magic: &[u8; 8]| start.is_some_and(|start| differing(start, magic) <= MAGIC_TOLERANCE);
-    let fits = |header: usize| bytes.len() >= header && (bytes.len() - header) % RECORD_LEN == 0;
+    let fits =
+        |header: usize| bytes.len() >= header && (bytes.len() - header).is_multiple_of(RECORD_LEN);
     if start == Some(&MAGIC) || (near(&MAGIC) && (checksum_holds(bytes) || fits(HEADER_LEN))) {
         let (acknowledged, damaged) = if checksum_holds(bytes) && start == Some(&MAGIC) {
             (read_u64(bytes, ACKNOWLEDGED_AT), None)
@@ -114,7 +115,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Unrecognised> {
             "its header is damaged and its size fits no format with that header",
         ));
     }
-    if bytes.len() % OLD_RECORD_LEN == 0 && bytes.first() != Some(&MAGIC[0]) {
+    if bytes.len().is_multiple_of(OLD_RECORD_LEN) && bytes.first() != Some(&MAGIC[0]) {
         return Ok(parsed(Format::Old, 0, bytes, 0, None));
     }
     Err(Unrecognised(

@@ -156,10 +156,10 @@ pub fn acknowledge(shared: &SharedState, connection: &Connection, user: &str, id
     }
     // A connection a newer login of the same user replaced may still be reading its last
     // frames: it no longer speaks for the store.
-    if !shared
+    if shared
         .online
         .get(user)
-        .is_some_and(|current| current.id() == connection.id())
+        .is_none_or(|current| current.id() != connection.id())
     {
         return true;
     }

@@ -121,6 +121,8 @@ pub struct Server {
     slots: Arc<Slots>,
     write_timeout: Duration,
     stopping: Arc<AtomicBool>,
+    /// The thread that syncs the store every second, if `--sync every-second`.
+    syncing: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -177,15 +179,19 @@ impl Server {
             shared.accounts.len(),
             shared.mailboxes.dir().display()
         );
+        let shared = Arc::new(shared);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let syncing = Server::start_syncing(&shared, &stopping);
         Ok(Server {
             listener,
             addr,
-            shared: Arc::new(shared),
+            shared,
             // Room for the default limit up front, so that a crowd that size never
             // regrows the table; a higher limit grows as clients come.
             slots: Slots::new(max_clients, DEFAULT_MAX_CLIENTS),
             write_timeout: config.write_timeout,
-            stopping: Arc::new(AtomicBool::new(false)),
+            stopping,
+            syncing,
         })
     }
 
@@ -219,8 +225,8 @@ impl Server {
 
     /// Accepts clients until stopped, then closes every connection and waits for their
     /// threads to end.
-    pub fn run(self) {
-        let syncing = self.start_syncing();
+    pub fn run(mut self) {
+        let syncing = self.syncing.take();
         let mut accept_trouble = Trouble::default();
         let mut spawn_trouble = Trouble::default();
         for incoming in self.listener.incoming() {
@@ -273,13 +279,17 @@ impl Server {
     }
 
     /// Under `--sync every-second`, a thread that syncs what the store wrote, every
-    /// `SYNC_INTERVAL`, until the server stops.
-    fn start_syncing(&self) -> Option<JoinHandle<()>> {
-        if self.shared.mailboxes.sync_policy() != SyncPolicy::EverySecond {
+    /// `SYNC_INTERVAL`, until the server stops (started with the server, so that it is
+    /// there before the first client).
+    fn start_syncing(
+        shared: &Arc<SharedState>,
+        stopping: &Arc<AtomicBool>,
+    ) -> Option<JoinHandle<()>> {
+        if shared.mailboxes.sync_policy() != SyncPolicy::EverySecond {
             return None;
         }
-        let shared = Arc::clone(&self.shared);
-        let stopping = Arc::clone(&self.stopping);
+        let shared = Arc::clone(shared);
+        let stopping = Arc::clone(stopping);
         let started = thread::Builder::new()
             .name("store-sync".to_string())
             .stack_size(CLIENT_STACK_SIZE)
@@ -401,6 +411,17 @@ impl Stopper {
     pub fn stop(&self) {
         if !self.stopping.swap(true, Ordering::AcqRel) {
             let _ = TcpStream::connect_timeout(&self.wake_addr, WAKE_TIMEOUT);
+        }
+    }
+}
+
+impl Drop for Server {
+    /// A server bound but never run stops its sync thread too.
+    fn drop(&mut self) {
+        if let Some(syncing) = self.syncing.take() {
+            self.stopping.store(true, Ordering::Release);
+            syncing.thread().unpark();
+            let _ = syncing.join();
         }
     }
 }

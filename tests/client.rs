@@ -735,7 +735,10 @@ fn next_receipt(client: &mut Client) -> (Kind, u64, String) {
 fn local_time_of(id: u64) -> String {
     let output = Command::new("date")
         .arg("-d")
-        .arg(format!("@{}", id / 1_000_000))
+        .arg(format!(
+            "@{}",
+            chatroom::message_id::sent_at_ms(id).expect("a real id") / 1_000
+        ))
         .arg("+%H:%M:%S")
         .output()
         .expect("date");

@@ -58,12 +58,13 @@ const READ_BUFFER_LEN: usize = 64 * 1024;
 /// Frames written per system call when the window allows.
 const MAX_WRITE_BATCH: usize = 64;
 /// With receipts, the most messages a sender lets go unreceived (no RECEIVED covers
-/// them yet), whatever its window. The server closes a receiver that would hold more
-/// than `RECEIPTS_WINDOW` unacknowledged as a slow receiver, and the echo window alone does
-/// not stop a sender from outrunning its receiver's ACKs by that many: on two busy
-/// cores a receiver thread that waits 5 ms for a core is 256 messages behind, and runs
-/// failed so. What the server holds unacknowledged for a receiver is at most what its
-/// one sender has sent and seen no RECEIVED for, so this keeps it within the bound.
+/// them yet), whatever its window. Beyond `RECEIPTS_WINDOW` unacknowledged, the server
+/// pauses a receiver and keeps the rest in its store (echo 0), and the echo window alone
+/// does not stop a sender from outrunning its receiver's ACKs by that many: on two busy
+/// cores a receiver thread that waits 5 ms for a core is 256 messages behind. What the
+/// server holds unacknowledged for a receiver is at most what its one sender has sent
+/// and seen no RECEIVED for, so this keeps the relay within the window, where every
+/// echo says 1.
 const MAX_UNRECEIVED: usize = RECEIPTS_WINDOW;
 /// `conns` gives up after this many failed logins (the original leaves logins
 /// unanswered under concurrency; waiting for each would take many minutes).
@@ -295,7 +296,7 @@ fn relay(options: &Options) -> Result<(), String> {
     if !(1..=RECEIPTS_WINDOW).contains(&ack_at) {
         return Err(format!(
             "--ack-at {ack_at}: a receiver must acknowledge at 1 to {RECEIPTS_WINDOW} \
-             unacknowledged (the server closes it as slow beyond {RECEIPTS_WINDOW})"
+             unacknowledged (the server pauses it at a window of {RECEIPTS_WINDOW})"
         ));
     }
     eprintln!("relay: logging in {} users", pairs * 2);

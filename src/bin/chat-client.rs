@@ -89,7 +89,8 @@ const READ_CHUNK: usize = 4096;
 /// at once when this many printed deliveries are unacknowledged.
 const ACK_INTERVAL: Duration = protocol::ACK_INTERVAL;
 const ACK_AT_ONCE: usize = protocol::ACK_AT_ONCE;
-const MICROS_PER_SEC: u64 = 1_000_000;
+/// Milliseconds in a second.
+const MILLIS_PER_SEC: u64 = 1_000;
 
 /// What the user asked for on the command line.
 struct Options {
@@ -1312,10 +1313,11 @@ impl Clock {
         self.format(unix_now_secs(), unix_now_secs())
     }
 
-    /// The time a message id stands for (microseconds since 1970): `HH:MM:SS` if it is
+    /// The time a message id stands for (`message_id::sent_at_ms`): `HH:MM:SS` if it is
     /// today here, else `YYYY-MM-DD HH:MM:SS`, since a stored message may be days old.
     fn at(&self, id: u64) -> String {
-        let secs = i64::try_from(id / MICROS_PER_SEC).unwrap_or(i64::MAX / 2);
+        let ms = chatroom::message_id::sent_at_ms(id).unwrap_or(0);
+        let secs = i64::try_from(ms / MILLIS_PER_SEC).unwrap_or(i64::MAX / 2);
         self.format(secs, unix_now_secs())
     }
 
@@ -2124,7 +2126,7 @@ mod tests {
 
     /// An id of today, `secs_ago` seconds back: ids are microseconds since 1970.
     fn id_ago(secs_ago: u64) -> u64 {
-        (unix_now_secs() as u64 - secs_ago) * MICROS_PER_SEC + 123_456
+        ((unix_now_secs() as u64 - secs_ago) * 1_000) << chatroom::message_id::SEQUENCE_BITS | 3
     }
 
     #[test]
