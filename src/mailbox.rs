@@ -12,8 +12,8 @@
 //! is never delivered as garbage.
 //!
 //! What the store promises, and what it refuses:
-//! - Ids: each user's messages get ids from [`message_id`](crate::message_id), the
-//!   millisecond they were accepted and a count per user, increasing in file order.
+//! - Ids: each user's messages get ids from [`crate::message_id`]: the millisecond they
+//!   were accepted and a count per user, increasing in file order.
 //! - Limits: `--mailbox-limit` messages per user and `--store-limit` in all mailboxes
 //!   together, counting every message not yet delivered for good, and answered -7 when
 //!   reached; a delivery frees its room at once.
@@ -984,7 +984,7 @@ impl Mailbox<'_> {
 
     /// The owner's receipts client has the first `count` stored messages: they leave the
     /// store, and their room is given back. The file is emptied when nothing is left,
-    /// rewritten without them when they are many ([`COMPACT_AT`]), and otherwise its
+    /// rewritten without them when they are many (`COMPACT_AT`), and otherwise its
     /// header counts them. A failure here is logged and loses nothing: at worst the
     /// messages are delivered again after a restart.
     pub fn acknowledge(&mut self, count: usize) {
