@@ -92,24 +92,6 @@ fn descriptors(pid: u32) -> usize {
         .count()
 }
 
-/// The number the process's next descriptor gets: the lowest one not in use. A soft
-/// limit of this leaves no descriptor free; one more leaves exactly one.
-fn lowest_free_descriptor(pid: u32) -> usize {
-    let in_use: std::collections::HashSet<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .map(|entry| {
-            entry
-                .unwrap()
-                .file_name()
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    (0..).find(|fd| !in_use.contains(fd)).unwrap()
-}
-
 /// Threads of a process, from its status file.
 fn threads(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -353,17 +335,6 @@ fn after_a_mailbox_is_delivered_at_the_store_limit_the_next_message_is_stored() 
              must be QUEUED (0), not {flag}"
         );
     }
-}
-
-/// The soft and hard descriptor limits of a process, as its limits file writes them.
-fn descriptor_limits(pid: u32) -> (String, String) {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let line = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))
-        .expect("a descriptor limit");
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    (fields[3].to_string(), fields[4].to_string())
 }
 
 /// prlimit from util-linux sets a running process's limits; false (with a message) where

@@ -168,3 +168,32 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
+
+/// The number the process's next descriptor gets: the lowest one not in use. A soft
+/// limit of this leaves no descriptor free; one more leaves exactly one.
+pub fn lowest_free_descriptor(pid: u32) -> usize {
+    let in_use: std::collections::HashSet<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|entry| {
+            entry
+                .unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    (0..).find(|fd| !in_use.contains(fd)).unwrap()
+}
+
+/// The soft and hard descriptor limits of a process, as its limits file writes them.
+pub fn descriptor_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("a descriptor limit");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}

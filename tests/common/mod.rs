@@ -10,6 +10,7 @@
 pub mod child;
 pub mod exchanges;
 pub mod minimal;
+pub mod receipts;
 
 use chatroom::blocking_client::{Client, Reply};
 use chatroom::protocol::ChatMessage;
