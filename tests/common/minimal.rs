@@ -16,8 +16,16 @@ pub struct Minimal {
 impl Minimal {
     /// Builds the example if its source changed, and starts it on a free port.
     pub fn start() -> Minimal {
-        let mut child = Command::new(example_binary())
-            .arg("0")
+        Minimal::start_through_shell("")
+    }
+
+    /// Like [`Minimal::start`], through `sh -c` with `shell_prefix` before the `exec`
+    /// (`"ulimit -n 16;"`), so that a test can lower its limits.
+    pub fn start_through_shell(shell_prefix: &str) -> Minimal {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{shell_prefix} exec \"$0\" 0"))
+            .arg(example_binary())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -41,6 +49,11 @@ impl Minimal {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its process id (the example's own: the shell `exec`s it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
