@@ -30,20 +30,22 @@ impl Minimal {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the minimal example");
+        let stdout = child.stdout.take().unwrap();
+        // Owned from here: if it never says where it listens, the panic kills it.
+        let mut minimal = Minimal {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        BufReader::new(stdout).read_line(&mut first).unwrap();
         let port = first
             .trim()
             .rsplit(':')
             .next()
             .and_then(|port| port.parse::<u16>().ok())
             .unwrap_or_else(|| panic!("expected `listening on ADDR`, got {first:?}"));
-        Minimal {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
+        minimal.addr.set_port(port);
+        minimal
     }
 
     /// Where it listens.
