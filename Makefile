@@ -6,7 +6,8 @@
 #   make client NAME=似末 [PASSWORD=123456] [ADDR=127.0.0.1:12345]
 #                     the companion terminal client (ADDR: the server's HOST:PORT)
 #   make test         every test: unit tests and the TCP tests in tests/; the last line
-#                     is the total, `make test: N passed, N failed` (the log: TEST_LOG)
+#                     is the total, `make test: N passed, N failed, N ignored` (the
+#                     log: TEST_LOG)
 #   make exercises    check that each exercise of docs/TOUR.md fails as it says (its
 #                     patch in docs/exercises/ applied to a copy of the tree; slow)
 #   make lint         rustfmt and clippy, warnings as errors
@@ -72,8 +73,9 @@ test:
 	status=$$?; \
 	awk '/^test result:/ { for (i = 1; i < NF; i++) { \
 		if ($$(i + 1) ~ /^passed;?$$/) passed += $$i; \
-		if ($$(i + 1) ~ /^failed;?$$/) failed += $$i } } \
-	END { printf "make test: %d passed, %d failed\n", passed, failed }' $(TEST_LOG); \
+		if ($$(i + 1) ~ /^failed;?$$/) failed += $$i; \
+		if ($$(i + 1) ~ /^ignored;?$$/) ignored += $$i } } \
+	END { printf "make test: %d passed, %d failed, %d ignored\n", passed, failed, ignored }' $(TEST_LOG); \
 	exit $$status
 
 exercises:

@@ -12,8 +12,11 @@
 --
 -- The receipts extension (docs/PROTOCOL.md §3, types 4 to 8) is decoded too: RECEIPTS
 -- and its feedback, MESSAGE (a CHAT frame with the message's id), ACK, RECEIVED and READ
--- with their refusals. An id is shown as a number and as the UTC time it carries
--- (microseconds since the Unix epoch); `chatroom.id` filters on it.
+-- with their refusals. An id is `(milliseconds since the Unix epoch << 20) | n`, n
+-- counting the receiver's messages within that millisecond from 0: it is shown as a
+-- number (`chatroom.id`), as the UTC millisecond it carries (`chatroom.id.time`) and
+-- as n (`chatroom.id.sequence`). Ids below 2^56 are the first receipts server's,
+-- microseconds since the epoch: shown as that microsecond, with no sequence.
 --
 -- Load it in Wireshark by copying it into the personal Lua plugin folder:
 --     mkdir -p ~/.local/lib/wireshark/plugins
@@ -40,6 +43,14 @@ local MESSAGE_BODY_LEN = ID_LEN + CHAT_BODY_LEN          -- id + CHATMSG, 148
 local ACK_BODY_LEN = ID_LEN                              -- id, 8
 local RECEIPT_BODY_LEN = ID_LEN + NAME_LEN               -- id + name[20], 28
 local MICROS_PER_SEC = 1000000
+local MILLIS_PER_SEC = 1000
+local NANOS_PER_MILLI = 1000000
+local NANOS_PER_MICRO = 1000
+-- Ids (src/message_id.rs): the millisecond above the low SEQUENCE_BITS, the sequence in
+-- them; an id below FIRST_MILLISECOND_ID (2^56) is an older id in microseconds.
+local SEQUENCE_BITS = 20
+local SEQUENCE_MASK = UInt64(2 ^ SEQUENCE_BITS - 1)
+local FIRST_MILLISECOND_ID = UInt64(0, 2 ^ (56 - 32))
 -- A request length outside 0..=MAX_BODY_LEN makes the server close the connection
 -- (docs/PROTOCOL.md §2): nothing after it can be trusted to be framed.
 local MAX_BODY_LEN = 4096
@@ -93,12 +104,14 @@ local f = {
     user = ProtoField.string("chatroom.user", "User", base.UNICODE),
     id = ProtoField.uint64("chatroom.id", "Id", base.DEC),
     id_time = ProtoField.absolute_time("chatroom.id.time", "Id as time", base.UTC),
+    id_sequence = ProtoField.uint32("chatroom.id.sequence",
+        "Id's sequence in its millisecond", base.DEC),
     after_nul = ProtoField.bytes("chatroom.after_nul", "Bytes after the NUL"),
     body = ProtoField.bytes("chatroom.body", "Body"),
 }
 chatroom.fields = {
     f.direction, f.type, f.length, f.flag, f.name, f.password, f.password_length,
-    f.sender, f.receiver, f.text, f.user_count, f.user, f.id, f.id_time, f.after_nul,
+    f.sender, f.receiver, f.text, f.user_count, f.user, f.id, f.id_time, f.id_sequence, f.after_nul,
     f.body,
 }
 
@@ -258,18 +271,28 @@ local function add_chat_body(tree, tvb, offset)
     return string.format(' %s → %s "%s"', one_line(sender), one_line(to), one_line(text))
 end
 
--- A message id at `offset` (docs/PROTOCOL.md §3): a u64, the microsecond since the Unix
--- epoch at which the server accepted the message, shown as its number and, below it, as
--- that time in UTC. Returns the id as decimal text, and its tree item.
+-- A message id at `offset` (docs/PROTOCOL.md §3): a u64, the millisecond since the Unix
+-- epoch at which the server accepted the message above its low 20 bits, the message's
+-- place among the receiver's messages of that millisecond in them. Shown as its number
+-- and, below it, as that time in UTC and that sequence; an id of the first receipts
+-- server (below 2^56: microseconds) as its microsecond. Returns the id as decimal text,
+-- and its tree item.
 local function add_id(tree, tvb, offset)
     local range = tvb:range(offset, ID_LEN)
     local id = range:le_uint64()
     local item = tree:add_le(f.id, range)
-    -- Id 0 is no time: the echo of a refused message carries it.
-    if id ~= UInt64(0) then
+    if id >= FIRST_MILLISECOND_ID then
+        local millis = id:rshift(SEQUENCE_BITS)
+        local secs = (millis / MILLIS_PER_SEC):tonumber()
+        local nanos = (millis % MILLIS_PER_SEC):tonumber() * NANOS_PER_MILLI
+        item:add(f.id_time, range, NSTime(secs, nanos)):set_generated()
+        local sequence = id:band(SEQUENCE_MASK):tonumber()
+        item:add(f.id_sequence, range, sequence):set_generated()
+    elseif id ~= UInt64(0) then
+        -- Id 0 is no time: the echo of a refused message carries it.
         local secs = (id / MICROS_PER_SEC):tonumber()
         local micros = (id % MICROS_PER_SEC):tonumber()
-        item:add(f.id_time, range, NSTime(secs, micros * 1000)):set_generated()
+        item:add(f.id_time, range, NSTime(secs, micros * NANOS_PER_MICRO)):set_generated()
     end
     return tostring(id), item
 end

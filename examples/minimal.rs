@@ -18,8 +18,9 @@
 //! message is delivered before the echo, whose flag says whether it was (1) or not
 //! (-1); a frame goes out in one `write_all`.
 //!
-//! Where it still differs from the full server, and which file of the full server does
-//! it properly:
+//! Where it still differs from the full server in what a client of the article's
+//! protocol sees, and which file of the full server does it properly (the list after
+//! this one says what it leaves out altogether):
 //!
 //! - a wrong length, an unknown type, or chat before login gets no reply at all (the
 //!   full server answers -3, -4, -2): `session.rs`
@@ -45,6 +46,19 @@
 //! - a system call per frame read and per frame written (`frame_reader.rs`, `outbox.rs`)
 //! - no USERS request or room, no users file, no flags but the port, no clean exit on
 //!   Ctrl-C (`session.rs`, `users.rs`, `config.rs`, `server.rs`)
+//! - when no descriptor is free, `accept` fails and the connection waits in the
+//!   kernel's queue: it rests `ACCEPT_BACKOFF` and tries again, so a newcomer waits
+//!   for a client to leave (the full server closes the connection that has gone longest
+//!   without logging in to make room, and fits its client limit to the descriptor
+//!   limit at startup: `server.rs`, `slots.rs`, `descriptors.rs`)
+//!
+//! What it leaves out altogether, beyond the protocol of the article: the receipts
+//! extension of docs/PROTOCOL.md §3 (message ids, ACK, READ, receipts: it reads the
+//! request and ignores it, so a client goes on in the plain protocol; `receipts.rs`,
+//! `message_id.rs`); the data directory and everything stored in it; the log (it prints
+//! one line, where it listens; the full server logs logins, closes and faults, each
+//! line a client can cause rate-limited: `log_limit.rs`). Neither list is every
+//! difference in the code: they are the ones a client or an operator can see.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -53,6 +67,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 const LOGIN: i32 = 1; // businessType of a login
 const CHAT: i32 = 2; // businessType of a chat message
@@ -64,6 +79,10 @@ const MAX_BODY_LEN: usize = 4096; // a longer `length` is not a frame we can tru
 const USER_INFO: [&str; 6] = ["1001", "1002", "似末", "1003", "玛卡巴卡", "花开富贵"];
 const PASSWORD: &str = "123456";
 const EXIT_USAGE: u8 = 2; // a bad argument: the exit status chat-server gives it too
+/// How long the listener rests after `accept` fails for want of a descriptor or of
+/// memory (EMFILE, ENFILE, ENOMEM): the connection stays in the kernel's queue, so a
+/// retry at once fails at once, and the loop would spin a core until a client leaves.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Name → the socket to write that user's messages to: the original's `onlineMap`.
 type OnlineMap = Arc<Mutex<HashMap<String, Arc<TcpStream>>>>;
@@ -92,9 +111,17 @@ fn main() -> ExitCode {
     );
     let online_map = OnlineMap::default();
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue }; // a client that left before accept
-        let online_map = Arc::clone(&online_map);
-        thread::spawn(move || pthread_function(stream, &online_map));
+        match stream {
+            Ok(stream) => {
+                let online_map = Arc::clone(&online_map);
+                thread::spawn(move || pthread_function(stream, &online_map));
+            }
+            // A client that reset its connection before we took it: on to the next.
+            Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => {}
+            // No descriptor free (EMFILE, ENFILE), no memory, or another failure: rest
+            // rather than fail again at once; a client that leaves frees a descriptor.
+            Err(_) => thread::sleep(ACCEPT_BACKOFF),
+        }
     }
     ExitCode::SUCCESS // never reached: `incoming` waits for the next client forever
 }

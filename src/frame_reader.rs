@@ -360,6 +360,31 @@ mod tests {
         assert_eq!(reader.large.capacity(), 0, "the heap buffer is given back");
     }
 
+    /// A client that sends a request and waits for the reply, as a chat client does, is
+    /// read into the small buffer and costs no heap buffer: only a read that fills the
+    /// small buffer means pipelining, not any read while the buffer is small.
+    #[test]
+    fn a_client_sending_one_request_at_a_time_keeps_the_small_buffer() {
+        use crate::protocol::{CHAT_BODY_LEN, Kind, LOGIN_BODY_LEN, request};
+        let login = request(Kind::Login, &[1; LOGIN_BODY_LEN]);
+        let chat = request(Kind::Chat, &[2; CHAT_BODY_LEN]);
+        // The largest read that does not fill the small buffer.
+        let almost_full = vec![3; SMALL_BUFFER_LEN - 1];
+        let requests = [login, chat, almost_full];
+        let mut reader = FrameReader::new(Chunks(requests.to_vec()), None);
+        for request in &requests {
+            assert!(reader.wait_for_frame().unwrap());
+            assert_eq!(read_n(&mut reader, request.len()).unwrap(), *request);
+            assert!(
+                !reader.is_large(),
+                "a read of {} bytes into the small buffer is not pipelining",
+                request.len()
+            );
+            assert_eq!(reader.large.capacity(), 0, "no heap buffer");
+        }
+        assert!(!reader.wait_for_frame().unwrap());
+    }
+
     #[test]
     fn a_pipelining_client_is_read_a_large_bufferful_at_a_time_and_nothing_is_lost() {
         let burst: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();

@@ -9,12 +9,14 @@
 //! included, since what follows a password's NUL may be the rest of an older one.
 //!
 //! The receipts extension's frames (docs/PROTOCOL.md §3) are decoded too, in both
-//! directions: a message id as the number on the wire and as the UTC time it stands for
-//! (to the microsecond, since ids are microseconds and a trace compares them), names
-//! as text.
+//! directions: a message id as the number on the wire and as what it stands for (the
+//! UTC millisecond the server accepted the message in, and `#n`, its place among the
+//! receiver's messages of that millisecond, from 0; an id of the first receipts server,
+//! below [`FIRST_MILLISECOND_ID`], as the microsecond it was), names as text.
 //!
 //! Nothing here does I/O: the functions take a whole frame's bytes and return text.
 
+use crate::message_id::{FIRST_MILLISECOND_ID, SEQUENCE_BITS, sent_at_ms};
 use crate::protocol::{
     ACK_BODY_LEN, CHAT_BODY_LEN, FEEDBACK_LEN, Feedback, Flag, HEADER_LEN, Header, ID_LEN, Kind,
     LOGIN_BODY_LEN, MESSAGE_BODY_LEN, NAME_LEN, RECEIPT_BODY_LEN, TEXT_LEN,
@@ -37,6 +39,9 @@ const REPEATED: &str = "  *\n";
 /// The printable ASCII range, shown as itself in the dump's text column.
 const PRINTABLE: Range<u8> = 0x20..0x7f;
 const MICROS_PER_SEC: u64 = 1_000_000;
+const MILLIS_PER_SEC: u64 = 1_000;
+/// The low bits of a message id: its sequence within its millisecond.
+const SEQUENCE_MASK: u64 = (1 << SEQUENCE_BITS) - 1;
 const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
 
 /// A request the client sends (a `HEAD` and its body), decoded, then dumped with the
@@ -143,26 +148,47 @@ fn receipt_body(body: &[u8]) -> String {
     format!("  id {}, name {}", id(message_id), field(name))
 }
 
-/// A message id (8 bytes, little-endian) as its number and the time it stands for.
+/// A message id (8 bytes, little-endian) as its number and what it stands for:
+/// `(2026-12-07 08:25:09.123 UTC #3)`, the millisecond and the sequence in it, or for an
+/// id of the first receipts server `(2026-12-01 08:25:09.123456 UTC)`, its microsecond.
 fn id(bytes: &[u8]) -> String {
     let id = u64::from_le_bytes(bytes.try_into().expect("an id is 8 bytes"));
-    if id == 0 {
-        return "0 (none: a message not accepted)".to_string();
+    match sent_at_ms(id) {
+        None => "0 (none: a message not accepted)".to_string(),
+        Some(ms) if id >= FIRST_MILLISECOND_ID => {
+            format!("{id} ({} #{})", utc_time_ms(ms), id & SEQUENCE_MASK)
+        }
+        Some(_) => format!("{id} ({})", utc_time(id)),
     }
-    format!("{id} ({})", utc_time(id))
 }
 
 /// Microseconds since 1970 as `YYYY-MM-DD HH:MM:SS.ffffff UTC`.
 pub fn utc_time(micros: u64) -> String {
-    let secs = micros / MICROS_PER_SEC;
+    format!(
+        "{}.{:06} UTC",
+        utc_second(micros / MICROS_PER_SEC),
+        micros % MICROS_PER_SEC
+    )
+}
+
+/// Milliseconds since 1970 as `YYYY-MM-DD HH:MM:SS.fff UTC`.
+pub fn utc_time_ms(millis: u64) -> String {
+    format!(
+        "{}.{:03} UTC",
+        utc_second(millis / MILLIS_PER_SEC),
+        millis % MILLIS_PER_SEC
+    )
+}
+
+/// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS`.
+fn utc_second(secs: u64) -> String {
     let (days, of_day) = (secs / SECONDS_PER_DAY, secs % SECONDS_PER_DAY);
     let (year, month, day) = civil_from_days(i64::try_from(days).expect("u64 / 86400 fits"));
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06} UTC",
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
         of_day / 3600,
         of_day / 60 % 60,
         of_day % 60,
-        micros % MICROS_PER_SEC
     )
 }
 
@@ -441,13 +467,59 @@ mod tests {
         ));
     }
 
-    /// 2026-12-01 08:25:09.123456 UTC.
-    const ID: u64 = 1_796_113_509_123_456;
+    /// 2026-12-07 08:25:09.123 UTC, the receiver's fourth message (`#3`) of that
+    /// millisecond.
+    const ID: u64 = 1_796_631_909_123 << SEQUENCE_BITS | 3;
+    /// How [`ID`] is shown.
+    const SHOWN_ID: &str = "1883905100740558851 (2026-12-07 08:25:09.123 UTC #3)";
+    /// An id of the first receipts server: 2026-12-01 08:25:09.123456 UTC, in
+    /// microseconds.
+    const MICROSECOND_ID: u64 = 1_796_113_509_123_456;
 
     #[test]
-    fn ids_are_shown_as_numbers_and_utc_times() {
+    fn ids_are_shown_as_numbers_with_their_millisecond_and_sequence() {
+        let shown = |id: u64| super::id(&id.to_le_bytes());
+        assert_eq!(shown(ID), SHOWN_ID);
+        let first_of_its_millisecond = ID & !SEQUENCE_MASK;
+        assert_eq!(
+            shown(first_of_its_millisecond),
+            "1883905100740558848 (2026-12-07 08:25:09.123 UTC #0)"
+        );
+        // The largest sequence a millisecond holds; one more is the next millisecond's.
+        assert!(shown(first_of_its_millisecond | SEQUENCE_MASK).ends_with(".123 UTC #1048575)"));
+        assert!(shown(ID + SEQUENCE_MASK).ends_with(".124 UTC #2)"));
+        assert_eq!(
+            shown(FIRST_MILLISECOND_ID),
+            "72057594037927936 (1972-03-06 08:44:36.736 UTC #0)",
+            "the smallest millisecond id"
+        );
+        // Below it, the first receipts server's microseconds, shown as before.
+        assert_eq!(
+            shown(MICROSECOND_ID),
+            "1796113509123456 (2026-12-01 08:25:09.123456 UTC)"
+        );
+        assert_eq!(
+            shown(FIRST_MILLISECOND_ID - 1),
+            "72057594037927935 (4253-05-31 22:20:37.927935 UTC)",
+            "the largest microsecond id"
+        );
+        assert_eq!(shown(0), "0 (none: a message not accepted)");
+    }
+
+    #[test]
+    fn times_are_shown_in_utc_to_the_millisecond_or_the_microsecond() {
+        assert_eq!(utc_time_ms(0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(
+            utc_time_ms(1_796_631_909_123),
+            "2026-12-07 08:25:09.123 UTC"
+        );
+        assert_eq!(utc_time_ms(951_782_400_001), "2000-02-29 00:00:00.001 UTC");
+        assert_eq!(
+            utc_time_ms(1_767_225_599_999),
+            "2025-12-31 23:59:59.999 UTC"
+        );
         assert_eq!(utc_time(0), "1970-01-01 00:00:00.000000 UTC");
-        assert_eq!(utc_time(ID), "2026-12-01 08:25:09.123456 UTC");
+        assert_eq!(utc_time(MICROSECOND_ID), "2026-12-01 08:25:09.123456 UTC");
         // A leap day, and the last microsecond of a year.
         assert_eq!(
             utc_time(951_782_400_000_001),
@@ -477,7 +549,7 @@ mod tests {
         assert!(
             ack.starts_with(
                 "→ HEAD{type 6 ACK (extension), length 8}  \
-                 id 1796113509123456 (2026-12-01 08:25:09.123456 UTC)\n"
+                 id 1883905100740558851 (2026-12-07 08:25:09.123 UTC #3)\n"
             ),
             "{ack}"
         );
@@ -490,7 +562,7 @@ mod tests {
         assert!(
             read.starts_with(
                 "→ HEAD{type 8 READ (extension), length 28}  \
-                 id 1796113509123456 (2026-12-01 08:25:09.123456 UTC), name \"玛卡巴卡\"\n"
+                 id 1883905100740558851 (2026-12-07 08:25:09.123 UTC #3), name \"玛卡巴卡\"\n"
             ),
             "{read}"
         );
@@ -503,7 +575,7 @@ mod tests {
             assert!(
                 shown.starts_with(&format!(
                     "← FEEDBACK{{type {name} (extension), length 28, flag 1 OK}}  \
-                     id 1796113509123456 (2026-12-01 08:25:09.123456 UTC), name \"玛卡巴卡\"\n"
+                     id 1883905100740558851 (2026-12-07 08:25:09.123 UTC #3), name \"玛卡巴卡\"\n"
                 )),
                 "{shown}"
             );
@@ -520,7 +592,11 @@ mod tests {
             text: MessageText::new("hi").unwrap(),
         };
         for (id, shown_id) in [
-            (ID, "1796113509123456 (2026-12-01 08:25:09.123456 UTC)"),
+            (ID, SHOWN_ID),
+            (
+                MICROSECOND_ID,
+                "1796113509123456 (2026-12-01 08:25:09.123456 UTC)",
+            ),
             (0, "0 (none: a message not accepted)"),
         ] {
             let mut frame = Feedback::new(Kind::Message, MESSAGE_BODY_LEN, Flag::Ok)

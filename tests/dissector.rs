@@ -7,17 +7,21 @@
 //! `tshark -X lua_script:contrib/chatroom.lua`. The tests assert what tshark says. A
 //! second session plays the receipts extension (types 4 to 8): two receipts
 //! connections, a message delivered and echoed as MESSAGE frames, an ACK and the
-//! RECEIVED it brings, a READ forwarded, and refusals.
+//! RECEIVED it brings, a READ forwarded, and refusals. A third capture is written by
+//! hand: MESSAGE frames whose ids are of each kind (a millisecond and a sequence, the
+//! first receipts server's microseconds, and 0), whatever kind the server gives today.
 //!
 //! Without tshark the tests print why and pass, unless `CHATROOM_REQUIRE_TSHARK=1`
 //! (set by `.ci/run` once it has installed tshark): then a missing tshark fails them.
-//! `CHATROOM_CAPTURE=FILE` keeps the capture, and `CHATROOM_RECEIPTS_CAPTURE=FILE` the
-//! receipts session's, to open in Wireshark.
+//! `CHATROOM_CAPTURE=FILE` keeps the capture, `CHATROOM_RECEIPTS_CAPTURE=FILE` the
+//! receipts session's and `CHATROOM_IDS_CAPTURE=FILE` the hand-written ids', to open in
+//! Wireshark.
 
 mod capture;
 mod common;
 
 use capture::{Event, Recorded, Recording, pcap};
+use chatroom::message_id::{FIRST_MILLISECOND_ID, SEQUENCE_BITS};
 use chatroom::protocol::{
     CHAT_BODY_LEN, CHAT_FRAME_LEN, FEEDBACK_LEN, HEADER_LEN, LOGIN_BODY_LEN, NAME_LEN, TEXT_LEN,
 };
@@ -188,7 +192,7 @@ fn run_session(addr: SocketAddr) -> (Recording, Frames) {
 }
 
 /// The fields every test reads, in tshark's `-e` order.
-const FIELDS: [&str; 20] = [
+const FIELDS: [&str; 21] = [
     "frame.number",
     "_ws.col.Info",
     "chatroom.direction",
@@ -205,6 +209,7 @@ const FIELDS: [&str; 20] = [
     "chatroom.user",
     "chatroom.id",
     "chatroom.id.time",
+    "chatroom.id.sequence",
     "chatroom.after_nul",
     "_ws.expert.message",
     "tcp.segment",
@@ -363,6 +368,12 @@ fn record<F>(run: impl FnOnce(SocketAddr) -> (Recording, F), keep: &str) -> Opti
     }
     let server = start();
     let (recording, frames) = run(server.addr());
+    Some(decoded(recording, frames, keep))
+}
+
+/// `recording` written as a capture and decoded by tshark on the default port. `keep`
+/// names the environment variable that keeps the capture.
+fn decoded<F>(recording: Recording, frames: F, keep: &str) -> Session<F> {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("session.pcap");
     let bytes = pcap(&recording, DEFAULT_PORT);
@@ -372,12 +383,12 @@ fn record<F>(run: impl FnOnce(SocketAddr) -> (Recording, F), keep: &str) -> Opti
     }
     let packets = decode(&capture, &[]);
     assert_eq!(packets.len(), usize::try_from(recording.packets).unwrap());
-    Some(Session {
+    Session {
         recording,
         frames,
         dir,
         packets,
-    })
+    }
 }
 
 /// The plain session (no receipts), recorded once.
@@ -1019,13 +1030,12 @@ fn receipts_session() -> Option<&'static Session<ReceiptFrames>> {
         .as_ref()
 }
 
-/// `micros` since the Unix epoch as tshark shows a UTC time: `Dec  1, 2026
-/// 08:40:00.123456000 UTC`. (Days to a civil date: Howard Hinnant's algorithm.)
-fn utc_time(micros: u64) -> String {
+/// Seconds and nanoseconds since the Unix epoch as tshark shows a UTC time: `Dec  1,
+/// 2026 08:40:00.123456000 UTC`. (Days to a civil date: Howard Hinnant's algorithm.)
+fn utc_time(secs: u64, nanos: u64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let secs = micros / 1_000_000;
     let (days, in_day) = (secs / 86_400, secs % 86_400);
     let shifted = days + 719_468;
     let era = shifted / 146_097;
@@ -1042,26 +1052,60 @@ fn utc_time(micros: u64) -> String {
     };
     let year = year_of_era + era * 400 + u64::from(month <= 2);
     format!(
-        "{} {day:>2}, {year} {:02}:{:02}:{:02}.{:06}000 UTC",
+        "{} {day:>2}, {year} {:02}:{:02}:{:02}.{nanos:09} UTC",
         MONTHS[usize::try_from(month - 1).unwrap()],
         in_day / 3600,
         in_day % 3600 / 60,
         in_day % 60,
-        micros % 1_000_000
     )
+}
+
+const MILLIS_PER_SEC: u64 = 1_000;
+const MICROS_PER_SEC: u64 = 1_000_000;
+const NANOS_PER_MILLI: u64 = 1_000_000;
+const NANOS_PER_MICRO: u64 = 1_000;
+
+/// What tshark shows as `chatroom.id.time` for a message id: the millisecond in its top
+/// bits, or for an id of the first receipts server (below 2^56) its microsecond.
+fn id_time(id: u64) -> String {
+    if id >= FIRST_MILLISECOND_ID {
+        let millis = id >> SEQUENCE_BITS;
+        utc_time(
+            millis / MILLIS_PER_SEC,
+            millis % MILLIS_PER_SEC * NANOS_PER_MILLI,
+        )
+    } else {
+        utc_time(id / MICROS_PER_SEC, id % MICROS_PER_SEC * NANOS_PER_MICRO)
+    }
+}
+
+/// What tshark shows as `chatroom.id.sequence` for a message id: its low 20 bits, for
+/// an id with a millisecond; nothing for an id of the first receipts server.
+fn id_sequence(id: u64) -> Vec<String> {
+    if id >= FIRST_MILLISECOND_ID {
+        vec![(id & ((1 << SEQUENCE_BITS) - 1)).to_string()]
+    } else {
+        Vec::new()
+    }
 }
 
 #[test]
 fn the_utc_time_of_an_id_is_computed_right() {
-    assert_eq!(utc_time(0), "Jan  1, 1970 00:00:00.000000000 UTC");
+    assert_eq!(id_time(1), "Jan  1, 1970 00:00:00.000001000 UTC");
     assert_eq!(
-        utc_time(1_764_576_000_000_001),
+        id_time(1_764_576_000_000_001),
         "Dec  1, 2025 08:00:00.000001000 UTC"
     );
     assert_eq!(
-        utc_time(951_827_696_123_456),
+        id_time(951_827_696_123_456),
         "Feb 29, 2000 12:34:56.123456000 UTC"
     );
+    assert_eq!(
+        id_time(1_796_631_909_123 << SEQUENCE_BITS | 3),
+        "Dec  7, 2026 08:25:09.123000000 UTC"
+    );
+    assert_eq!(id_sequence(1_796_631_909_123 << SEQUENCE_BITS | 3), ["3"]);
+    assert!(id_sequence(1_764_576_000_000_001).is_empty());
 }
 
 #[test]
@@ -1108,7 +1152,12 @@ fn a_message_shows_its_id_as_a_number_and_as_a_utc_time() {
         assert_eq!(message.one("chatroom.length"), MESSAGE_BODY_LEN.to_string());
         assert_eq!(message.one("chatroom.flag"), n(OK), "{what}");
         assert_eq!(message.one("chatroom.id"), id.to_string(), "{what}");
-        assert_eq!(message.one("chatroom.id.time"), utc_time(id), "{what}");
+        assert_eq!(message.one("chatroom.id.time"), id_time(id), "{what}");
+        assert_eq!(
+            message.all("chatroom.id.sequence"),
+            id_sequence(id),
+            "{what}"
+        );
         assert_eq!(message.one("chatroom.sender"), SENDER, "{what}");
         assert_eq!(message.one("chatroom.receiver"), RECEIVER, "{what}");
         assert_eq!(message.one("chatroom.text"), RECEIPTS_TEXT, "{what}");
@@ -1119,7 +1168,7 @@ fn a_message_shows_its_id_as_a_number_and_as_a_utc_time() {
         "Type: MESSAGE (5)".to_string(),
         "Length: 148".to_string(),
         format!("Id: {id}"),
-        format!("[Id as time: {}]", utc_time(id)),
+        format!("[Id as time: {}]", id_time(id)),
         format!("Sender: {SENDER}"),
     ] {
         assert!(
@@ -1127,6 +1176,83 @@ fn a_message_shows_its_id_as_a_number_and_as_a_utc_time() {
             "the delivery's tree shows {line:?}:\n{tree}"
         );
     }
+}
+
+/// An id of this server: 2026-12-07 08:25:09.123 UTC, the receiver's fourth message of
+/// that millisecond (sequence 3).
+const MILLISECOND_ID: u64 = 1_796_631_909_123 << SEQUENCE_BITS | 3;
+/// An id of the first receipts server, still in old mailboxes: 2026-12-01
+/// 08:25:09.123456 UTC, in microseconds.
+const MICROSECOND_ID: u64 = 1_796_113_509_123_456;
+/// The environment variable naming a file to keep the capture of ids written by hand.
+const KEEP_IDS_CAPTURE: &str = "CHATROOM_IDS_CAPTURE";
+
+/// MESSAGE frames with the ids written by hand, whatever kind of id the server gives
+/// today: one with a millisecond and a sequence, one in microseconds, and 0. Their
+/// packets' numbers, in that order.
+fn hand_written_ids() -> Option<&'static Session<[u32; 3]>> {
+    static SESSION: OnceLock<Option<Session<[u32; 3]>>> = OnceLock::new();
+    SESSION
+        .get_or_init(|| {
+            if !tshark_available() {
+                return None;
+            }
+            let mut recording = Recording::default();
+            let conn = recording.open_by_hand();
+            let frames = [MILLISECOND_ID, MICROSECOND_ID, 0].map(|id| {
+                let mut frame = ints(&[MESSAGE, MESSAGE_BODY_LEN as i32, OK]);
+                frame.extend(id.to_le_bytes());
+                frame.extend(chat_body(SENDER, RECEIVER, RECEIPTS_TEXT));
+                recording.push(Event::Data {
+                    conn,
+                    to_server: false,
+                    bytes: frame,
+                })
+            });
+            Some(decoded(recording, frames, KEEP_IDS_CAPTURE))
+        })
+        .as_ref()
+}
+
+/// Ids are `(unix milliseconds << 20) | n`: tshark shows the millisecond as the id's
+/// time and n as its sequence; an older id (below 2^56, microseconds) as its
+/// microsecond, with no sequence; and id 0 as neither.
+#[test]
+fn an_id_shows_its_millisecond_and_sequence_and_an_older_id_its_microsecond() {
+    let Some(session) = hand_written_ids() else {
+        return;
+    };
+    let [millisecond, microsecond, zero] = session.frames;
+    let message = session.packet(millisecond);
+    assert_eq!(message.one("chatroom.id"), MILLISECOND_ID.to_string());
+    assert_eq!(
+        message.one("chatroom.id.time"),
+        "Dec  7, 2026 08:25:09.123000000 UTC"
+    );
+    assert_eq!(message.one("chatroom.id.sequence"), "3");
+    let tree = tree_of(session, millisecond);
+    for line in [
+        "[Id as time: Dec  7, 2026 08:25:09.123000000 UTC]",
+        "[Id's sequence in its millisecond: 3]",
+    ] {
+        assert!(
+            tree.lines().any(|l| l.trim() == line),
+            "the tree shows {line:?}:\n{tree}"
+        );
+    }
+
+    let older = session.packet(microsecond);
+    assert_eq!(older.one("chatroom.id"), MICROSECOND_ID.to_string());
+    assert_eq!(
+        older.one("chatroom.id.time"),
+        "Dec  1, 2026 08:25:09.123456000 UTC"
+    );
+    assert!(older.all("chatroom.id.sequence").is_empty());
+
+    let none = session.packet(zero);
+    assert_eq!(none.one("chatroom.id"), "0");
+    assert!(none.all("chatroom.id.time").is_empty());
+    assert!(none.all("chatroom.id.sequence").is_empty());
 }
 
 #[test]
@@ -1141,7 +1267,8 @@ fn an_ack_brings_the_sender_a_received_and_a_read_is_forwarded() {
     assert_eq!(ack.one("chatroom.type"), n(ACK));
     assert_eq!(ack.one("chatroom.length"), ID_LEN.to_string());
     assert_eq!(ack.one("chatroom.id"), id.to_string());
-    assert_eq!(ack.one("chatroom.id.time"), utc_time(id));
+    assert_eq!(ack.one("chatroom.id.time"), id_time(id));
+    assert_eq!(ack.all("chatroom.id.sequence"), id_sequence(id));
 
     let received = session.packet(frames.received);
     assert_eq!(received.info(), format!("RECEIVED {RECEIVER} up to {id}"));

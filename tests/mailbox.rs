@@ -6,12 +6,11 @@ mod common;
 use chatroom::blocking_client::{Client, Reply};
 use chatroom::users::Accounts;
 use chatroom::{Config, Server};
+use common::child::run_server_on;
 use common::*;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
@@ -227,9 +226,9 @@ fn a_failed_live_delivery_ends_up_in_the_mailbox() {
 #[test]
 fn every_queued_message_survives_sigkill() {
     let data = tempfile::tempdir().unwrap();
-    let mut server = spawn_binary(data.path());
-    let addr = listening_addr(&mut server);
-    let mut sender = logged_in(addr, "1001");
+    // Owned: killed, its log shown, if the test fails before it is killed on purpose.
+    let mut server = run_server_on(data.path(), "", &[]);
+    let mut sender = logged_in(server.addr, "1001");
     let mut promised = Vec::new();
     let mut seq = 0;
     let mut killed = false;
@@ -245,8 +244,8 @@ fn every_queued_message_survives_sigkill() {
             Err(_) => break, // the server is gone
         }
         if promised.len() == 200 && !killed {
-            server.kill().unwrap(); // SIGKILL
-            server.wait().unwrap();
+            server.child.kill().unwrap(); // SIGKILL
+            server.child.wait().unwrap();
             killed = true;
         }
         if !killed && sender.send_chat("花开富贵", &format!("{seq}")).is_ok() {
@@ -254,9 +253,8 @@ fn every_queued_message_survives_sigkill() {
         }
     }
     assert!(killed);
-    let mut restarted = spawn_binary(data.path());
-    let addr = listening_addr(&mut restarted);
-    let (_client, stored) = login_and_collect_stored(addr, "花开富贵");
+    let restarted = run_server_on(data.path(), "", &[]);
+    let (_client, stored) = login_and_collect_stored(restarted.addr, "花开富贵");
     let stored = texts(&stored);
     assert!(promised.len() >= 200);
     assert!(
@@ -265,33 +263,4 @@ fn every_queued_message_survives_sigkill() {
         promised.len(),
         stored.len()
     );
-    restarted.kill().unwrap();
-    restarted.wait().unwrap();
-}
-
-fn spawn_binary(data: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args(["--bind", "127.0.0.1", "--port", "0", "--data-dir"])
-        .arg(data)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chat-server")
-}
-
-/// Reads the server's log until it says where it listens; the rest of the log is drained
-/// in a thread so the server never blocks on it.
-fn listening_addr(server: &mut std::process::Child) -> SocketAddr {
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-            thread::spawn(move || lines.for_each(drop));
-            return addr;
-        }
-    }
-    panic!("the server never said where it listens");
 }

@@ -55,6 +55,15 @@ impl Recording {
         self.events.push(event);
         self.packets
     }
+
+    /// A connection with no socket behind it, for bytes a test writes by hand (frames
+    /// no server sends today); returns its number for [`Event::Data`].
+    pub fn open_by_hand(&mut self) -> usize {
+        let conn = self.connections;
+        self.connections += 1;
+        self.push(Event::Open { conn });
+        conn
+    }
 }
 
 /// A client connection whose every write and read is recorded, as one TCP segment each.
@@ -67,9 +76,7 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn open(recording: &mut Recording, addr: SocketAddr) -> Recorded {
-        let conn = recording.connections;
-        recording.connections += 1;
-        recording.push(Event::Open { conn });
+        let conn = recording.open_by_hand();
         Recorded {
             conn,
             stream: connect(addr),

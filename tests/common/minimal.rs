@@ -16,31 +16,46 @@ pub struct Minimal {
 impl Minimal {
     /// Builds the example if its source changed, and starts it on a free port.
     pub fn start() -> Minimal {
-        let mut child = Command::new(example_binary())
-            .arg("0")
+        Minimal::start_through_shell("")
+    }
+
+    /// Like [`Minimal::start`], through `sh -c` with `shell_prefix` before the `exec`
+    /// (`"ulimit -n 16;"`), so that a test can lower its limits.
+    pub fn start_through_shell(shell_prefix: &str) -> Minimal {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{shell_prefix} exec \"$0\" 0"))
+            .arg(example_binary())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the minimal example");
+        let stdout = child.stdout.take().unwrap();
+        // Owned from here: if it never says where it listens, the panic kills it.
+        let mut minimal = Minimal {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        BufReader::new(stdout).read_line(&mut first).unwrap();
         let port = first
             .trim()
             .rsplit(':')
             .next()
             .and_then(|port| port.parse::<u16>().ok())
             .unwrap_or_else(|| panic!("expected `listening on ADDR`, got {first:?}"));
-        Minimal {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        }
+        minimal.addr.set_port(port);
+        minimal
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its process id (the example's own: the shell `exec`s it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
