@@ -6,7 +6,7 @@
 #   make client NAME=似末 [PASSWORD=123456] [ADDR=127.0.0.1:12345]
 #                     the companion terminal client (ADDR: the server's HOST:PORT)
 #   make test         every test: unit tests and the TCP tests in tests/; the last line
-#                     is the total, `make test: N passed, N failed, N ignored` (the
+#                     is the total, `make test: N passed, N failed, N skipped` (the
 #                     log: TEST_LOG)
 #   make exercises    check that each exercise of docs/TOUR.md fails as it says (its
 #                     patch in docs/exercises/ applied to a copy of the tree; slow)
@@ -75,7 +75,7 @@ test:
 		if ($$(i + 1) ~ /^passed;?$$/) passed += $$i; \
 		if ($$(i + 1) ~ /^failed;?$$/) failed += $$i; \
 		if ($$(i + 1) ~ /^ignored;?$$/) ignored += $$i } } \
-	END { printf "make test: %d passed, %d failed, %d ignored\n", passed, failed, ignored }' $(TEST_LOG); \
+	END { printf "make test: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' $(TEST_LOG); \
 	exit $$status
 
 exercises:

@@ -306,13 +306,13 @@ fn make_test_ends_on_the_total_of_every_target_and_keeps_cargos_exit_status() {
     assert_eq!(status, Some(0), "{lines:?}");
     assert_eq!(
         lines.last().map(String::as_str),
-        Some("make test: 15 passed, 1 failed, 5 ignored")
+        Some("make test: 15 passed, 1 failed, 5 skipped")
     );
     let (status, lines) = make_test_with_fake_cargo(101);
     assert_ne!(status, Some(0), "cargo's failure is make's: {lines:?}");
     assert_eq!(
         lines.last().map(String::as_str),
-        Some("make test: 15 passed, 1 failed, 5 ignored")
+        Some("make test: 15 passed, 1 failed, 5 skipped")
     );
 }
 
