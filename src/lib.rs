@@ -3,30 +3,40 @@
 //! fast where the original was not. `docs/PROTOCOL.md` is the contract,
 //! and `docs/TOUR.md` the guided tour from the original article to this code.
 //!
-//! How the pieces fit, in the order a request meets them:
-//! - [`server`]: the accept loop; one OS thread per client; shutdown.
-//! - [`slots`]: the client limit, and evicting connections that never log in.
-//! - [`session`]: one client's loop (the article's `pthread_function`): read the header,
-//!   then the body, act.
-//! - [`frame_reader`]: the session's buffered reader: many frames per system call, and
-//!   the frame timeout.
-//! - [`outbox`]: replies and deliveries batched between reads; deliveries first.
-//! - [`protocol`]: the frames, byte for byte, and their flags.
-//! - [`shared`]: the shared state, and where a message goes (socket or mailbox).
-//! - [`online`]: who is online, and writing a frame to a client's socket.
-//! - [`login_throttle`]: failed logins counted per client address.
-//! - [`log_limit`]: log lines a flood cannot multiply.
-//! - [`mailbox`]: offline messages on disk; [`mailbox_format`]: the bytes of its files.
-//! - [`receipts`]: the receipts extension: message ids, acknowledgements, receipts.
-//! - [`message_id`]: message ids: the millisecond in the top bits, a count per receiver
-//!   below.
-//! - [`users`]: the accounts and the users file.
-//! - [`config`]: the command line.
-//! - [`descriptors`]: the file descriptor budget: clients fitted to the limit.
-//! - [`blocking_client`]: the client side of the protocol, used by `chat-client`,
-//!   `chat-bench` and the tests.
-//! - [`trace`]: frames decoded and dumped as bytes, for `chat-client --trace`.
-//! - [`i18n`]: the language `chat-client` speaks: English, or Chinese for a `zh` locale.
+//! How the pieces fit: the modules fall into layers, and an import only points down
+//! (no module imports one above it, and none imports itself round a circle).
+//!
+//! 7. **top**: [`server`], the accept loop: one OS thread per client, shutdown; and the
+//!    binaries (`chat-server`, `chat-client`, `chat-bench`).
+//! 6. **session**: [`session`], one client's loop (the article's `pthread_function`):
+//!    read the header, then the body, dispatch by type to [`request`], which has one
+//!    module per request kind (login, chat, users, and the receipts extension's); what
+//!    they share of the client is a [`peer`]; [`frame_reader`] reads many frames per
+//!    system call and bounds a frame's time; [`outbox`] batches replies and deliveries
+//!    between reads, deliveries first.
+//! 5. **routing**: [`routing`], the one place that decides where a message goes (a
+//!    socket, the store, or both) and the only code that writes to another user's
+//!    connection; [`receipts`], where it goes for a receiver on a receipts connection
+//!    (its store is its queue); [`shared`], the state every session shares.
+//! 4. **connections**: [`online`], who is online, and a connection's socket and write
+//!    lock (with a receipts connection's window and pending receipts as plain data);
+//!    [`slots`], the client limit and evicting connections that never log in.
+//! 3. **store**: [`mailbox`], each user's messages on disk (append, read from a mark,
+//!    acknowledge, limits, file integrity); it knows no connection and no session.
+//! 2. **leaves**: [`config`] (the command line), [`users`] (the accounts),
+//!    [`log_limit`] (log lines a flood cannot multiply), [`login_throttle`] (failed
+//!    logins per address), [`descriptors`] (the file descriptor budget), [`message_id`]
+//!    (ids with the millisecond on top).
+//! 1. **wire**: [`protocol`] (every frame, byte for byte, and their flags),
+//!    [`mailbox_format`] (the bytes of a mailbox file), [`trace`] (frames decoded for
+//!    `chat-client --trace`).
+//!
+//! Beside them, for clients: [`blocking_client`] (the client side of the protocol, used
+//! by `chat-client`, `chat-bench` and the tests) and [`i18n`] (the language
+//! `chat-client` speaks). The plain path (login, chat, users, offline mail) meets the
+//! receipts extension at two named places only: the session's dispatch (`request`'s
+//! receipts module) and routing's one question, "is the receiver on a receipts
+//! connection?".
 //!
 //! `examples/minimal.rs` is the same design in its plainest form, in one file.
 #![forbid(unsafe_code)]
