@@ -22,6 +22,7 @@
 
 use parking_lot::{Condvar, Mutex};
 use std::fs;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Evicted sessions whose threads may still be ending when the next eviction is due;
 /// beyond that, the accept thread waits for one of them to end (see `slots.rs`). Each
@@ -82,16 +83,25 @@ pub fn fit_clients(max_clients: usize, soft_limit: Option<usize>) -> Result<usiz
 /// A counting semaphore for the store's file operations (see the module's
 /// documentation). A permit is taken after the mailbox's lock and held only while files
 /// are open: a leaf in the lock order.
+///
+/// Every message to a receipts receiver takes a permit (its store is written first), so
+/// the common case, a permit free, is one atomic operation; only a caller that finds
+/// none free sleeps, and only then does a returned permit wake anyone.
 #[derive(Debug)]
 pub struct StorePermits {
-    free: Mutex<usize>,
+    free: AtomicUsize,
+    /// Callers asleep waiting for a permit.
+    sleepers: AtomicUsize,
+    asleep: Mutex<()>,
     returned: Condvar,
 }
 
 impl Default for StorePermits {
     fn default() -> StorePermits {
         StorePermits {
-            free: Mutex::new(STORE_OPERATIONS),
+            free: AtomicUsize::new(STORE_OPERATIONS),
+            sleepers: AtomicUsize::new(0),
+            asleep: Mutex::new(()),
             returned: Condvar::new(),
         }
     }
@@ -100,12 +110,28 @@ impl Default for StorePermits {
 impl StorePermits {
     /// Waits for a free permit; it is given back when the returned guard is dropped.
     pub fn take(&self) -> StorePermit<'_> {
-        let mut free = self.free.lock();
-        while *free == 0 {
-            self.returned.wait(&mut free);
+        loop {
+            if self.try_take() {
+                return StorePermit { permits: self };
+            }
+            let mut asleep = self.asleep.lock();
+            // Counted before the last look, so that a permit returned after it finds
+            // this sleeper (all SeqCst: one order for the count, the look and the return).
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            while self.free.load(Ordering::SeqCst) == 0 {
+                self.returned.wait(&mut asleep);
+            }
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
-        *free -= 1;
-        StorePermit { permits: self }
+    }
+
+    /// Takes a permit if one is free.
+    fn try_take(&self) -> bool {
+        self.free
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
+                free.checked_sub(1)
+            })
+            .is_ok()
     }
 }
 
@@ -117,8 +143,13 @@ pub struct StorePermit<'a> {
 
 impl Drop for StorePermit<'_> {
     fn drop(&mut self) {
-        *self.permits.free.lock() += 1;
-        self.permits.returned.notify_one();
+        let permits = self.permits;
+        permits.free.fetch_add(1, Ordering::SeqCst);
+        if permits.sleepers.load(Ordering::SeqCst) > 0 {
+            // Taken so that the sleeper is inside `wait` (it holds the lock until then).
+            let _asleep = permits.asleep.lock();
+            permits.returned.notify_one();
+        }
     }
 }
 
@@ -196,7 +227,7 @@ mod tests {
         }
         assert!(most.load(Ordering::SeqCst) <= STORE_OPERATIONS);
         assert_eq!(
-            *permits.free.lock(),
+            permits.free.load(Ordering::SeqCst),
             STORE_OPERATIONS,
             "every permit came back"
         );

@@ -54,6 +54,7 @@ use crate::protocol::{CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, FEEDBACK_LEN, 
 use crate::users::{AccountId, Accounts};
 use crate::{log_limited, warn_limited};
 use parking_lot::{Mutex, MutexGuard};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -73,10 +74,11 @@ const DAMAGED_SUFFIX: &str = ".damaged-";
 const RECORD_LEN: u64 = mailbox_format::RECORD_LEN as u64;
 /// The header's size.
 const HEADER_LEN: u64 = HEADER_BYTES as u64;
-/// Acknowledged records at the front of a file before it is rewritten without them
-/// (if they are also at least half of it): the file of a receiver that stays behind
-/// neither grows without end nor is rewritten at every acknowledgement.
-const COMPACT_AT: u32 = 1024;
+/// Acknowledged records at the front of a file before it is compacted (if they are
+/// also at least as many as the rest): the file of a receiver that never quite catches
+/// up neither grows without end nor is compacted (one sync) more than once every few
+/// thousand messages.
+const COMPACT_AT: u32 = 4096;
 /// The data directory's permissions: the server's user only.
 const DIR_MODE: u32 = 0o700;
 /// A mailbox file's permissions: the server's user only.
@@ -686,14 +688,29 @@ fn check_record(
     }
     Ok(message)
 }
+
+/// The file name for `name`'s mailbox: the name's bytes in hex, safe for any UTF-8 name
+/// on any file system.
 fn file_name(name: &str) -> String {
     let mut file = String::with_capacity(name.len() * 2 + 1 + MAILBOX_EXTENSION.len());
-    for byte in name.bytes() {
-        write!(file, "{byte:02x}").expect("writing to a String cannot fail");
-    }
-    file.push('.');
-    file.push_str(MAILBOX_EXTENSION);
+    push_file_name(&mut file, name);
     file
+}
+
+/// Appends the file name for `name`'s mailbox (see [`file_name`]) to `out`.
+fn push_file_name(out: &mut String, name: &str) {
+    for byte in name.bytes() {
+        write!(out, "{byte:02x}").expect("writing to a String cannot fail");
+    }
+    out.push('.');
+    out.push_str(MAILBOX_EXTENSION);
+}
+
+thread_local! {
+    /// This thread's buffers for a mailbox's path: its file name, and the whole path.
+    static PATH: RefCell<(String, PathBuf)> = RefCell::default();
+    /// This thread's buffer for the bytes of an append.
+    static BYTES: RefCell<Vec<u8>> = RefCell::default();
 }
 
 /// Opens a mailbox file without following a link or blocking, and refuses anything but
@@ -790,15 +807,8 @@ impl Mailbox<'_> {
             self.mailboxes.limit.min(u32::MAX as usize) - self.len().min(self.mailboxes.limit);
         let fits = count.min(room);
         let reserved = self.mailboxes.reserve(fits);
-        let records: Vec<Record> = (first_id..)
-            .zip(frames.chunks_exact(CHAT_FRAME_LEN).take(reserved))
-            .map(|(id, frame)| {
-                let body = frame[FEEDBACK_LEN..].try_into().expect("a 140-byte body");
-                (id, body)
-            })
-            .collect();
         if reserved > 0 {
-            if let Err(error) = self.write(&records) {
+            if let Err(error) = self.write(first_id, &frames[..reserved * CHAT_FRAME_LEN]) {
                 self.mailboxes.release(reserved);
                 return refuse(0, Err(error));
             }
@@ -861,12 +871,31 @@ impl Mailbox<'_> {
         accepted
     }
 
-    /// Appends `records`, synced as the policy says. On any failure the file is cut back
-    /// to what it held before.
-    fn write(&mut self, records: &[Record]) -> io::Result<()> {
-        let path = self.path();
+    /// Appends the messages of `frames` (whole CHAT frames) as records with ids from
+    /// `first_id` on, synced as the policy says. On any failure the file is cut back to
+    /// what it held before. Allocates nothing (the path and the bytes are built in this
+    /// thread's buffers): every message to a receipts receiver comes through here, and
+    /// an allocation per write has every session thread queue for the allocator's lock.
+    fn write(&mut self, first_id: u64, frames: &[u8]) -> io::Result<()> {
+        let started_anew = BYTES.with_borrow_mut(|bytes| {
+            bytes.clear();
+            for (id, frame) in (first_id..).zip(frames.chunks_exact(CHAT_FRAME_LEN)) {
+                bytes.extend_from_slice(&id.to_le_bytes());
+                bytes.extend_from_slice(&frame[FEEDBACK_LEN..]);
+            }
+            self.with_path(|path| self.append_bytes(path, bytes))
+        })?;
+        if started_anew {
+            self.entry.acknowledged = 0;
+        }
+        Ok(())
+    }
+
+    /// Appends `records` (the bytes of whole records) to the file at `path` (see
+    /// [`Mailbox::write`]); true if the file was started anew, with a header.
+    fn append_bytes(&self, path: &Path, records: &[u8]) -> io::Result<bool> {
         let _permit = self.mailboxes.permits.take();
-        let (mut file, created) = self.open_for_append(&path)?;
+        let (mut file, created) = self.open_for_append(path)?;
         let len = file.metadata()?.len();
         // A new (or emptied) file, or one whose header a crash tore, starts with the
         // header; a torn record at the end is dropped, or every record after it would be
@@ -884,29 +913,30 @@ impl Mailbox<'_> {
             );
             file.set_len(whole)?;
         }
-        let mut bytes = Vec::with_capacity(HEADER_BYTES + records.len() * RECORD_LEN as usize);
-        if header {
-            bytes.extend_from_slice(&mailbox_format::header(0));
-            self.entry.acknowledged = 0;
-        }
-        mailbox_format::encode(records, &mut bytes);
-        let result = file
-            .write_all(&bytes)
-            .and_then(|()| match self.mailboxes.sync {
-                SyncPolicy::Always => {
-                    file.sync_data()?;
-                    // A new file's name lives in the directory: sync that too, or a crash
-                    // could lose the whole file after the sender heard 0 or 1.
-                    if created {
-                        File::open(&self.mailboxes.dir)?.sync_all()?;
-                    }
-                    Ok(())
+        let result = if header {
+            // A new file: the header and the records in one write.
+            let mut first = Vec::with_capacity(HEADER_BYTES + records.len());
+            first.extend_from_slice(&mailbox_format::header(0));
+            first.extend_from_slice(records);
+            file.write_all(&first)
+        } else {
+            file.write_all(records)
+        };
+        let result = result.and_then(|()| match self.mailboxes.sync {
+            SyncPolicy::Always => {
+                file.sync_data()?;
+                // A new file's name lives in the directory: sync that too, or a crash
+                // could lose the whole file after the sender heard 0 or 1.
+                if created {
+                    File::open(&self.mailboxes.dir)?.sync_all()?;
                 }
-                SyncPolicy::EverySecond => {
-                    self.mailboxes.written(self.account, created);
-                    Ok(())
-                }
-            });
+                Ok(())
+            }
+            SyncPolicy::EverySecond => {
+                self.mailboxes.written(self.account, created);
+                Ok(())
+            }
+        });
         if result.is_err()
             && let Err(undo) = file.set_len(whole)
         {
@@ -917,7 +947,19 @@ impl Mailbox<'_> {
                 path.display()
             );
         }
-        result
+        result.map(|()| header)
+    }
+
+    /// Runs `f` with the path of this mailbox's file, built in this thread's buffer.
+    fn with_path<T>(&self, f: impl FnOnce(&Path) -> T) -> T {
+        PATH.with_borrow_mut(|(name, path)| {
+            name.clear();
+            push_file_name(name, self.owner);
+            path.clear();
+            path.push(&self.mailboxes.dir);
+            path.push(&*name);
+            f(path)
+        })
     }
 
     /// Opens the file for appending, creating it (`0600`) if needed. Returns the file
@@ -984,8 +1026,7 @@ impl Mailbox<'_> {
 
     /// The owner's receipts client has the first `count` stored messages: they leave the
     /// store, and their room is given back. The file is emptied when nothing is left,
-    /// rewritten without them when they are many (`COMPACT_AT`), and otherwise its
-    /// header counts them. A failure here is logged and loses nothing: at worst the
+    /// compacted when they are many (`COMPACT_AT`), and otherwise its header counts them. A failure here is logged and loses nothing: at worst the
     /// messages are delivered again after a restart.
     pub fn acknowledge(&mut self, count: usize) {
         let count = count.min(self.len());
@@ -995,47 +1036,53 @@ impl Mailbox<'_> {
         self.mailboxes.release(count);
         self.entry.count -= count as u32;
         self.entry.acknowledged = self.entry.acknowledged.saturating_add(count as u32);
-        let path = self.path();
+        let (count_left, acknowledged) = (self.entry.count, self.entry.acknowledged);
         let _permit = self.mailboxes.permits.take();
-        let result = if self.entry.count == 0 {
-            // Emptied rather than removed: no directory change, nothing to sync.
-            open_regular(&path, OpenOptions::new().write(true))
-                .and_then(|file| file.set_len(0))
-                .map(|()| self.entry.acknowledged = 0)
-        } else if self.entry.acknowledged >= COMPACT_AT
-            && self.entry.acknowledged >= self.entry.count
-        {
-            self.compact(&path)
-        } else {
-            let header = mailbox_format::header(u64::from(self.entry.acknowledged));
-            open_regular(&path, OpenOptions::new().write(true))
-                .and_then(|file| file.write_all_at(&header, 0))
-        };
-        if let Err(error) = result {
-            log_limited!(
+        let result = self.with_path(|path| {
+            if count_left == 0 {
+                // Emptied rather than removed: no directory change, nothing to sync.
+                open_regular(path, OpenOptions::new().write(true))
+                    .and_then(|file| file.set_len(0))
+                    .map(|()| 0)
+            } else if acknowledged >= COMPACT_AT && acknowledged >= count_left {
+                self.compact(path).map(|()| 0)
+            } else {
+                let header = mailbox_format::header(u64::from(acknowledged));
+                open_regular(path, OpenOptions::new().write(true))
+                    .and_then(|file| file.write_all_at(&header, 0))
+                    .map(|()| acknowledged)
+            }
+        });
+        match result {
+            Ok(acknowledged) => self.entry.acknowledged = acknowledged,
+            Err(error) => log_limited!(
                 log::Level::Error,
                 "{}: cannot record that {count} messages were acknowledged ({}): {error}; \
                  they may be delivered again after a restart",
-                path.display(),
+                self.path().display(),
                 storage_problem(&error)
-            );
+            ),
         }
     }
 
-    /// Rewrites the file without its acknowledged records.
-    fn compact(&mut self, path: &Path) -> io::Result<()> {
-        let mut bytes = Vec::new();
-        open_regular(path, OpenOptions::new().read(true))?.read_to_end(&mut bytes)?;
-        let parsed = mailbox_format::parse(&bytes)
-            .map_err(|problem| io::Error::new(io::ErrorKind::InvalidData, problem.0))?;
-        let skip = self.entry.acknowledged as usize;
-        rewrite(
-            &self.mailboxes.dir,
-            path,
-            &parsed.records[skip.min(parsed.records.len())..],
-        )?;
-        self.entry.acknowledged = 0;
-        Ok(())
+    /// Moves the records not yet acknowledged to the front of the file, in place, and
+    /// cuts it after them: no second file, no rename. Only called when they are no more
+    /// than the acknowledged ones, so the copy never overwrites what it copies, and a
+    /// crash at any step loses nothing: before the header says 0, the file reads as it
+    /// did (the front holds acknowledged records, skipped); after it, the front holds the
+    /// copies, and the old records after them, not yet cut off, come again at worst.
+    /// The copies are synced before the header changes, whatever `--sync` says: they are
+    /// the only copy of messages promised long ago once the header says 0.
+    fn compact(&self, path: &Path) -> io::Result<()> {
+        let file = open_regular(path, OpenOptions::new().read(true).write(true))?;
+        let kept = u64::from(self.entry.count) * RECORD_LEN;
+        let from = HEADER_LEN + u64::from(self.entry.acknowledged) * RECORD_LEN;
+        let mut records = vec![0; usize::try_from(kept).expect("a mailbox fits in memory")];
+        file.read_exact_at(&mut records, from)?;
+        file.write_all_at(&records, HEADER_LEN)?;
+        file.sync_data()?;
+        file.write_all_at(&mailbox_format::header(0), 0)?;
+        file.set_len(HEADER_LEN + kept)
     }
 
     /// Every whole, valid stored message not yet acknowledged, oldest first. A torn
@@ -1380,7 +1427,7 @@ mod tests {
         .unwrap();
         let mut mailbox = mailboxes.lock("似末").unwrap();
         let frames: Vec<u8> = (0..2 * COMPACT_AT)
-            .flat_map(|_| message("m").to_frame(Flag::Ok))
+            .flat_map(|n| message(&n.to_string()).to_frame(Flag::Ok))
             .collect();
         assert_eq!(mailbox.accept(&frames).kept, 2 * COMPACT_AT as usize);
         mailbox.acknowledge(COMPACT_AT as usize + 1);
@@ -1390,7 +1437,17 @@ mod tests {
             HEADER_LEN + (COMPACT_AT as u64 - 1) * RECORD_LEN,
             "rewritten without them"
         );
-        assert_eq!(mailbox.load().unwrap().len(), COMPACT_AT as usize - 1);
+        let texts = stored_texts(&mailbox);
+        let expected: Vec<String> = (COMPACT_AT + 1..2 * COMPACT_AT)
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(texts, expected, "the rest, in order, moved to the front");
+        drop(mailbox);
+        let reopened = open_unlimited(&dir);
+        assert_eq!(
+            stored_texts(&reopened.lock("似末").unwrap()).len(),
+            expected.len()
+        );
         mailboxes.sync_written();
         fs::remove_dir_all(&dir).unwrap();
     }

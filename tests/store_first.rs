@@ -386,7 +386,10 @@ fn a_login_and_reset_loop_is_logged_within_the_flood_limit() {
     const KINDS: u64 = 8;
     let bound = (seconds * KINDS * u64::from(LINES_PER_WINDOW)) as usize + 20;
     eprintln!("{ROUNDS} rounds in {seconds} s: {lines} log lines (bound {bound})");
-    assert!(lines <= bound, "{lines} log lines for {ROUNDS} rounds in {seconds} s");
+    assert!(
+        lines <= bound,
+        "{lines} log lines for {ROUNDS} rounds in {seconds} s"
+    );
 }
 
 #[test]
