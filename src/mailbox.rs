@@ -47,7 +47,7 @@
 //! [`Mailboxes::lock`]).
 
 pub use crate::config::SyncPolicy;
-use crate::descriptors::StorePermits;
+use crate::descriptors::{CACHED_STORE_FILES, StorePermits};
 use crate::mailbox_format::{self, Format, HEADER_LEN as HEADER_BYTES, Record};
 use crate::message_id;
 use crate::protocol::{CHAT_BODY_LEN, CHAT_FRAME_LEN, ChatMessage, FEEDBACK_LEN, Flag};
@@ -205,6 +205,9 @@ pub struct Mailboxes {
     dirty_flags: Vec<AtomicBool>,
     /// A file was created since the last sync: the directory needs syncing too.
     dir_dirty: AtomicBool,
+    /// The accounts whose mailbox keeps its file open (`Entry::file`), at most
+    /// `CACHED_STORE_FILES`.
+    cached: Mutex<Vec<AccountId>>,
 }
 
 /// What the server knows of one mailbox, guarded by its lock (one per account, so kept
@@ -219,6 +222,11 @@ struct Entry {
     last_id: u64,
     /// What the entry is, if it is not a regular file: it may not be touched.
     unusable: Option<NotRegular>,
+    /// The file, kept open for appending between writes while the mailbox is busy (at
+    /// most `CACHED_STORE_FILES` of them in all; see `Mailboxes::close_idle_files`).
+    file: Option<File>,
+    /// Written since `Mailboxes::close_idle_files` last looked.
+    used: bool,
 }
 
 /// The kinds of directory entry that are not a regular file.
@@ -298,6 +306,7 @@ impl Mailboxes {
             sync,
             dirty: Mutex::new(Vec::new()),
             dir_dirty: AtomicBool::new(false),
+            cached: Mutex::new(Vec::with_capacity(CACHED_STORE_FILES)),
         })
     }
 
@@ -399,6 +408,38 @@ impl Mailboxes {
         if !self.dirty_flags[account].swap(true, Ordering::AcqRel) {
             self.dirty.lock().push(account);
         }
+    }
+
+    /// Closes the files kept open for mailboxes not written since the last call (the
+    /// server calls it every `SYNC_INTERVAL`), so that the few kept open are those of the
+    /// mailboxes in use: a receipts receiver's, written at every batch of messages.
+    pub fn close_idle_files(&self) {
+        let cached = self.cached.lock().clone();
+        for account in cached {
+            let mut entry = self.entries[account].lock();
+            if std::mem::take(&mut entry.used) {
+                continue;
+            }
+            if entry.file.take().is_some() {
+                self.cached.lock().retain(|&kept| kept != account);
+            }
+        }
+    }
+
+    /// Whether `account`'s mailbox may keep its file open (a place is free among
+    /// `CACHED_STORE_FILES`); if so, the place is its.
+    fn cache(&self, account: AccountId) -> bool {
+        let mut cached = self.cached.lock();
+        if cached.len() >= CACHED_STORE_FILES {
+            return false;
+        }
+        cached.push(account);
+        true
+    }
+
+    /// Gives back `account`'s place among the open files.
+    fn uncache(&self, account: AccountId) {
+        self.cached.lock().retain(|&kept| kept != account);
     }
 
     /// Takes room for up to `wanted` messages in the store; how many it got.
@@ -620,7 +661,7 @@ fn load_at_startup(
             count,
             acknowledged,
             last_id,
-            unusable: None,
+            ..Entry::default()
         });
     }
     rewrite(dir, path, &records)
@@ -640,7 +681,7 @@ fn load_at_startup(
         count,
         acknowledged: 0,
         last_id,
-        unusable: None,
+        ..Entry::default()
     })
 }
 
@@ -877,26 +918,60 @@ impl Mailbox<'_> {
     /// thread's buffers): every message to a receipts receiver comes through here, and
     /// an allocation per write has every session thread queue for the allocator's lock.
     fn write(&mut self, first_id: u64, frames: &[u8]) -> io::Result<()> {
-        let started_anew = BYTES.with_borrow_mut(|bytes| {
+        let cached = self.entry.file.take();
+        let was_cached = cached.is_some();
+        let written = BYTES.with_borrow_mut(|bytes| {
             bytes.clear();
             for (id, frame) in (first_id..).zip(frames.chunks_exact(CHAT_FRAME_LEN)) {
                 bytes.extend_from_slice(&id.to_le_bytes());
                 bytes.extend_from_slice(&frame[FEEDBACK_LEN..]);
             }
-            self.with_path(|path| self.append_bytes(path, bytes))
-        })?;
-        if started_anew {
-            self.entry.acknowledged = 0;
+            self.with_path(|path| self.append_bytes(path, bytes, cached))
+        });
+        match written {
+            Ok((file, started_anew)) => {
+                if started_anew {
+                    self.entry.acknowledged = 0;
+                }
+                // Kept open for the next write while it has a place (see `cache`).
+                if was_cached || self.mailboxes.cache(self.account) {
+                    self.entry.file = Some(file);
+                    self.entry.used = true;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                if was_cached {
+                    self.mailboxes.uncache(self.account);
+                }
+                Err(error)
+            }
         }
-        Ok(())
     }
 
-    /// Appends `records` (the bytes of whole records) to the file at `path` (see
-    /// [`Mailbox::write`]); true if the file was started anew, with a header.
-    fn append_bytes(&self, path: &Path, records: &[u8]) -> io::Result<bool> {
+    /// Appends `records` (the bytes of whole records) to the file at `path`, or to
+    /// `cached`, the same file kept open (see [`Mailbox::write`]); the file written, and
+    /// whether it was started anew, with a header.
+    fn append_bytes(
+        &self,
+        path: &Path,
+        records: &[u8],
+        cached: Option<File>,
+    ) -> io::Result<(File, bool)> {
         let _permit = self.mailboxes.permits.take();
-        let (mut file, created) = self.open_for_append(path)?;
-        let len = file.metadata()?.len();
+        let cached = cached
+            .map(|file| file.metadata().map(|metadata| (file, metadata)))
+            .transpose()?
+            // Removed by hand since it was opened: writing there would lose the message.
+            .filter(|(_, metadata)| metadata.nlink() > 0);
+        let (file, created, len) = match cached {
+            Some((file, metadata)) => (file, false, metadata.len()),
+            None => {
+                let (file, created) = self.open_for_append(path)?;
+                let len = file.metadata()?.len();
+                (file, created, len)
+            }
+        };
         // A new (or emptied) file, or one whose header a crash tore, starts with the
         // header; a torn record at the end is dropped, or every record after it would be
         // misaligned.
@@ -918,9 +993,9 @@ impl Mailbox<'_> {
             let mut first = Vec::with_capacity(HEADER_BYTES + records.len());
             first.extend_from_slice(&mailbox_format::header(0));
             first.extend_from_slice(records);
-            file.write_all(&first)
+            file.write_all_at(&first, 0)
         } else {
-            file.write_all(records)
+            file.write_all_at(records, whole)
         };
         let result = result.and_then(|()| match self.mailboxes.sync {
             SyncPolicy::Always => {
@@ -947,7 +1022,21 @@ impl Mailbox<'_> {
                 path.display()
             );
         }
-        result.map(|()| header)
+        result.map(|()| (file, header))
+    }
+
+    /// Runs `f` with this mailbox's file, open for reading and writing: the one kept
+    /// open, or one opened for the purpose (the caller holds a store permit).
+    fn with_file<T>(&self, f: impl FnOnce(&File) -> io::Result<T>) -> io::Result<T> {
+        match &self.entry.file {
+            Some(file) => f(file),
+            None => self.with_path(|path| {
+                f(&open_regular(
+                    path,
+                    OpenOptions::new().read(true).write(true),
+                )?)
+            }),
+        }
     }
 
     /// Runs `f` with the path of this mailbox's file, built in this thread's buffer.
@@ -962,13 +1051,15 @@ impl Mailbox<'_> {
         })
     }
 
-    /// Opens the file for appending, creating it (`0600`) if needed. Returns the file
+    /// Opens the file for appending (and reading), creating it (`0600`) if needed. Returns the file
     /// and whether it was just created. `create_new` never follows a link either: it
     /// fails if anything at all is in the way.
     fn open_for_append(&self, path: &Path) -> io::Result<(File, bool)> {
         let open = |create_new: bool| {
             let mut options = OpenOptions::new();
-            options.append(true).mode(FILE_MODE);
+            // Not `O_APPEND`: appends go at the end the file's length says, and the same
+            // descriptor, kept open, also rewrites the header and reads what waits.
+            options.read(true).write(true).mode(FILE_MODE);
             if create_new {
                 options.create_new(true);
             }
@@ -1001,8 +1092,7 @@ impl Mailbox<'_> {
         let first = self.entry.acknowledged as u64 + from as u64;
         {
             let _permit = self.mailboxes.permits.take();
-            let file = open_regular(&path, OpenOptions::new().read(true))?;
-            file.read_exact_at(&mut bytes, HEADER_LEN + first * RECORD_LEN)?;
+            self.with_file(|file| file.read_exact_at(&mut bytes, HEADER_LEN + first * RECORD_LEN))?;
         }
         for (index, record) in bytes.chunks_exact(RECORD_LEN as usize).enumerate() {
             let (id, body) = record.split_at(8);
@@ -1038,19 +1128,15 @@ impl Mailbox<'_> {
         self.entry.acknowledged = self.entry.acknowledged.saturating_add(count as u32);
         let (count_left, acknowledged) = (self.entry.count, self.entry.acknowledged);
         let _permit = self.mailboxes.permits.take();
-        let result = self.with_path(|path| {
+        let result = self.with_file(|file| {
             if count_left == 0 {
                 // Emptied rather than removed: no directory change, nothing to sync.
-                open_regular(path, OpenOptions::new().write(true))
-                    .and_then(|file| file.set_len(0))
-                    .map(|()| 0)
+                file.set_len(0).map(|()| 0)
             } else if acknowledged >= COMPACT_AT && acknowledged >= count_left {
-                self.compact(path).map(|()| 0)
+                self.compact(file).map(|()| 0)
             } else {
                 let header = mailbox_format::header(u64::from(acknowledged));
-                open_regular(path, OpenOptions::new().write(true))
-                    .and_then(|file| file.write_all_at(&header, 0))
-                    .map(|()| acknowledged)
+                file.write_all_at(&header, 0).map(|()| acknowledged)
             }
         });
         match result {
@@ -1073,8 +1159,7 @@ impl Mailbox<'_> {
     /// copies, and the old records after them, not yet cut off, come again at worst.
     /// The copies are synced before the header changes, whatever `--sync` says: they are
     /// the only copy of messages promised long ago once the header says 0.
-    fn compact(&self, path: &Path) -> io::Result<()> {
-        let file = open_regular(path, OpenOptions::new().read(true).write(true))?;
+    fn compact(&self, file: &File) -> io::Result<()> {
         let kept = u64::from(self.entry.count) * RECORD_LEN;
         let from = HEADER_LEN + u64::from(self.entry.acknowledged) * RECORD_LEN;
         let mut records = vec![0; usize::try_from(kept).expect("a mailbox fits in memory")];
@@ -1208,6 +1293,9 @@ impl Mailbox<'_> {
                 "it changed while it was delivered",
                 Some(left),
             );
+        }
+        if self.entry.file.take().is_some() {
+            self.mailboxes.uncache(self.account);
         }
         match fs::remove_file(&path) {
             Ok(()) => self.forget_all(),
@@ -1449,6 +1537,33 @@ mod tests {
             expected.len()
         );
         mailboxes.sync_written();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_kept_open_is_let_go_when_idle_and_never_written_after_a_removal_by_hand() {
+        let dir = temp_dir("cached");
+        let mailboxes = open_unlimited(&dir);
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        mailbox.append(&message("one")).unwrap();
+        assert!(mailbox.entry.file.is_some(), "kept open for the next write");
+        // Removed by hand while open: the next append makes a new file, whose message
+        // is there to be read (not written into the removed one).
+        fs::remove_file(mailbox.path()).unwrap();
+        mailbox.append(&message("two")).unwrap();
+        assert!(fs::read(mailbox.path()).unwrap().len() > HEADER_BYTES);
+        drop(mailbox);
+        mailboxes.close_idle_files();
+        assert!(
+            mailboxes.lock("似末").unwrap().entry.file.is_some(),
+            "used since the last look"
+        );
+        mailboxes.close_idle_files();
+        assert!(
+            mailboxes.lock("似末").unwrap().entry.file.is_none(),
+            "idle: closed"
+        );
+        assert!(mailboxes.cached.lock().is_empty(), "its place given back");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -121,7 +121,7 @@ pub struct Server {
     slots: Arc<Slots>,
     write_timeout: Duration,
     stopping: Arc<AtomicBool>,
-    /// The thread that syncs the store every second, if `--sync every-second`.
+    /// The store's housekeeping thread (syncs, and closes idle files).
     syncing: Option<JoinHandle<()>>,
 }
 
@@ -278,33 +278,36 @@ impl Server {
         log::info!("stopped");
     }
 
-    /// Under `--sync every-second`, a thread that syncs what the store wrote, every
-    /// `SYNC_INTERVAL`, until the server stops (started with the server, so that it is
-    /// there before the first client).
+    /// The store's housekeeping thread: every `SYNC_INTERVAL` until the server stops, it
+    /// syncs what the store wrote (under `--sync every-second`) and closes the files of
+    /// mailboxes no longer in use. Started with the server, so that it is there before
+    /// the first client.
     fn start_syncing(
         shared: &Arc<SharedState>,
         stopping: &Arc<AtomicBool>,
     ) -> Option<JoinHandle<()>> {
-        if shared.mailboxes.sync_policy() != SyncPolicy::EverySecond {
-            return None;
-        }
+        let sync = shared.mailboxes.sync_policy() == SyncPolicy::EverySecond;
         let shared = Arc::clone(shared);
         let stopping = Arc::clone(stopping);
         let started = thread::Builder::new()
-            .name("store-sync".to_string())
+            .name("store".to_string())
             .stack_size(CLIENT_STACK_SIZE)
             .spawn(move || {
                 while !stopping.load(Ordering::Acquire) {
                     thread::park_timeout(SYNC_INTERVAL);
-                    shared.mailboxes.sync_written();
+                    if sync {
+                        shared.mailboxes.sync_written();
+                    }
+                    shared.mailboxes.close_idle_files();
                 }
             });
         match started {
             Ok(thread) => Some(thread),
             Err(error) => {
                 log::error!(
-                    "cannot start the thread that syncs the store every second ({error}); \
-                     stored messages reach the disk when the kernel writes them"
+                    "cannot start the store's housekeeping thread ({error}); stored \
+                     messages reach the disk when the kernel writes them, and its files \
+                     stay open"
                 );
                 None
             }
