@@ -1411,6 +1411,6 @@ fn receipts_refusals_have_no_body_and_framing_stays_in_step() {
     );
     assert_eq!(
         plain_replies.all("chatroom.flag"),
-        [NOT_LOGGED_IN, MALFORMED, UNSUPPORTED].map(n)
+        [NOT_LOGGED_IN, NOT_LOGGED_IN, UNSUPPORTED].map(n)
     );
 }
