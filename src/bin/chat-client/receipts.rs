@@ -160,6 +160,9 @@ impl Progress {
 
     /// The mark receipts so far give our message `id` to `name`, if any.
     pub fn mark_of(&self, name: &[u8], id: u64) -> Option<Mark> {
+        if id == 0 {
+            return None; // no id: no receipt can cover it
+        }
         let (received, read) = self.by_receiver.get(name).copied().unwrap_or_default();
         if id <= read {
             Some(Mark::Read)
@@ -262,5 +265,6 @@ mod tests {
         assert_eq!(progress.mark_of(b"1002", 20), Some(Mark::Read));
         assert_eq!(progress.mark_of(b"1002", 21), None);
         assert_eq!(progress.mark_of(b"1003", 1), None);
+        assert_eq!(progress.mark_of(b"1002", 0), None, "a plain server's message");
     }
 }

@@ -6,6 +6,7 @@
 //! that came from the network reaches these functions already made visible
 //! ([`crate::visible`]).
 use crate::receipts::Mark;
+use crate::visible::visible_str;
 use chatroom::i18n::{self, Lang};
 use chatroom::protocol::{Flag, Kind};
 use std::fmt::Display;
@@ -225,8 +226,8 @@ pub fn not_a_reply(error: impl Display) -> String {
 
 pub fn cannot_log_in(name: &str, error: impl Display) -> String {
     pick(
-        format!("cannot log in as {name:?}: {error}"),
-        format!("无法以 {name:?} 登录：{error}"),
+        format!("cannot log in as \"{}\": {error}", visible_str(name)),
+        format!("无法以“{}”登录：{error}", visible_str(name)),
     )
 }
 
@@ -257,8 +258,8 @@ pub fn lost_while_logging_in(problem: &str) -> String {
 
 pub fn wrong_password(name: &str) -> String {
     pick(
-        format!("wrong name or password for {name:?}"),
-        format!("{name:?} 的用户名或密码错误"),
+        format!("wrong name or password for \"{}\"", visible_str(name)),
+        format!("“{}”的用户名或密码错误", visible_str(name)),
     )
 }
 
@@ -362,8 +363,8 @@ pub fn now_talking_to(to: &str) -> String {
 
 pub fn name_too_long(to: &str) -> String {
     pick(
-        format!("{to:?} is too long to be a user name"),
-        format!("{to:?} 太长，不能作为用户名"),
+        format!("\"{to}\" is too long to be a user name (at most 20 bytes)"),
+        format!("“{to}”太长，不能作为用户名（最多 20 字节）"),
     )
 }
 
