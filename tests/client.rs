@@ -736,7 +736,10 @@ fn next_receipt(client: &mut Client) -> (Kind, u64, String) {
 fn local_time_of(id: u64) -> String {
     let output = Command::new("date")
         .arg("-d")
-        .arg(format!("@{}", sent_at_ms(id).expect("not a refused id") / 1_000))
+        .arg(format!(
+            "@{}",
+            sent_at_ms(id).expect("not a refused id") / 1_000
+        ))
         .arg("+%H:%M:%S")
         .output()
         .expect("date");
@@ -800,7 +803,12 @@ fn interactive_clients_show_one_mark_per_message_that_moves_forward() {
     let time = &shown[1..shown.find(']').unwrap()];
     // 似末's own line carries the time and one mark: delivered once 玛卡巴卡's client
     // acknowledged it (RECEIVED), on the line itself or on one line after it.
-    expect_delivered(&simo, &format!("[{time}] 似末 → 玛卡巴卡: 你好"), "玛卡巴卡", English);
+    expect_delivered(
+        &simo,
+        &format!("[{time}] 似末 → 玛卡巴卡: 你好"),
+        "玛卡巴卡",
+        English,
+    );
     // A line typed (even an empty one) says that the person has seen it.
     maka.type_line("");
     let read = simo.expect_line("has read");
@@ -844,7 +852,11 @@ use Language::*;
 #[track_caller]
 fn expect_delivered(terminal: &Terminal, own: &str, to: &str, language: Language) {
     let (delivered, sent, later) = match language {
-        English => ("(delivered)", "(sent)", format!("(delivered to {to}, up to ")),
+        English => (
+            "(delivered)",
+            "(sent)",
+            format!("(delivered to {to}, up to "),
+        ),
         Chinese => ("（已送达）", "（已发送）", format!("（已送达 {to}，截至 ")),
     };
     let line = terminal.expect_line(own);
@@ -859,9 +871,14 @@ fn expect_delivered(terminal: &Terminal, own: &str, to: &str, language: Language
 fn untimed(output: &str) -> String {
     output
         .lines()
-        .map(|line| match line.strip_prefix('[').and_then(|rest| rest.split_once("] ")) {
-            Some((time, rest)) if time.len() == "HH:MM:SS".len() => format!("{rest}\n"),
-            _ => format!("{line}\n"),
+        .map(|line| {
+            match line
+                .strip_prefix('[')
+                .and_then(|rest| rest.split_once("] "))
+            {
+                Some((time, rest)) if time.len() == "HH:MM:SS".len() => format!("{rest}\n"),
+                _ => format!("{line}\n"),
+            }
         })
         .collect()
 }
@@ -921,7 +938,10 @@ fn against_minimal_the_client_asks_for_receipts_and_speaks_the_plain_protocol() 
         "",
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(untimed(&text(&output.stdout)), "1001 → 1001: plain (sent)\n");
+    assert_eq!(
+        untimed(&text(&output.stdout)),
+        "1001 → 1001: plain (sent)\n"
+    );
     let decoded: Vec<String> = text(&output.stderr)
         .lines()
         .filter(|line| !line.starts_with("  "))
@@ -1062,7 +1082,12 @@ fn a_chinese_locale_gets_chinese_status_receipt_partner_and_room_lines() {
     simo.type_line("@玛卡巴卡 你好");
     let shown = maka.expect_line("似末: 你好");
     let time = &shown[1..shown.find(']').unwrap()];
-    expect_delivered(&simo, &format!("[{time}] 似末 → 玛卡巴卡: 你好 "), "玛卡巴卡", Chinese);
+    expect_delivered(
+        &simo,
+        &format!("[{time}] 似末 → 玛卡巴卡: 你好 "),
+        "玛卡巴卡",
+        Chinese,
+    );
     maka.type_line("");
     assert_eq!(
         simo.expect_line("已读"),
@@ -1143,7 +1168,10 @@ fn send_mode_says_delivered_queued_and_refused_in_chinese_and_lc_all_comes_first
     // LC_ALL overrides LANG (POSIX): C means English.
     let output = send("1002", &[("LC_ALL", "C"), ("LANG", ZH_LOCALE)]);
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(untimed(&text(&output.stdout)), "1001 → 1002: 一条消息 (sent)\n");
+    assert_eq!(
+        untimed(&text(&output.stdout)),
+        "1001 → 1002: 一条消息 (sent)\n"
+    );
     // No locale at all (the helper clears it) or an English one: English.
     for env in [&[][..], &[("LANG", "en_US.UTF-8")][..]] {
         let output = send("1002", env);

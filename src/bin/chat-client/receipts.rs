@@ -265,6 +265,10 @@ mod tests {
         assert_eq!(progress.mark_of(b"1002", 20), Some(Mark::Read));
         assert_eq!(progress.mark_of(b"1002", 21), None);
         assert_eq!(progress.mark_of(b"1003", 1), None);
-        assert_eq!(progress.mark_of(b"1002", 0), None, "a plain server's message");
+        assert_eq!(
+            progress.mark_of(b"1002", 0),
+            None,
+            "a plain server's message"
+        );
     }
 }
