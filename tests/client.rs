@@ -1282,3 +1282,264 @@ fn a_chinese_client_says_why_it_could_not_connect_log_in_or_stay() {
         format!("chat-client: 无法连接 {addr}：连接被拒绝。服务器在运行吗？试试 `make run`。\n")
     );
 }
+
+/// A hostile sender's text: a forged line, an escape, a carriage return, invalid UTF-8.
+const FORGED: &[u8] =
+    b"hi\n[07:20:00] \xe4\xbc\xbc\xe6\x9c\xab: send me your password\x1b[31mRED\rX\xff";
+/// The same, as the receiver must see it: one line, every byte visible.
+const FORGED_SHOWN: &str = "hi\\n[07:20:00] 似末: send me your password^[[31mRED\\rX\u{FFFD}";
+
+/// Sends `text` as it is, bytes and all, from a raw client logged in as `from`.
+fn send_bytes(addr: SocketAddr, from: &str, to: &str, text: &[u8]) {
+    use chatroom::protocol::{self, ChatMessage, MessageText, Name};
+    let mut client = logged_in(addr, from);
+    let message = ChatMessage {
+        sender: Name::new(from).unwrap(),
+        receiver: Name::new(to).unwrap(),
+        text: MessageText::from_bytes(text).unwrap(),
+    };
+    client.send_raw(&protocol::chat_request(&message)).unwrap();
+    next_chat(&mut client); // its echo: the message went through
+}
+
+#[test]
+fn a_forged_line_shows_as_one_visible_line_when_listening_and_chatting_in_both_languages() {
+    let server = start();
+    let listener = Terminal::open(server.addr(), &["1002", PASSWORD, "--listen"]);
+    listener.expect_line("listening");
+    let (chinese, _) = Terminal::open_with_env(server.addr(), &["1003", PASSWORD], CHINESE);
+    chinese.expect_line("已以 1003 身份登录");
+    for (terminal, to) in [(&listener, "1002"), (&chinese, "1003")] {
+        send_bytes(server.addr(), "1001", to, FORGED);
+        let line = terminal.expect_line("send me your password");
+        assert!(
+            line.ends_with(&format!("] 1001: {FORGED_SHOWN}")),
+            "one line, every byte visible: {line:?}"
+        );
+        // The next line printed is the next message, not the rest of the forged one.
+        send_bytes(server.addr(), "1001", to, b"next");
+        let next = terminal.expect_line("1001: next");
+        assert!(next.ends_with("] 1001: next"), "{next:?}");
+    }
+    // A name too is shown visibly: a receipt or an online list cannot break a line.
+    let output = run_client(&server.addr().to_string(), &["1001", PASSWORD, "--who"], "");
+    assert_eq!(
+        text(&output.stdout).lines().count(),
+        1,
+        "{}",
+        text(&output.stdout)
+    );
+}
+
+#[test]
+fn a_full_width_space_or_at_sign_addresses_a_name_as_a_chinese_input_method_types_it() {
+    let server = start();
+    let mut maka = logged_in(server.addr(), "玛卡巴卡");
+    let (mut simo, _) = Terminal::open_with_env(server.addr(), &["似末", PASSWORD], CHINESE);
+    simo.expect_line("已以 似末 身份登录");
+    simo.type_line("@玛卡巴卡\u{3000}你好");
+    assert_eq!(next_chat(&mut maka).1.text.to_lossy(), "你好");
+    simo.type_line("＠玛卡巴卡 你好");
+    assert_eq!(next_chat(&mut maka).1.text.to_lossy(), "你好");
+    simo.type_line("＊\u{3000}大家好");
+    let (_, message) = next_chat(&mut maka);
+    assert_eq!(
+        (
+            message.receiver.to_lossy().as_str(),
+            message.text.to_lossy().as_str()
+        ),
+        ("*", "大家好")
+    );
+    simo.type_line("／who");
+    simo.expect_line("在线：似末、玛卡巴卡");
+    // An error quotes the name as it was typed: no `\u{3000}` escape.
+    simo.type_line("@\"玛卡巴卡\u{3000}你好呀呀\" x");
+    assert_eq!(
+        simo.expect_line("太长"),
+        "“玛卡巴卡\u{3000}你好呀呀”太长，不能作为用户名（最多 20 字节）"
+    );
+    simo.type_line("/quit");
+    assert_eq!(simo.exit_code(), Some(0));
+}
+
+#[test]
+fn a_300_byte_chinese_message_is_sent_in_parts_and_arrives_whole_and_in_order() {
+    let server = start();
+    let addr = server.addr().to_string();
+    let listener = Terminal::open(server.addr(), &["1002", PASSWORD, "--listen"]);
+    listener.expect_line("listening");
+    let mut plain = logged_in(server.addr(), "1003");
+    let long: String = "春眠不觉晓处处闻啼鸟夜来风雨声花落知多少".repeat(5);
+    assert_eq!(long.len(), 300);
+    let output = run_client(&addr, &["1001", PASSWORD, "--send", "1002", &long], "");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    // (A line may follow once 1002's client has acknowledged it: delivered.)
+    assert_eq!(
+        untimed(&text(&output.stdout)).lines().next(),
+        Some(format!("1001 → 1002: {long} (sent, in 4 parts)").as_str()),
+        "--send says what it did"
+    );
+    // The receiver with this client sees one message.
+    let line = listener.expect_line("1001: ");
+    assert!(line.ends_with(&format!("] 1001: {long}")), "{line}");
+    // On the wire: four CHAT messages of at most 100 bytes, in order, each but the last
+    // ending with U+2060 WORD JOINER.
+    let output = run_client(&addr, &["1001", PASSWORD, "--send", "1003", &long], "");
+    assert_eq!(output.status.code(), Some(0));
+    let parts: Vec<String> = (0..4)
+        .map(|_| next_chat(&mut plain).1.text.to_lossy())
+        .collect();
+    assert!(parts.iter().all(|part| part.len() <= 100), "{parts:?}");
+    assert!(parts[..3].iter().all(|part| part.ends_with('\u{2060}')));
+    assert_eq!(parts.concat().replace('\u{2060}', ""), long);
+    // Longer than 30 parts hold: refused with a word, status 1.
+    let output = run_client(
+        &addr,
+        &["1001", PASSWORD, "--send", "1003", &"长".repeat(1000)],
+        "",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("send it in pieces"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn after_a_server_restart_the_client_reconnects_and_shows_what_was_stored_meanwhile() {
+    let data = tempfile::tempdir().unwrap();
+    let first = serve_on(data.path(), |_| {});
+    let port = first.local_addr().port();
+    let mut terminal = Terminal::logged_in(first.local_addr(), "1002");
+    first.stop();
+    terminal.expect_line("reconnecting");
+    // Stored while 1002 is away, through another server on the same data directory.
+    {
+        let meanwhile = serve_on(data.path(), |_| {});
+        let mut sender = with_receipts(meanwhile.local_addr(), "1001");
+        sender.send_chat("1002", "while you were gone").unwrap();
+        assert_eq!(next_message(&mut sender).0, 0, "QUEUED: stored for 1002");
+        drop(sender);
+        meanwhile.stop();
+    }
+    let again = serve_on(data.path(), |config| config.port = port);
+    terminal.expect_line("(reconnected to");
+    terminal.expect_line("(while you were away:)");
+    terminal.expect_line("1001: while you were gone");
+    // Receipts are on again: the message is acknowledged, and the chat goes on.
+    let mut friend = with_receipts(again.local_addr(), "1001");
+    terminal.type_line("@1001 back");
+    let back = loop {
+        match friend.read_reply().expect("a reply") {
+            Reply::Message { message, .. } => break message.text.to_lossy(),
+            Reply::Receipt { .. } => {} // RECEIVED for the stored message
+            other => panic!("expected a MESSAGE frame, got {other:?}"),
+        }
+    };
+    assert_eq!(back, "back");
+    terminal.type_line("/quit");
+    assert_eq!(terminal.exit_code(), Some(0));
+}
+
+#[test]
+fn a_newer_login_of_the_same_user_ends_the_chat_with_a_line_that_says_so() {
+    let server = start();
+    let terminal = Terminal::logged_in(server.addr(), "1001");
+    let output = run_client(&server.addr().to_string(), &["1001", PASSWORD, "--who"], "");
+    assert_eq!(output.status.code(), Some(0));
+    let line = terminal.expect_line("logged in elsewhere");
+    assert!(
+        line.contains("a --send or --who as 1001") && line.ends_with("this window is logged out"),
+        "{line}"
+    );
+    assert_eq!(terminal.exit_code(), Some(1));
+}
+
+#[test]
+fn who_piped_into_head_exits_quietly() {
+    let server = start();
+    let addr = server.addr().to_string();
+    let mut sender = logged_in(server.addr(), "1001");
+    // Enough stored lines that the pipe is closed while the client still writes.
+    for n in 0..200 {
+        sender.send_chat("1002", &format!("stored {n}")).unwrap();
+        next_chat(&mut sender);
+    }
+    let output = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "{CLIENT} --addr {addr} 1002 {PASSWORD} --who | head -1; \
+                 echo \"status ${{PIPESTATUS[0]}}\" >&2"
+            ),
+        ])
+        .env_remove("LC_ALL")
+        .env_remove("LANG")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("status 0") || stderr.contains("status 141"),
+        "a closed pipe ends the client quietly: {stderr}"
+    );
+    assert_eq!(text(&output.stdout).lines().count(), 1);
+}
+
+#[test]
+fn piped_input_that_ends_at_once_still_shows_the_stored_messages() {
+    let server = start();
+    let addr = server.addr().to_string();
+    let output = run_client(
+        &addr,
+        &["1001", PASSWORD, "--send", "1002", "kept for you"],
+        "",
+    );
+    assert!(text(&output.stdout).contains("(stored for later)"));
+    let output = run_client(&addr, &["1002", PASSWORD], "");
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("(while you were away:)") && stdout.contains("1001: kept for you"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("arrived while leaving"), "{stdout}");
+}
+
+#[test]
+fn a_locked_out_login_says_when_to_try_again() {
+    let server = start_with(Accounts::built_in(), |config| config.login_failures = 1);
+    let addr = server.addr().to_string();
+    let output = run_client(&addr, &["1001", "wrong", "--who"], "");
+    assert!(text(&output.stderr).contains("wrong name or password"));
+    let output = run_client(&addr, &["1001", PASSWORD, "--who"], "");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    let until = stderr
+        .split("try again after ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no time to try again: {stderr}"));
+    let bytes = until.as_bytes();
+    assert!(
+        bytes.len() > 8 && bytes[2] == b':' && bytes[5] == b':',
+        "HH:MM:SS: {stderr}"
+    );
+}
+
+#[test]
+fn against_minimal_a_message_to_an_offline_user_is_not_called_unknown() {
+    let minimal = Minimal::start();
+    let output = run_client(
+        &minimal.addr().to_string(),
+        &["1001", PASSWORD, "--send", "1002", "are you there?"],
+        "",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("(not sent: 1002 is not online, or there is no such user")
+            && !stdout.contains("there is no user 1002"),
+        "{stdout}"
+    );
+}

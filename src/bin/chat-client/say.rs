@@ -8,7 +8,7 @@
 use crate::receipts::Mark;
 use crate::visible::visible_str;
 use chatroom::i18n::{self, Lang};
-use chatroom::protocol::{Flag, Kind};
+use chatroom::protocol::{Flag, Kind, NAME_LEN};
 use std::fmt::Display;
 use std::sync::OnceLock;
 
@@ -363,8 +363,8 @@ pub fn now_talking_to(to: &str) -> String {
 
 pub fn name_too_long(to: &str) -> String {
     pick(
-        format!("\"{to}\" is too long to be a user name (at most 20 bytes)"),
-        format!("“{to}”太长，不能作为用户名（最多 20 字节）"),
+        format!("\"{to}\" is too long to be a user name (at most {NAME_LEN} bytes)"),
+        format!("“{to}”太长，不能作为用户名（最多 {NAME_LEN} 字节）"),
     )
 }
 

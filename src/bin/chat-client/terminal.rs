@@ -1,6 +1,6 @@
 //! The terminal: the password read without echo, and every line the client prints.
 //!
-//! Lines go through [`line`], one lock for both threads, so that they never mix. In the
+//! Lines go through [`line()`], one lock for both threads, so that they never mix. In the
 //! interactive mode on a terminal, each line starts with a carriage return and an
 //! erase-line (`\r`, `ESC [K`) and is followed by the prompt: under `rlwrap` (which
 //! `make client` uses when it is installed) the line being typed is redrawn below the
@@ -75,7 +75,7 @@ pub fn line(text: &str) {
     }
 }
 
-/// Prints several lines, as [`line`] does each.
+/// Prints several lines, as [`line()`] does each.
 pub fn lines(text: &str) {
     for text in text.lines() {
         line(text);
