@@ -1084,7 +1084,7 @@ fn a_chinese_locale_gets_chinese_status_receipt_partner_and_room_lines() {
     let time = &shown[1..shown.find(']').unwrap()];
     expect_delivered(
         &simo,
-        &format!("[{time}] 似末 → 玛卡巴卡: 你好 "),
+        &format!("[{time}] 似末 → 玛卡巴卡: 你好"),
         "玛卡巴卡",
         Chinese,
     );
@@ -1097,7 +1097,7 @@ fn a_chinese_locale_gets_chinese_status_receipt_partner_and_room_lines() {
     simo.type_line("* 大家好");
     assert!(
         simo.expect_line("聊天室")
-            .ends_with("] [聊天室] 似末: 大家好 （已发到聊天室：另有 1 人在线）")
+            .ends_with("] [聊天室] 似末: 大家好（已发到聊天室：另有 1 人在线）")
     );
     maka.type_line("*room reply");
     // A message's text and names are never translated; the room's tag is.
@@ -1110,12 +1110,12 @@ fn a_chinese_locale_gets_chinese_status_receipt_partner_and_room_lines() {
     simo.type_line("@1003 在吗？");
     assert!(
         simo.expect_line("1003")
-            .ends_with("] 似末 → 1003: 在吗？ （已保存，稍后送达）")
+            .ends_with("] 似末 → 1003: 在吗？（已保存，稍后送达）")
     );
     simo.type_line("@nobody 你好");
     assert!(
         simo.expect_line("nobody")
-            .ends_with("] 似末 → nobody: 你好 （未发送：没有用户 nobody）")
+            .ends_with("] 似末 → nobody: 你好（未发送：没有用户 nobody）")
     );
     simo.type_line("/nothing");
     assert_eq!(
@@ -1149,20 +1149,20 @@ fn send_mode_says_delivered_queued_and_refused_in_chinese_and_lc_all_comes_first
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_eq!(
         untimed(&text(&output.stdout)),
-        "1001 → 1002: 一条消息 （已发送）\n"
+        "1001 → 1002: 一条消息（已发送）\n"
     );
     assert_eq!(next_chat(&mut friend).1.text.to_lossy(), "一条消息");
     let output = send("1003", CHINESE);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
         untimed(&text(&output.stdout)),
-        "1001 → 1003: 一条消息 （已保存，稍后送达）\n"
+        "1001 → 1003: 一条消息（已保存，稍后送达）\n"
     );
     let output = send("nobody", &[("LC_MESSAGES", "zh_TW.UTF-8")]);
     assert_eq!(output.status.code(), Some(1), "a refusal still exits 1");
     assert_eq!(
         untimed(&text(&output.stdout)),
-        "1001 → nobody: 一条消息 （未发送：没有用户 nobody）\n"
+        "1001 → nobody: 一条消息（未发送：没有用户 nobody）\n"
     );
 
     // LC_ALL overrides LANG (POSIX): C means English.

@@ -264,7 +264,7 @@ fn a_message_arriving_mid_line_leaves_the_chinese_line_whole_under_rlwrap_and_se
     simo.type_text("很长的话");
     simo.press(&["Enter"]);
     assert_eq!(next_text(&mut maka, "玛卡巴卡"), "我正在打一句很长的话");
-    simo.wait_for_text("似末 → 玛卡巴卡: 我正在打一句很长的话 （已发送）");
+    simo.wait_for_text("似末 → 玛卡巴卡: 我正在打一句很长的话（已发送）");
 }
 
 #[test]

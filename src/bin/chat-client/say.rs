@@ -572,6 +572,12 @@ pub fn message_too_long(max: usize) -> String {
 
 // Our own messages: one line each, with one mark that moves forward.
 
+/// A line and the status in brackets after it: a space between them in English; none
+/// in Chinese, whose full-width brackets carry their own.
+pub fn with_status(line: &str, status: &str) -> String {
+    pick(format!("{line} {status}"), format!("{line}{status}"))
+}
+
 /// Our private message: `[time] me → to: text`, its mark follows.
 pub fn own_line(time: &str, me: &str, to: &str, text: &str) -> String {
     pick(

@@ -302,7 +302,7 @@ impl Screen {
             match ask.purpose {
                 Purpose::Who => terminal::line(&say::no_users_answer(USERS_TIMEOUT.as_secs())),
                 Purpose::RoomCount { line: Some(line) } => {
-                    terminal::line(&format!("{line} {}", say::room_without_count()));
+                    terminal::line(&say::with_status(&line, say::room_without_count()));
                 }
                 // The echo has not come either: its own wait says so.
                 Purpose::RoomCount { line: None } | Purpose::Settle => {}
@@ -410,7 +410,7 @@ impl Screen {
             Some(Purpose::RoomCount { line: Some(line) }) => {
                 self.flush_settling(None);
                 let others = names.iter().filter(|name| **name != self.me).count();
-                terminal::line(&format!("{line} {}", say::room_count(others)));
+                terminal::line(&say::with_status(&line, &say::room_count(others)));
             }
             Some(Purpose::RoomCount { line: None } | Purpose::Settle) => {}
             Some(Purpose::Who) | None => {
@@ -478,12 +478,12 @@ impl Screen {
             self.flush_settling(None);
             let mut status = self.refusal(flag, &to);
             if pending.parts > 1 {
-                status = format!(
-                    "{status} {}",
-                    say::parts_accepted(pending.accepted, pending.parts)
+                status = say::with_status(
+                    &status,
+                    &say::parts_accepted(pending.accepted, pending.parts),
                 );
             }
-            terminal::line(&format!("{line} {status}"));
+            terminal::line(&say::with_status(&line, &status));
             self.failed = true;
             return;
         }
@@ -499,10 +499,10 @@ impl Screen {
             }
             self.flush_settling(None);
             if self.users_unanswered {
-                terminal::line(&format!("{line} {}", say::room_without_count()));
+                terminal::line(&say::with_status(&line, say::room_without_count()));
                 self.failed = true;
             } else {
-                terminal::line(&format!("{line} {}", say::said_to_room()));
+                terminal::line(&say::with_status(&line, &say::said_to_room()));
             }
             return;
         }
@@ -532,7 +532,7 @@ impl Screen {
             .progress
             .mark_of(own.to.as_bytes(), own.id)
             .map_or(base, |reached| reached.max(base));
-        terminal::line(&format!("{} {}", own.line, say::mark(mark, own.parts)));
+        terminal::line(&say::with_status(&own.line, &say::mark(mark, own.parts)));
         if own.id != 0 && mark != Mark::Read {
             self.shown_marks
                 .entry(own.to.as_bytes().to_vec())
@@ -662,7 +662,7 @@ impl Screen {
             visible(&whole.text)
         );
         if !whole.complete {
-            line = format!("{line} {}", say::incomplete());
+            line = say::with_status(&line, &say::incomplete());
         }
         terminal::line(&line);
         if whole.sender.is_empty() {
