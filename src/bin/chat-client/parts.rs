@@ -54,6 +54,7 @@ struct Held {
     /// The first part's id (receipts), for its time and for the ACK that must not
     /// cover it yet.
     first_id: Option<u64>,
+    last_id: Option<u64>,
     parts: usize,
     since: Instant,
 }
@@ -69,6 +70,8 @@ pub struct Whole {
     pub text: Vec<u8>,
     /// The first part's id, if the connection has ids.
     pub first_id: Option<u64>,
+    /// The last part's id: a READ of it covers them all.
+    pub last_id: Option<u64>,
     /// How many parts it came in.
     pub parts: usize,
     /// False when the rest never came ([`PART_WAIT`]) or the client is leaving.
@@ -100,9 +103,11 @@ impl Joiner {
         let held = self.held.entry(key.clone()).or_insert_with(|| Held {
             text: Vec::new(),
             first_id: id,
+            last_id: id,
             parts: 0,
             since: now,
         });
+        held.last_id = id.or(held.last_id);
         held.text.extend_from_slice(body);
         held.parts += 1;
         if continued {
@@ -146,6 +151,7 @@ fn whole((sender, room): Conversation, held: Held, complete: bool) -> Whole {
         room,
         text: held.text,
         first_id: held.first_id,
+        last_id: held.last_id,
         parts: held.parts,
         complete,
     }

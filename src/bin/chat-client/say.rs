@@ -77,7 +77,9 @@ commands:
   (any line)          even an empty one: with receipts, tells those whose
                   messages were shown to you that you have read them
   /help               this help
-  /quit               leave (so does end of input, Ctrl-D)";
+  /quit               leave (so does end of input, Ctrl-D)
+A Chinese input method's full-width ＠ ＊ ／ and space work as @ * / and a space.
+A message longer than 100 bytes goes in parts, shown whole by this client.";
 
 const USAGE_ZH: &str = "\
 用法：chat-client [--addr HOST:PORT] [--trace] [--no-receipts] NAME [PASSWORD]
@@ -116,7 +118,9 @@ const HELP_ZH: &str = "\
   （任意一行）        空行也算：有回执时，告诉给你发过消息的人
                   你已读过
   /help               显示本帮助
-  /quit               退出（输入结束、Ctrl-D 也一样）";
+  /quit               退出（输入结束、Ctrl-D 也一样）
+中文输入法打出的全角 ＠ ＊ ／ 和全角空格，与 @ * / 和半角空格作用相同。
+超过 100 字节的消息会分成几条发出，这个客户端会把它们合成一条显示。";
 
 // Usage errors (exit 2) and the lines around them.
 

@@ -613,10 +613,6 @@ impl Screen {
         if !self.acks.delivered(id) {
             return; // delivered again after a lost connection: shown already
         }
-        let private = message.receiver.as_bytes() != ROOM.as_bytes();
-        if self.sends_reads && private && !message.sender.is_empty() {
-            self.acks.shown_from(&message.sender, id);
-        }
         self.incoming(message, Some(id));
     }
 
@@ -667,6 +663,13 @@ impl Screen {
         terminal::line(&line);
         if whole.sender.is_empty() {
             return;
+        }
+        // Shown: the next line typed tells the sender it was read (a private message,
+        // on a receipts connection).
+        if let (true, false, Some(id)) = (self.sends_reads, whole.room, whole.last_id)
+            && let Ok(sender) = Name::from_bytes(&whole.sender)
+        {
+            self.acks.shown_from(&sender, id);
         }
         let name = String::from_utf8_lossy(&whole.sender).into_owned();
         self.last_sender = Some(name.clone());
