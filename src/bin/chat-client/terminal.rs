@@ -112,7 +112,8 @@ pub fn read_password(stdin: &mut impl BufRead) -> Result<String, String> {
     let read = stdin.read_until(b'\n', &mut line);
     if echo_off {
         set_echo(true);
-        error_line(""); // the newline the user typed was not echoed either
+        // The newline the user typed was not echoed either: the next line starts afresh.
+        let _ = write!(io::stderr().lock(), "{CLEAR_LINE}");
     }
     match read {
         Ok(0) => Err(say::no_password()),
