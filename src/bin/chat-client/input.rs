@@ -6,7 +6,7 @@
 
 use crate::say;
 use crate::visible::visible_str;
-use chatroom::protocol::ROOM;
+use chatroom::protocol::{NAME_LEN, ROOM};
 
 /// What separates a command or a name from what follows: a space, or the full-width
 /// space of a Chinese input method.
@@ -121,8 +121,12 @@ pub fn parse_line(line: &str, partner: &mut Option<String>, last_sender: Option<
     }
 }
 
-/// `to` becomes the partner; `text`, if any, goes to them.
+/// `to` becomes the partner; `text`, if any, goes to them. A name no user can have
+/// changes nothing.
 fn address(to: &str, text: &str, partner: &mut Option<String>) -> Input {
+    if to.len() > NAME_LEN {
+        return Input::Say(say::name_too_long(&visible_str(to)));
+    }
     *partner = Some(to.to_string());
     if text.is_empty() {
         return Input::Say(say::now_talking_to(&visible_str(to)));
@@ -218,5 +222,13 @@ mod tests {
         assert_eq!(parse_line("／who", &mut partner, None), Input::Who);
         assert_eq!(parse_line("／quit", &mut partner, None), Input::Quit);
         assert_eq!(parse_line("　", &mut partner, None), Input::Nothing);
+        assert!(
+            matches!(
+                parse_line("@玛卡巴卡玛卡巴卡 你好", &mut partner, None),
+                Input::Say(_)
+            ),
+            "24 bytes: no user has that name"
+        );
+        assert_eq!(partner.as_deref(), Some("似末"), "the partner stays");
     }
 }
