@@ -1543,3 +1543,25 @@ fn against_minimal_a_message_to_an_offline_user_is_not_called_unknown() {
         "{stdout}"
     );
 }
+
+#[test]
+fn piped_input_shows_more_stored_messages_than_the_servers_window_before_it_leaves() {
+    /// More than the 256 unacknowledged messages a server sends a receiver at once.
+    const STORED: usize = 300;
+    let server = start();
+    let mut sender = logged_in(server.addr(), "1001");
+    for n in 0..STORED {
+        sender.send_chat("1002", &format!("stored {n}")).unwrap();
+        assert_eq!(next_chat(&mut sender).0, 0, "QUEUED");
+    }
+    let output = run_client(&server.addr().to_string(), &["1002", PASSWORD], "");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let shown: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.split_once("] 1001: stored ").map(|(_, n)| n))
+        .collect();
+    let expected: Vec<String> = (0..STORED).map(|n| n.to_string()).collect();
+    assert_eq!(shown, expected, "every stored message, in order, once");
+    assert!(!stdout.contains("arrived while leaving"), "{stdout}");
+}

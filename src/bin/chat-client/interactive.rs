@@ -34,6 +34,9 @@ const RECONNECT_MAX: Duration = Duration::from_secs(15);
 /// How often the typist looks whether the stored messages have all come, before it
 /// leaves.
 const SETTLE_POLL: Duration = Duration::from_millis(20);
+/// The most rounds of "acknowledge, then ask USERS" before leaving: each round lets the
+/// server send up to its window (256) of what it still holds for us.
+const MAX_SETTLE_ROUNDS: usize = 64;
 
 /// What both threads share.
 struct Shared {
@@ -167,26 +170,39 @@ fn send_reads(shared: &Shared) {
     }
 }
 
-/// Leaves: on a receipts connection, first asks USERS and waits for its answer, so that
-/// everything delivered before it (the messages stored for us, handed over at login) is
-/// shown and acknowledged; then the last ACK and our end of the stream. The printer
+/// Leaves: on a receipts connection, first acknowledges what was shown and asks USERS,
+/// and waits for its answer, so that everything delivered before it (the messages stored
+/// for us, handed over at login) is shown, again while rounds bring more; then the last
+/// ACK and our end of the stream. The printer
 /// shows every last outcome before the process exits; deliveries after the last ACK
 /// are left to the server for next time.
 fn leave(shared: &Shared) {
-    {
-        let mut outgoing = lock(&shared.outgoing);
-        let mut screen = lock(&shared.screen);
-        if let Some(link) = outgoing.as_mut()
-            && screen.receipts
-            && !screen.users_unanswered
-        {
+    // The server sends a receiver at most 256 unacknowledged messages at once and the
+    // rest as ACKs come: a round that brought deliveries is followed by another.
+    for _ in 0..MAX_SETTLE_ROUNDS {
+        let before = {
+            let mut outgoing = lock(&shared.outgoing);
+            let mut screen = lock(&shared.screen);
+            let Some(link) = outgoing.as_mut() else {
+                break;
+            };
+            if !screen.receipts || screen.users_unanswered {
+                break;
+            }
+            if let Some(id) = screen.ack_now() {
+                let _ = link.send(&ack_request(id));
+            }
             screen.asking(Purpose::Settle);
             let _ = link.send(&protocol::users_request());
+            screen.deliveries()
+        };
+        let until = Instant::now() + USERS_TIMEOUT;
+        while lock(&shared.screen).settling_before_leaving() && Instant::now() < until {
+            thread::sleep(SETTLE_POLL);
         }
-    }
-    let until = Instant::now() + USERS_TIMEOUT;
-    while lock(&shared.screen).settling_before_leaving() && Instant::now() < until {
-        thread::sleep(SETTLE_POLL);
+        if lock(&shared.screen).deliveries() == before {
+            break;
+        }
     }
     shared.leaving.store(true, Ordering::Release);
     let mut outgoing = lock(&shared.outgoing);

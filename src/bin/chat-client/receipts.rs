@@ -118,6 +118,13 @@ impl Acks {
         Some(self.acked_up_to)
     }
 
+    /// The ACK to send now, whatever the interval, if anything is unacknowledged.
+    pub fn take_now(&mut self, now: Instant, held: Option<u64>) -> Option<u64> {
+        self.last_ack = None;
+        self.unacked = ACK_AT_ONCE;
+        self.take(now, true, held)
+    }
+
     /// The last ACK, if anything is unacknowledged; no more after it.
     pub fn close(&mut self, held: Option<u64>) -> Option<u64> {
         let last = self.pending(held).then(|| self.ackable(held));

@@ -129,6 +129,8 @@ pub struct Screen {
     /// The last message shown had waited for us: the next one that did needs no new
     /// "while you were away" line.
     in_away_block: bool,
+    /// Deliveries (MESSAGE frames from others) taken so far.
+    deliveries: u64,
 }
 
 impl Screen {
@@ -158,6 +160,7 @@ impl Screen {
             shown_marks: HashMap::new(),
             joiner: Joiner::default(),
             in_away_block: false,
+            deliveries: 0,
         }
     }
 
@@ -175,6 +178,17 @@ impl Screen {
     pub fn take_ack(&mut self, now: Instant, burst_over: bool) -> Option<u64> {
         let held = self.joiner.lowest_held_id();
         self.acks.take(now, burst_over, held)
+    }
+
+    /// The ACK to send now, whatever the interval, if anything shown is unacknowledged.
+    pub fn ack_now(&mut self) -> Option<u64> {
+        let held = self.joiner.lowest_held_id();
+        self.acks.take_now(Instant::now(), held)
+    }
+
+    /// How many deliveries have come on receipts connections in this run.
+    pub fn deliveries(&self) -> u64 {
+        self.deliveries
     }
 
     /// The last ACK, if anything is unacknowledged; no more after it. Parts still held
@@ -606,6 +620,7 @@ impl Screen {
     /// A delivery on a receipts connection: shown once, then acknowledged, and
     /// (interactive) marked read once the person types.
     fn delivered(&mut self, id: u64, message: &ChatMessage) {
+        self.deliveries += 1;
         if self.acks.closed {
             self.held_back += 1;
             return;
