@@ -4,7 +4,8 @@
 #   make run          start the server on port 12345 with the six built-in users
 #                     (ARGS="--port 23456 --users contrib/users.txt" passes flags)
 #   make client NAME=似末 [PASSWORD=123456] [ADDR=127.0.0.1:12345]
-#                     the companion terminal client (ADDR: the server's HOST:PORT)
+#                     the companion terminal client (ADDR: the server's HOST:PORT),
+#                     under rlwrap (line editing, history) when it is installed
 #   make test         every test: unit tests and the TCP tests in tests/; the last line
 #                     is the total, `make test: N passed, N failed, N skipped` (the
 #                     log: TEST_LOG)
@@ -19,8 +20,8 @@
 #                     with your build of the original C++ server)
 #   make install      install both binaries under PREFIX (default /usr/local; DESTDIR
 #                     is honoured), with the example users file, the systemd unit
-#                     (whose ExecStart names PREFIX/bin/chat-server) and the Wireshark
-#                     dissector
+#                     (whose ExecStart names PREFIX/bin/chat-server), the Wireshark
+#                     dissector, and the READMEs with the documents they link to
 #   make clean        remove build output (never the data directory: it holds users'
 #                     messages)
 
@@ -35,6 +36,10 @@ RELEASE := target/release
 # Everything `make test` printed, kept for reading after its closing line.
 TEST_LOG := target/make-test.log
 DOCDIR = $(DESTDIR)$(PREFIX)/share/doc/chat-server
+# What the READMEs link to, installed beside them at the same relative paths, so that
+# the installed README's links lead somewhere.
+LINKED_DOCS = BENCHMARKS.md docs/PROTOCOL.md docs/PROTOCOL.zh-CN.md docs/TOUR.md \
+	docs/TOUR.zh-CN.md docs/TESTING.md examples/minimal.rs
 # The systemd unit in contrib/ runs the server from the default PREFIX; `make install`
 # writes its own PREFIX there instead (without DESTDIR, which is only where files are
 # staged), so that the unit it installs runs the server it installs.
@@ -56,9 +61,18 @@ build:
 run: build
 	@$(RAISE_FD_LIMIT); exec $(RELEASE)/chat-server $(ARGS)
 
+# The client under rlwrap when it is installed (Debian: apt-get install rlwrap): line
+# editing (Left, Right, Home, End), history (Up, Down, Ctrl-R; kept in
+# ~/.chat-client_history) and the line being typed redrawn whole below each message
+# that arrives. Without it the client still works: the terminal's own line editing
+# (Backspace only), and a message arriving mid-line hides what was typed (Ctrl-R shows
+# it again; it is sent as typed).
+CLIENT_COMMAND = $(RELEASE)/chat-client --addr "$(ADDR)" "$(NAME)" $(if $(PASSWORD),"$(PASSWORD)")
 client: build
 	@if [ -z "$(NAME)" ]; then echo "usage: make client NAME=似末 [PASSWORD=123456]"; exit 2; fi
-	@exec $(RELEASE)/chat-client --addr "$(ADDR)" "$(NAME)" $(if $(PASSWORD),"$(PASSWORD)")
+	@if command -v rlwrap >/dev/null 2>&1; then exec rlwrap $(CLIENT_COMMAND); fi; \
+	echo "(rlwrap is not installed: no line editing or history; apt-get install rlwrap)" >&2; \
+	exec $(CLIENT_COMMAND)
 
 # cargo's own last lines are the count of the last target it ran (the example's
 # `0 passed`): the closing line sums every `test result:` line instead, in the plain form
@@ -126,6 +140,7 @@ install: build
 	install -Dm644 contrib/chatroom.lua $(DOCDIR)/chatroom.lua
 	install -Dm644 README.md $(DOCDIR)/README.md
 	install -Dm644 README.zh-CN.md $(DOCDIR)/README.zh-CN.md
+	for doc in $(LINKED_DOCS); do install -Dm644 "$$doc" "$(DOCDIR)/$$doc" || exit 1; done
 
 # Build output only: `data/` (the default --data-dir) holds queued messages, which a
 # build target has no business deleting.

@@ -43,7 +43,8 @@ pub enum Reply {
     Message {
         /// The feedback's flag.
         flag: i32,
-        /// The message's id: when the server accepted it, in microseconds since 1970.
+        /// The message's id: when the server accepted it (read it with
+        /// [`crate::message_id::sent_at_ms`]), 0 for a refused message.
         id: u64,
         /// The message as the server wrote it.
         message: ChatMessage,
@@ -136,19 +137,18 @@ impl Client {
     /// Turns receipts on for this connection (receipts extension); the answer is
     /// `FEEDBACK{4, 0, 1}`.
     pub fn send_receipts(&mut self) -> io::Result<()> {
-        self.send_raw(&protocol::request(Kind::Receipts, &[]))
+        self.send_raw(&receipts_request())
     }
 
     /// Acknowledges every message delivered up to and including `id`.
     pub fn send_ack(&mut self, id: u64) -> io::Result<()> {
-        self.send_raw(&protocol::request(Kind::Ack, &id.to_le_bytes()))
+        self.send_raw(&ack_request(id))
     }
 
     /// Tells `sender` that the person here has seen their messages up to `id`.
     pub fn send_read(&mut self, id: u64, sender: &str) -> io::Result<()> {
-        let mut body = id.to_le_bytes().to_vec();
-        body.extend_from_slice(Name::new(sender).map_err(invalid_input)?.field());
-        self.send_raw(&protocol::request(Kind::Read, &body))
+        let sender = Name::new(sender).map_err(invalid_input)?;
+        self.send_raw(&read_request(id, &sender))
     }
 
     /// Reads the next reply, whole.
@@ -170,6 +170,24 @@ impl Client {
     pub fn split(self) -> (TcpStream, BufReader<TcpStream>) {
         (self.writer, self.reader)
     }
+}
+
+/// `HEAD{4, 0}`: receipts on, please (docs/PROTOCOL.md §3).
+pub fn receipts_request() -> Vec<u8> {
+    protocol::request(Kind::Receipts, &[])
+}
+
+/// `HEAD{6, 8}` + `id`: every delivery on this connection up to `id` is here.
+pub fn ack_request(id: u64) -> Vec<u8> {
+    protocol::request(Kind::Ack, &id.to_le_bytes())
+}
+
+/// `HEAD{8, 28}` + `id` + `sender`: the person here has seen `sender`'s messages up to
+/// `id`.
+pub fn read_request(id: u64, sender: &Name) -> Vec<u8> {
+    let mut body = id.to_le_bytes().to_vec();
+    body.extend_from_slice(sender.field());
+    protocol::request(Kind::Read, &body)
 }
 
 /// Reads one whole reply from `input`.

@@ -4,6 +4,7 @@ mod common;
 mod terminal;
 
 use chatroom::blocking_client::{Client, Reply};
+use chatroom::message_id::{first_of_ms, now_ms, sent_at_ms};
 use chatroom::protocol::Kind;
 use chatroom::users::Accounts;
 use common::minimal::Minimal;
@@ -23,7 +24,8 @@ fn interactive_commands_chat_privately_in_the_room_and_list_who_is_online() {
 
     terminal.type_line("@玛卡巴卡 你好");
     assert_eq!(next_chat(&mut friend).1.text.to_lossy(), "你好");
-    terminal.expect_line("(delivered to 玛卡巴卡)");
+    // The friend has no receipts: written to its connection is as far as it goes.
+    terminal.expect_line("似末 → 玛卡巴卡: 你好 (sent)");
 
     terminal.type_line("and a bare line goes to the partner");
     let (_, message) = next_chat(&mut friend);
@@ -31,7 +33,7 @@ fn interactive_commands_chat_privately_in_the_room_and_list_who_is_online() {
         message.text.to_lossy(),
         "and a bare line goes to the partner"
     );
-    terminal.expect_line("(delivered to 玛卡巴卡)");
+    terminal.expect_line("似末 → 玛卡巴卡: and a bare line goes to the partner (sent)");
 
     friend.send_chat("似末", "hi back").unwrap();
     assert_eq!(next_chat(&mut friend).0, 1, "the friend's echo");
@@ -47,7 +49,7 @@ fn interactive_commands_chat_privately_in_the_room_and_list_who_is_online() {
     terminal.type_line("/who");
     terminal.expect_line("online: 似末, 玛卡巴卡");
     terminal.type_line("@1003 are you there?");
-    terminal.expect_line("queued: 1003 is offline");
+    terminal.expect_line("似末 → 1003: are you there? (stored for later)");
     terminal.type_line("@nobody hello");
     terminal.expect_line("there is no user nobody");
     terminal.type_line("/help");
@@ -67,7 +69,7 @@ fn interactive_reads_the_password_from_stdin_and_leaves_at_eof() {
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert_eq!(next_chat(&mut friend).1.text.to_lossy(), "from a pipe");
-    assert!(text(&output.stdout).contains("(delivered to 1002)"));
+    assert!(text(&output.stdout).contains("1001 → 1002: from a pipe (sent)"));
 }
 
 #[test]
@@ -77,12 +79,12 @@ fn send_mode_reports_delivered_queued_and_refused() {
     let mut friend = logged_in(server.addr(), "1002");
     let output = run_client(&addr, &["1001", PASSWORD, "--send", "1002", "one shot"], "");
     assert_eq!(output.status.code(), Some(0));
-    assert!(text(&output.stdout).contains("delivered to 1002"));
+    assert!(text(&output.stdout).contains("1001 → 1002: one shot (sent)"));
     assert_eq!(next_chat(&mut friend).1.text.to_lossy(), "one shot");
 
     let output = run_client(&addr, &["1001", PASSWORD, "--send", "1003", "later"], "");
     assert_eq!(output.status.code(), Some(0));
-    assert!(text(&output.stdout).contains("queued"));
+    assert!(text(&output.stdout).contains("1001 → 1003: later (stored for later)"));
 
     let output = run_client(&addr, &["1001", PASSWORD, "--send", "nobody", "x"], "");
     assert_eq!(output.status.code(), Some(1));
@@ -139,8 +141,8 @@ fn listen_mode_says_why_it_ended() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("may have logged in elsewhere") && stderr.contains("server stopped"),
-        "{stderr}"
+        stderr.contains("1001 logged in elsewhere") && stderr.contains("logged out"),
+        "the newer login is named as the cause, not a server that stopped: {stderr}"
     );
 }
 
@@ -153,7 +155,7 @@ fn send_mode_prints_the_senders_own_stored_messages_before_it_exits() {
         &["1001", PASSWORD, "--send", "1002", "kept for you"],
         "",
     );
-    assert!(text(&output.stdout).contains("queued"));
+    assert!(text(&output.stdout).contains("(stored for later)"));
     // 1002 logs in only to send: the message stored for it must reach the user.
     let output = run_client(&addr, &["1002", PASSWORD, "--send", "1003", "x"], "");
     assert_eq!(output.status.code(), Some(0));
@@ -201,7 +203,7 @@ fn a_name_with_spaces_is_addressed_in_quotes_and_the_last_sender_with_slash_r() 
     terminal.expect_line("logged in as bob");
     terminal.type_line("@\"alice smith\" hi alice");
     assert_eq!(next_chat(&mut alice).1.text.to_lossy(), "hi alice");
-    terminal.expect_line("(delivered to alice smith)");
+    terminal.expect_line("bob → alice smith: hi alice (sent)");
     alice.send_chat("bob", "hi bob").unwrap();
     terminal.expect_line("alice smith: hi bob");
     terminal.type_line("/r and back");
@@ -479,9 +481,9 @@ fn trace_shows_each_frame_decoded_and_as_bytes_and_never_the_password() {
     let traced = run_client(&addr, &[&["--trace"][..], &send].concat(), "");
     assert_eq!(traced.status.code(), Some(0), "{}", text(&traced.stderr));
     assert_eq!(
-        text(&traced.stdout),
-        text(&plain.stdout),
-        "--trace leaves stdout as it is"
+        untimed(&text(&traced.stdout)),
+        untimed(&text(&plain.stdout)),
+        "--trace leaves stdout as it is (but for the time of day)"
     );
     let stderr = text(&traced.stderr);
     for line in [
@@ -553,7 +555,6 @@ fn trace_works_while_listening_and_interactive_and_stdout_stays_clean() {
         Terminal::open_with_stderr(server.addr(), &["1001", SECRET, "--trace"]);
     terminal.expect_line("logged in as 1001");
     terminal.type_line("@1002 seen on the wire");
-    terminal.expect_line("(delivered to 1002)");
     listener.expect_line("1001: seen on the wire");
     // Receipts are on: the delivery is a MESSAGE frame with its id, and the listener
     // acknowledges it with that id.
@@ -582,7 +583,7 @@ fn trace_works_while_listening_and_interactive_and_stdout_stays_clean() {
         &format!("← FEEDBACK{{type 7 RECEIVED (extension), length 28, flag 1 OK}}  id {id} ("),
         "the interactive client's trace",
     );
-    terminal.expect_line("(delivered to 1002's client up to ");
+    expect_delivered(&terminal, "1001 → 1002: seen on the wire", "1002", English);
     terminal.type_line("/quit");
     let Terminal {
         mut child,
@@ -614,18 +615,18 @@ fn whoever_writes_first_becomes_the_partner_and_a_bare_reply_goes_back() {
     let mut simo = Terminal::logged_in(server.addr(), "似末");
     let mut maka = Terminal::logged_in(server.addr(), "玛卡巴卡");
     simo.type_line("@玛卡巴卡 你好");
-    simo.expect_line("(delivered to 玛卡巴卡)");
+    simo.expect_line("似末 → 玛卡巴卡: 你好 (");
     maka.expect_line("似末: 你好");
     maka.expect_line("(now talking to 似末: a bare line goes to them)");
     maka.type_line("你好呀");
-    maka.expect_line("(delivered to 似末)");
+    maka.expect_line("玛卡巴卡 → 似末: 你好呀 (");
     simo.expect_line("玛卡巴卡: 你好呀");
     // A second writer does not take the partner's place.
     let mut other = logged_in(server.addr(), "1001");
     other.send_chat("玛卡巴卡", "me too").unwrap();
     maka.expect_line("1001: me too");
     maka.type_line("still to 似末");
-    maka.expect_line("(delivered to 似末)");
+    maka.expect_line("玛卡巴卡 → 似末: still to 似末 (");
     simo.expect_line("玛卡巴卡: still to 似末");
     simo.type_line("/quit");
     maka.type_line("/quit");
@@ -654,8 +655,8 @@ fn a_room_message_says_when_nobody_else_is_online_to_hear_it() {
     );
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
-        text(&output.stdout),
-        "(said to the room: 2 other users are online)\n"
+        untimed(&text(&output.stdout)),
+        "[room] 1001: hi all (said to the room: 2 other users are online)\n"
     );
 }
 
@@ -681,7 +682,7 @@ fn who_against_a_server_without_users_gives_up_in_bounded_time_and_says_why() {
     terminal.type_line("/who");
     terminal.expect_line("the server did not answer USERS before");
     terminal.type_line("@1001 still here");
-    terminal.expect_line("(delivered to 1001)");
+    terminal.expect_line("1001 → 1001: still here (sent)");
     terminal.type_line("/quit");
     assert_eq!(terminal.exit_code(), Some(0));
 }
@@ -737,7 +738,7 @@ fn local_time_of(id: u64) -> String {
         .arg("-d")
         .arg(format!(
             "@{}",
-            chatroom::message_id::sent_at_ms(id).expect("a real id") / 1_000
+            sent_at_ms(id).expect("not a refused id") / 1_000
         ))
         .arg("+%H:%M:%S")
         .output()
@@ -792,38 +793,38 @@ fn a_stored_message_shows_its_send_time_and_leaves_the_mailbox_only_once_acknowl
 }
 
 #[test]
-fn interactive_clients_show_delivered_and_read_lines_once_each() {
+fn interactive_clients_show_one_mark_per_message_that_moves_forward() {
     let server = start();
     let mut simo = Terminal::logged_in(server.addr(), "似末");
     let mut maka = Terminal::logged_in(server.addr(), "玛卡巴卡");
 
     simo.type_line("@玛卡巴卡 你好");
-    simo.expect_line("(delivered to 玛卡巴卡)");
     let shown = maka.expect_line("似末: 你好");
     let time = &shown[1..shown.find(']').unwrap()];
-    // 玛卡巴卡's client acknowledged what it printed: delivered, up to its send time.
-    let delivered = simo.expect_line("(delivered to 玛卡巴卡's client");
-    assert_eq!(
-        delivered,
-        format!("(delivered to 玛卡巴卡's client up to {time})")
+    // 似末's own line carries the time and one mark: delivered once 玛卡巴卡's client
+    // acknowledged it (RECEIVED), on the line itself or on one line after it.
+    expect_delivered(
+        &simo,
+        &format!("[{time}] 似末 → 玛卡巴卡: 你好"),
+        "玛卡巴卡",
+        English,
     );
     // A line typed (even an empty one) says that the person has seen it.
     maka.type_line("");
     let read = simo.expect_line("has read");
     assert_eq!(
         read,
-        format!("(玛卡巴卡 has read your messages up to {time})")
+        format!("(玛卡巴卡 has read your messages, up to {time})")
     );
     // Nothing new was shown since: another line sends no READ, and 似末 sees one line
-    // per step forward. 玛卡巴卡's reply comes next on 似末's screen, then its receipts.
+    // per step forward. 玛卡巴卡's reply comes next on 似末's screen.
     maka.type_line("");
     maka.type_line("你好呀");
-    maka.expect_line("(delivered to 似末)");
+    expect_delivered(&maka, "玛卡巴卡 → 似末: 你好呀", "似末", English);
     let next = simo.expect_line("玛卡巴卡: 你好呀");
     assert!(next.starts_with('['), "{next}");
-    maka.expect_line("(delivered to 似末's client up to");
     simo.type_line("/quit");
-    maka.expect_line("(似末 has read your messages up to");
+    maka.expect_line("(似末 has read your messages, up to");
     maka.type_line("/quit");
     let Terminal {
         mut child, lines, ..
@@ -835,6 +836,51 @@ fn interactive_clients_show_delivered_and_read_lines_once_each() {
         "one READ line for one step: {rest:?}"
     );
     assert_eq!(maka.exit_code(), Some(0));
+}
+
+/// The language a test expects the client to speak.
+#[derive(Clone, Copy, PartialEq)]
+enum Language {
+    English,
+    Chinese,
+}
+use Language::*;
+
+/// Waits for our message's own line (`own`, up to its mark) and for it to be marked
+/// delivered: on the line itself, or on a line of its own after it (the line waits a
+/// moment for RECEIVED; on a loaded machine RECEIVED may come after).
+#[track_caller]
+fn expect_delivered(terminal: &Terminal, own: &str, to: &str, language: Language) {
+    let (delivered, sent, later) = match language {
+        English => (
+            "(delivered)",
+            "(sent)",
+            format!("(delivered to {to}, up to "),
+        ),
+        Chinese => ("（已送达）", "（已发送）", format!("（已送达 {to}，截至 ")),
+    };
+    let line = terminal.expect_line(own);
+    if line.ends_with(delivered) {
+        return;
+    }
+    assert!(line.ends_with(sent), "neither sent nor delivered: {line}");
+    terminal.expect_line(&later);
+}
+
+/// `output` without the `[HH:MM:SS] ` that starts its lines.
+fn untimed(output: &str) -> String {
+    output
+        .lines()
+        .map(|line| {
+            match line
+                .strip_prefix('[')
+                .and_then(|rest| rest.split_once("] "))
+            {
+                Some((time, rest)) if time.len() == "HH:MM:SS".len() => format!("{rest}\n"),
+                _ => format!("{line}\n"),
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -892,7 +938,10 @@ fn against_minimal_the_client_asks_for_receipts_and_speaks_the_plain_protocol() 
         "",
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stdout), "(delivered to 1001)\n");
+    assert_eq!(
+        untimed(&text(&output.stdout)),
+        "1001 → 1001: plain (sent)\n"
+    );
     let decoded: Vec<String> = text(&output.stderr)
         .lines()
         .filter(|line| !line.starts_with("  "))
@@ -940,7 +989,7 @@ fn a_server_that_answers_receipts_with_minus_4_gets_the_plain_protocol() {
     });
     let output = run_client(&addr, &["1001", PASSWORD, "--send", "1002", "hi"], "");
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stdout), "(delivered to 1002)\n");
+    assert_eq!(untimed(&text(&output.stdout)), "1001 → 1002: hi (sent)\n");
     server.join().unwrap();
 }
 
@@ -959,12 +1008,9 @@ fn message_frame(flag: i32, id: u64, sender: &str, receiver: &str, text: &str) -
 /// to the server, saying so.
 #[test]
 fn duplicates_are_shown_once_old_messages_with_their_date_and_late_ones_left_to_the_server() {
-    const DAY_US: u64 = 24 * 60 * 60 * 1_000_000;
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
-    let old = now_us - 2 * DAY_US;
+    const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
+    let now = first_of_ms(now_ms());
+    let old = first_of_ms(now_ms() - 2 * DAY_MS);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let server = thread::spawn(move || {
@@ -991,7 +1037,7 @@ fn duplicates_are_shown_once_old_messages_with_their_date_and_late_ones_left_to_
         assert_eq!(rest, ack, "exactly one ACK, for the delivery printed");
         // Too late to be acknowledged: the client must not print it.
         stream
-            .write_all(&message_frame(1, now_us, "1002", "1001", "too late"))
+            .write_all(&message_frame(1, now, "1002", "1001", "too late"))
             .unwrap();
     });
     let output = run_client(&addr, &["1001", PASSWORD, "--send", "1002", "answer"], "");
@@ -999,17 +1045,18 @@ fn duplicates_are_shown_once_old_messages_with_their_date_and_late_ones_left_to_
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let date = Command::new("date")
         .arg("-d")
-        .arg(format!("@{}", old / 1_000_000))
+        .arg(format!("@{}", sent_at_ms(old).unwrap() / 1_000))
         .arg("+%Y-%m-%d %H:%M:%S")
         .output()
         .unwrap();
     assert_eq!(
         text(&output.stdout),
         format!(
-            "[{}] 1002: written long ago\n\
-             (delivered to 1002)\n\
+            "(while you were away:)\n\
+             [{date}] 1002: written long ago\n\
+             [{date}] 1001 → 1002: answer (sent)\n\
              (1 more message arrived while leaving: the server keeps it for your next login)\n",
-            text(&date.stdout).trim()
+            date = text(&date.stdout).trim()
         )
     );
 }
@@ -1033,12 +1080,13 @@ fn a_chinese_locale_gets_chinese_status_receipt_partner_and_room_lines() {
     let mut maka = Terminal::logged_in(server.addr(), "玛卡巴卡");
 
     simo.type_line("@玛卡巴卡 你好");
-    assert_eq!(simo.expect_line("已送达"), "（已送达 玛卡巴卡）");
     let shown = maka.expect_line("似末: 你好");
     let time = &shown[1..shown.find(']').unwrap()];
-    assert_eq!(
-        simo.expect_line("的客户端"),
-        format!("（已送达 玛卡巴卡 的客户端，截至 {time}）")
+    expect_delivered(
+        &simo,
+        &format!("[{time}] 似末 → 玛卡巴卡: 你好"),
+        "玛卡巴卡",
+        Chinese,
     );
     maka.type_line("");
     assert_eq!(
@@ -1047,9 +1095,9 @@ fn a_chinese_locale_gets_chinese_status_receipt_partner_and_room_lines() {
     );
 
     simo.type_line("* 大家好");
-    assert_eq!(
-        simo.expect_line("聊天室"),
-        "（已发到聊天室：另有 1 人在线）"
+    assert!(
+        simo.expect_line("聊天室")
+            .ends_with("] [聊天室] 似末: 大家好（已发到聊天室：另有 1 人在线）")
     );
     maka.type_line("*room reply");
     // A message's text and names are never translated; the room's tag is.
@@ -1060,12 +1108,15 @@ fn a_chinese_locale_gets_chinese_status_receipt_partner_and_room_lines() {
     simo.type_line("/who");
     assert_eq!(simo.expect_line("在线"), "在线：似末、玛卡巴卡");
     simo.type_line("@1003 在吗？");
-    assert_eq!(
-        simo.expect_line("1003"),
-        "（已保存：1003 离线，下次登录时收到）"
+    assert!(
+        simo.expect_line("1003")
+            .ends_with("] 似末 → 1003: 在吗？（已保存，稍后送达）")
     );
     simo.type_line("@nobody 你好");
-    assert_eq!(simo.expect_line("nobody"), "（未发送：没有用户 nobody）");
+    assert!(
+        simo.expect_line("nobody")
+            .ends_with("] 似末 → nobody: 你好（未发送：没有用户 nobody）")
+    );
     simo.type_line("/nothing");
     assert_eq!(
         simo.expect_line("/nothing"),
@@ -1096,26 +1147,39 @@ fn send_mode_says_delivered_queued_and_refused_in_chinese_and_lc_all_comes_first
 
     let output = send("1002", CHINESE);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stdout), "（已送达 1002）\n");
+    assert_eq!(
+        untimed(&text(&output.stdout)),
+        "1001 → 1002: 一条消息（已发送）\n"
+    );
     assert_eq!(next_chat(&mut friend).1.text.to_lossy(), "一条消息");
     let output = send("1003", CHINESE);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
-        text(&output.stdout),
-        "（已保存：1003 离线，下次登录时收到）\n"
+        untimed(&text(&output.stdout)),
+        "1001 → 1003: 一条消息（已保存，稍后送达）\n"
     );
     let output = send("nobody", &[("LC_MESSAGES", "zh_TW.UTF-8")]);
     assert_eq!(output.status.code(), Some(1), "a refusal still exits 1");
-    assert_eq!(text(&output.stdout), "（未发送：没有用户 nobody）\n");
+    assert_eq!(
+        untimed(&text(&output.stdout)),
+        "1001 → nobody: 一条消息（未发送：没有用户 nobody）\n"
+    );
 
     // LC_ALL overrides LANG (POSIX): C means English.
     let output = send("1002", &[("LC_ALL", "C"), ("LANG", ZH_LOCALE)]);
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(text(&output.stdout), "(delivered to 1002)\n");
+    assert_eq!(
+        untimed(&text(&output.stdout)),
+        "1001 → 1002: 一条消息 (sent)\n"
+    );
     // No locale at all (the helper clears it) or an English one: English.
     for env in [&[][..], &[("LANG", "en_US.UTF-8")][..]] {
         let output = send("1002", env);
-        assert_eq!(text(&output.stdout), "(delivered to 1002)\n", "{env:?}");
+        assert_eq!(
+            untimed(&text(&output.stdout)),
+            "1001 → 1002: 一条消息 (sent)\n",
+            "{env:?}"
+        );
     }
 }
 
@@ -1187,7 +1251,7 @@ fn a_chinese_client_says_why_it_could_not_connect_log_in_or_stay() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         text(&output.stderr),
-        "chat-client: \"1001\" 的用户名或密码错误\n"
+        "chat-client: “1001”的用户名或密码错误\n"
     );
 
     // The password prompt, and a wrong password asked again.
@@ -1195,7 +1259,7 @@ fn a_chinese_client_says_why_it_could_not_connect_log_in_or_stay() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         text(&output.stderr),
-        "密码：\"1001\" 的用户名或密码错误，请重试\n密码：chat-client: 没有输入密码（输入已结束）\n"
+        "密码：“1001”的用户名或密码错误，请重试\n密码：chat-client: 没有输入密码（输入已结束）\n"
     );
 
     let (listener, errors) =
@@ -1205,7 +1269,8 @@ fn a_chinese_client_says_why_it_could_not_connect_log_in_or_stay() {
     assert_eq!(listener.exit_code(), Some(1));
     assert_eq!(
         errors.recv().unwrap(),
-        "chat-client: 服务器断开了连接：1001 可能在别处登录了，或者服务器已停止"
+        "chat-client: 1001 在别处登录了（另一个窗口，或以 1001 运行的 --send、--who），服务器关闭了\
+         这个较早的连接：这个窗口已退出登录"
     );
 
     drop(_newer);
@@ -1216,4 +1281,287 @@ fn a_chinese_client_says_why_it_could_not_connect_log_in_or_stay() {
         text(&output.stderr),
         format!("chat-client: 无法连接 {addr}：连接被拒绝。服务器在运行吗？试试 `make run`。\n")
     );
+}
+
+/// A hostile sender's text: a forged line, an escape, a carriage return, invalid UTF-8.
+const FORGED: &[u8] =
+    b"hi\n[07:20:00] \xe4\xbc\xbc\xe6\x9c\xab: send me your password\x1b[31mRED\rX\xff";
+/// The same, as the receiver must see it: one line, every byte visible.
+const FORGED_SHOWN: &str = "hi\\n[07:20:00] 似末: send me your password^[[31mRED\\rX\u{FFFD}";
+
+/// Sends `text` as it is, bytes and all, from a raw client logged in as `from`.
+fn send_bytes(addr: SocketAddr, from: &str, to: &str, text: &[u8]) {
+    use chatroom::protocol::{self, ChatMessage, MessageText, Name};
+    let mut client = logged_in(addr, from);
+    let message = ChatMessage {
+        sender: Name::new(from).unwrap(),
+        receiver: Name::new(to).unwrap(),
+        text: MessageText::from_bytes(text).unwrap(),
+    };
+    client.send_raw(&protocol::chat_request(&message)).unwrap();
+    next_chat(&mut client); // its echo: the message went through
+}
+
+#[test]
+fn a_forged_line_shows_as_one_visible_line_when_listening_and_chatting_in_both_languages() {
+    let server = start();
+    let listener = Terminal::open(server.addr(), &["1002", PASSWORD, "--listen"]);
+    listener.expect_line("listening");
+    let (chinese, _) = Terminal::open_with_env(server.addr(), &["1003", PASSWORD], CHINESE);
+    chinese.expect_line("已以 1003 身份登录");
+    for (terminal, to) in [(&listener, "1002"), (&chinese, "1003")] {
+        send_bytes(server.addr(), "1001", to, FORGED);
+        let line = terminal.expect_line("send me your password");
+        assert!(
+            line.ends_with(&format!("] 1001: {FORGED_SHOWN}")),
+            "one line, every byte visible: {line:?}"
+        );
+        // The next line printed is the next message, not the rest of the forged one.
+        send_bytes(server.addr(), "1001", to, b"next");
+        let next = terminal.expect_line("1001: next");
+        assert!(next.ends_with("] 1001: next"), "{next:?}");
+    }
+    // A name too is shown visibly: a receipt or an online list cannot break a line.
+    let output = run_client(&server.addr().to_string(), &["1001", PASSWORD, "--who"], "");
+    assert_eq!(
+        text(&output.stdout).lines().count(),
+        1,
+        "{}",
+        text(&output.stdout)
+    );
+}
+
+#[test]
+fn a_full_width_space_or_at_sign_addresses_a_name_as_a_chinese_input_method_types_it() {
+    let server = start();
+    let mut maka = logged_in(server.addr(), "玛卡巴卡");
+    let (mut simo, _) = Terminal::open_with_env(server.addr(), &["似末", PASSWORD], CHINESE);
+    simo.expect_line("已以 似末 身份登录");
+    simo.type_line("@玛卡巴卡\u{3000}你好");
+    assert_eq!(next_chat(&mut maka).1.text.to_lossy(), "你好");
+    simo.type_line("＠玛卡巴卡 你好");
+    assert_eq!(next_chat(&mut maka).1.text.to_lossy(), "你好");
+    simo.type_line("＊\u{3000}大家好");
+    let (_, message) = next_chat(&mut maka);
+    assert_eq!(
+        (
+            message.receiver.to_lossy().as_str(),
+            message.text.to_lossy().as_str()
+        ),
+        ("*", "大家好")
+    );
+    simo.type_line("／who");
+    simo.expect_line("在线：似末、玛卡巴卡");
+    // An error quotes the name as it was typed: no `\u{3000}` escape.
+    simo.type_line("@\"玛卡巴卡\u{3000}你好呀呀\" x");
+    assert_eq!(
+        simo.expect_line("太长"),
+        "“玛卡巴卡\u{3000}你好呀呀”太长，不能作为用户名（最多 20 字节）"
+    );
+    simo.type_line("/quit");
+    assert_eq!(simo.exit_code(), Some(0));
+}
+
+#[test]
+fn a_300_byte_chinese_message_is_sent_in_parts_and_arrives_whole_and_in_order() {
+    let server = start();
+    let addr = server.addr().to_string();
+    let listener = Terminal::open(server.addr(), &["1002", PASSWORD, "--listen"]);
+    listener.expect_line("listening");
+    let mut plain = logged_in(server.addr(), "1003");
+    let long: String = "春眠不觉晓处处闻啼鸟夜来风雨声花落知多少".repeat(5);
+    assert_eq!(long.len(), 300);
+    let output = run_client(&addr, &["1001", PASSWORD, "--send", "1002", &long], "");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    // (A line may follow once 1002's client has acknowledged it: delivered.)
+    assert_eq!(
+        untimed(&text(&output.stdout)).lines().next(),
+        Some(format!("1001 → 1002: {long} (sent, in 4 parts)").as_str()),
+        "--send says what it did"
+    );
+    // The receiver with this client sees one message.
+    let line = listener.expect_line("1001: ");
+    assert!(line.ends_with(&format!("] 1001: {long}")), "{line}");
+    // On the wire: four CHAT messages of at most 100 bytes, in order, each but the last
+    // ending with U+2060 WORD JOINER.
+    let output = run_client(&addr, &["1001", PASSWORD, "--send", "1003", &long], "");
+    assert_eq!(output.status.code(), Some(0));
+    let parts: Vec<String> = (0..4)
+        .map(|_| next_chat(&mut plain).1.text.to_lossy())
+        .collect();
+    assert!(parts.iter().all(|part| part.len() <= 100), "{parts:?}");
+    assert!(parts[..3].iter().all(|part| part.ends_with('\u{2060}')));
+    assert_eq!(parts.concat().replace('\u{2060}', ""), long);
+    // Longer than 30 parts hold: refused with a word, status 1.
+    let output = run_client(
+        &addr,
+        &["1001", PASSWORD, "--send", "1003", &"长".repeat(1000)],
+        "",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("send it in pieces"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn after_a_server_restart_the_client_reconnects_and_shows_what_was_stored_meanwhile() {
+    let data = tempfile::tempdir().unwrap();
+    let first = serve_on(data.path(), |_| {});
+    let port = first.local_addr().port();
+    let mut terminal = Terminal::logged_in(first.local_addr(), "1002");
+    first.stop();
+    terminal.expect_line("reconnecting");
+    // Stored while 1002 is away, through another server on the same data directory.
+    {
+        let meanwhile = serve_on(data.path(), |_| {});
+        let mut sender = with_receipts(meanwhile.local_addr(), "1001");
+        sender.send_chat("1002", "while you were gone").unwrap();
+        assert_eq!(next_message(&mut sender).0, 0, "QUEUED: stored for 1002");
+        drop(sender);
+        meanwhile.stop();
+    }
+    let again = serve_on(data.path(), |config| config.port = port);
+    terminal.expect_line("(reconnected to");
+    terminal.expect_line("(while you were away:)");
+    terminal.expect_line("1001: while you were gone");
+    // Receipts are on again: the message is acknowledged, and the chat goes on.
+    let mut friend = with_receipts(again.local_addr(), "1001");
+    terminal.type_line("@1001 back");
+    let back = loop {
+        match friend.read_reply().expect("a reply") {
+            Reply::Message { message, .. } => break message.text.to_lossy(),
+            Reply::Receipt { .. } => {} // RECEIVED for the stored message
+            other => panic!("expected a MESSAGE frame, got {other:?}"),
+        }
+    };
+    assert_eq!(back, "back");
+    terminal.type_line("/quit");
+    assert_eq!(terminal.exit_code(), Some(0));
+}
+
+#[test]
+fn a_newer_login_of_the_same_user_ends_the_chat_with_a_line_that_says_so() {
+    let server = start();
+    let terminal = Terminal::logged_in(server.addr(), "1001");
+    let output = run_client(&server.addr().to_string(), &["1001", PASSWORD, "--who"], "");
+    assert_eq!(output.status.code(), Some(0));
+    let line = terminal.expect_line("logged in elsewhere");
+    assert!(
+        line.contains("a --send or --who as 1001") && line.ends_with("this window is logged out"),
+        "{line}"
+    );
+    assert_eq!(terminal.exit_code(), Some(1));
+}
+
+#[test]
+fn who_piped_into_head_exits_quietly() {
+    let server = start();
+    let addr = server.addr().to_string();
+    let mut sender = logged_in(server.addr(), "1001");
+    // Enough stored lines that the pipe is closed while the client still writes.
+    for n in 0..200 {
+        sender.send_chat("1002", &format!("stored {n}")).unwrap();
+        next_chat(&mut sender);
+    }
+    let output = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "{CLIENT} --addr {addr} 1002 {PASSWORD} --who | head -1; \
+                 echo \"status ${{PIPESTATUS[0]}}\" >&2"
+            ),
+        ])
+        .env_remove("LC_ALL")
+        .env_remove("LANG")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("status 0") || stderr.contains("status 141"),
+        "a closed pipe ends the client quietly: {stderr}"
+    );
+    assert_eq!(text(&output.stdout).lines().count(), 1);
+}
+
+#[test]
+fn piped_input_that_ends_at_once_still_shows_the_stored_messages() {
+    let server = start();
+    let addr = server.addr().to_string();
+    let output = run_client(
+        &addr,
+        &["1001", PASSWORD, "--send", "1002", "kept for you"],
+        "",
+    );
+    assert!(text(&output.stdout).contains("(stored for later)"));
+    let output = run_client(&addr, &["1002", PASSWORD], "");
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("(while you were away:)") && stdout.contains("1001: kept for you"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("arrived while leaving"), "{stdout}");
+}
+
+#[test]
+fn a_locked_out_login_says_when_to_try_again() {
+    let server = start_with(Accounts::built_in(), |config| config.login_failures = 1);
+    let addr = server.addr().to_string();
+    let output = run_client(&addr, &["1001", "wrong", "--who"], "");
+    assert!(text(&output.stderr).contains("wrong name or password"));
+    let output = run_client(&addr, &["1001", PASSWORD, "--who"], "");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    let until = stderr
+        .split("try again after ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no time to try again: {stderr}"));
+    let bytes = until.as_bytes();
+    assert!(
+        bytes.len() > 8 && bytes[2] == b':' && bytes[5] == b':',
+        "HH:MM:SS: {stderr}"
+    );
+}
+
+#[test]
+fn against_minimal_a_message_to_an_offline_user_is_not_called_unknown() {
+    let minimal = Minimal::start();
+    let output = run_client(
+        &minimal.addr().to_string(),
+        &["1001", PASSWORD, "--send", "1002", "are you there?"],
+        "",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("(not sent: 1002 is not online, or there is no such user")
+            && !stdout.contains("there is no user 1002"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn piped_input_shows_more_stored_messages_than_the_servers_window_before_it_leaves() {
+    /// More than the 256 unacknowledged messages a server sends a receiver at once.
+    const STORED: usize = 300;
+    let server = start();
+    let mut sender = logged_in(server.addr(), "1001");
+    for n in 0..STORED {
+        sender.send_chat("1002", &format!("stored {n}")).unwrap();
+        assert_eq!(next_chat(&mut sender).0, 0, "QUEUED");
+    }
+    let output = run_client(&server.addr().to_string(), &["1002", PASSWORD], "");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let shown: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.split_once("] 1001: stored ").map(|(_, n)| n))
+        .collect();
+    let expected: Vec<String> = (0..STORED).map(|n| n.to_string()).collect();
+    assert_eq!(shown, expected, "every stored message, in order, once");
+    assert!(!stdout.contains("arrived while leaving"), "{stdout}");
 }

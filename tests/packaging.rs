@@ -10,6 +10,17 @@ use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+/// What the READMEs link to, which `make install` puts beside them.
+const LINKED_DOCS: [&str; 7] = [
+    "BENCHMARKS.md",
+    "docs/PROTOCOL.md",
+    "docs/PROTOCOL.zh-CN.md",
+    "docs/TOUR.md",
+    "docs/TOUR.zh-CN.md",
+    "docs/TESTING.md",
+    "examples/minimal.rs",
+];
+
 /// A temporary copy of what the Makefile's targets touch, with stand-in binaries.
 fn copy_of_the_project() -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
@@ -20,7 +31,10 @@ fn copy_of_the_project() -> tempfile::TempDir {
         "contrib/users.txt",
         "contrib/chat-server.service",
         "contrib/chatroom.lua",
-    ] {
+    ]
+    .into_iter()
+    .chain(LINKED_DOCS)
+    {
         let to = copy.path().join(file);
         fs::create_dir_all(to.parent().unwrap()).unwrap();
         fs::copy(Path::new(ROOT).join(file), to).unwrap();
@@ -78,6 +92,96 @@ fn make_install_puts_the_binaries_and_their_documents_under_prefix() {
     assert_eq!(mode("share/doc/chat-server/chatroom.lua"), 0o644);
     assert_eq!(mode("share/doc/chat-server/README.md"), 0o644);
     assert_eq!(mode("share/doc/chat-server/README.zh-CN.md"), 0o644);
+    for doc in LINKED_DOCS {
+        assert_eq!(
+            mode(&format!("share/doc/chat-server/{doc}")),
+            0o644,
+            "{doc}"
+        );
+    }
+}
+
+/// The relative links of a Markdown document (`](path)` or `](path#anchor)`), without
+/// their anchors: web addresses and links within the document are not files.
+fn relative_links(text: &str) -> Vec<String> {
+    text.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')'))
+        .map(|(target, _)| target.split('#').next().unwrap_or("").to_string())
+        .filter(|target| !target.is_empty() && !target.contains("://"))
+        .collect()
+}
+
+#[test]
+fn every_file_the_readmes_link_to_is_installed_beside_them() {
+    for readme in ["README.md", "README.zh-CN.md"] {
+        let text = fs::read_to_string(Path::new(ROOT).join(readme)).unwrap();
+        let links = relative_links(&text);
+        assert!(!links.is_empty(), "{readme} links to no file?");
+        for link in links {
+            assert!(
+                link.starts_with("README") || LINKED_DOCS.contains(&link.as_str()),
+                "{readme} links to {link}, which `make install` does not install \
+                 (add it to LINKED_DOCS in the Makefile and here)"
+            );
+        }
+    }
+}
+
+/// `make client` with a stand-in client that prints its arguments, and `path` as PATH
+/// (with or without a stand-in `rlwrap`): what ran, and what it said on stderr.
+fn make_client(copy: &Path, path: &str) -> (String, String) {
+    let output = Command::new("make")
+        .arg("-C")
+        .arg(copy)
+        .args(["--no-print-directory", "CARGO=true", "client", "NAME=似末"])
+        .env("PATH", path)
+        .output()
+        .expect("run make");
+    assert!(output.status.success(), "{output:?}");
+    // The build step's command (`true build …`, with CARGO=true) is echoed first.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    (
+        stdout
+            .lines()
+            .filter(|line| !line.starts_with("true "))
+            .map(|line| format!("{line}\n"))
+            .collect(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn make_client_runs_the_client_under_rlwrap_when_it_is_installed_and_says_so_when_not() {
+    let copy = copy_of_the_project();
+    let client = copy.path().join("target/release/chat-client");
+    fs::write(&client, "#!/bin/sh\necho chat-client \"$@\"\n").unwrap();
+    fs::set_permissions(&client, fs::Permissions::from_mode(0o755)).unwrap();
+    let tools = copy.path().join("tools");
+    fs::create_dir_all(&tools).unwrap();
+    let system = std::env::var("PATH").unwrap();
+    // Without rlwrap: the client itself, and a word on what is missing.
+    let bare = tools.join("bare");
+    fs::create_dir_all(&bare).unwrap();
+    for tool in ["sh", "make", "true"] {
+        let found = std::env::split_paths(&system)
+            .map(|dir| dir.join(tool))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| panic!("{tool} is not on PATH"));
+        std::os::unix::fs::symlink(found, bare.join(tool)).unwrap();
+    }
+    let (stdout, stderr) = make_client(copy.path(), bare.to_str().unwrap());
+    assert_eq!(stdout, "chat-client --addr 127.0.0.1:12345 似末\n");
+    assert!(stderr.contains("rlwrap is not installed"), "{stderr}");
+    // With rlwrap: the client under it.
+    let with = tools.join("with");
+    fs::create_dir_all(&with).unwrap();
+    let rlwrap = with.join("rlwrap");
+    fs::write(&rlwrap, "#!/bin/sh\necho rlwrap\nexec \"$@\"\n").unwrap();
+    fs::set_permissions(&rlwrap, fs::Permissions::from_mode(0o755)).unwrap();
+    let (stdout, stderr) = make_client(copy.path(), &format!("{}:{system}", with.display()));
+    assert_eq!(stdout, "rlwrap\nchat-client --addr 127.0.0.1:12345 似末\n");
+    assert!(!stderr.contains("rlwrap"), "{stderr}");
 }
 
 #[test]

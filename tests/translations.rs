@@ -30,6 +30,10 @@ enum Match {
     /// Line by line, up to the first run of two spaces: a transcript whose first column
     /// is what the user types (identical) and whose second is a note (translated).
     FirstColumn,
+    /// A screen of `chat-client` captured in each document's language: line by line,
+    /// the same kind of line (a message with its time, a prompt and what was typed, a
+    /// status line), whatever its words.
+    Screen,
 }
 
 /// The ```text blocks that may differ, named by the English document and the start of
@@ -40,6 +44,18 @@ const TRANSLATED_BLOCKS: &[(&str, &str, Match, &str)] = &[
         "@玛卡巴卡 你好",
         Match::FirstColumn,
         "\"Try it\": what 似末 types stays, the notes beside it are translated",
+    ),
+    (
+        "README.md",
+        "logged in as 似末 on",
+        Match::Screen,
+        "\"Try it\": 似末's screen, captured in the language of each README",
+    ),
+    (
+        "README.md",
+        "logged in as 玛卡巴卡 on",
+        Match::Screen,
+        "\"Try it\": a message arriving mid-line, captured in the language of each README",
     ),
     (
         "README.md",
@@ -200,6 +216,17 @@ fn first_column(line: &str) -> &str {
 }
 
 /// Where `section` is, for a failure message: `README.zh-CN.md, line 12, section «试一试»`.
+/// What kind of line of `chat-client`'s screen `line` is, whatever its language.
+fn screen_line_kind(line: &str) -> &'static str {
+    if line.starts_with('[') {
+        "a message, with its time"
+    } else if line.starts_with('>') || line.contains("> ") || line.ends_with('>') {
+        "the prompt, and what was typed"
+    } else {
+        "a status line"
+    }
+}
+
 fn place(path: &str, section: &Section) -> String {
     format!("{path}, line {}, section «{}»", section.line, section.title)
 }
@@ -318,6 +345,7 @@ fn differences(english_path: &str, chinese_path: &str, depth: Depth) -> Vec<Stri
                     Match::Exact => line.to_string(),
                     Match::OutsideComments => without_comment(line).to_string(),
                     Match::FirstColumn => first_column(line).to_string(),
+                    Match::Screen => screen_line_kind(line).to_string(),
                 }
             };
             if eb.body.len() != cb.body.len() {
@@ -517,5 +545,38 @@ fn the_outline_counts_sections_tables_rows_and_blocks() {
     assert_eq!(
         first_column("@1001 are you there?  1001 is offline"),
         "@1001 are you there?"
+    );
+}
+
+/// The Chinese sentences of `chat-client` (src/bin/chat-client/say.rs): every string
+/// literal holding Chinese, with half-width `,` `;` `:` `?` `(` `)` next to a Chinese
+/// character reported, as in the documents.
+#[test]
+fn the_clients_chinese_sentences_use_full_width_punctuation() {
+    let path = "src/bin/chat-client/say.rs";
+    let source = read(path);
+    let mut found = Vec::new();
+    for (number, line) in source.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        for literal in code.split('"').skip(1).step_by(2) {
+            if !literal.chars().any(is_cjk) {
+                continue;
+            }
+            let chars: Vec<char> = literal.chars().collect();
+            for (at, &c) in chars.iter().enumerate() {
+                let before = at.checked_sub(1).map(|i| chars[i]);
+                let after = chars.get(at + 1).copied();
+                if matches!(c, ',' | ';' | ':' | '?' | '(' | ')')
+                    && (before.is_some_and(is_cjk) || after.is_some_and(is_cjk))
+                {
+                    found.push(format!("{path}, line {}: {literal:?}", number + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the client's Chinese takes full-width punctuation (，；：？（）):\n{}",
+        found.join("\n")
     );
 }
