@@ -23,9 +23,9 @@
 //! this one says what it leaves out altogether):
 //!
 //! - a wrong length, an unknown type, or chat before login gets no reply at all (the
-//!   full server answers -3, -4, -2): `session.rs`
+//!   full server answers -3, -4, -2): `session.rs`, `request/`
 //! - a message to a user who is offline is refused, -1 (the full server stores it, 0,
-//!   and delivers it at the next login): `mailbox.rs`, `shared.rs`
+//!   and delivers it at the next login): `routing.rs`, `mailbox.rs`
 //! - bytes after a NUL in the receiver and text fields are relayed as the client sent
 //!   them, so one client's stray memory reaches another (the full server zeroes them):
 //!   `protocol.rs`
@@ -36,16 +36,16 @@
 //!   but a client whose socket is full (it stopped reading, and logs in again on the
 //!   same connection) blocks that write, and with it every login and every message,
 //!   for as long as it likes (the full server holds only that socket's own write lock:
-//!   `session.rs`, `Session::announce`)
+//!   `request/login.rs`, `announce`)
 //! - there is no timeout: a receiver that does not read blocks its senders' threads
 //!   forever, and half a frame holds a thread forever (`online.rs`, `frame_reader.rs`)
 //! - frames from two threads to one socket can interleave once the socket is full:
 //!   `write_all` is one system call only while the buffer has room (`online.rs`)
 //! - no client limit and no eviction of connections that never log in (`slots.rs`); no
-//!   limit on failed logins (`session.rs`, `login_throttle.rs`)
+//!   limit on failed logins (`request/login.rs`, `login_throttle.rs`)
 //! - a system call per frame read and per frame written (`frame_reader.rs`, `outbox.rs`)
 //! - no USERS request or room, no users file, no flags but the port, no clean exit on
-//!   Ctrl-C (`session.rs`, `users.rs`, `config.rs`, `server.rs`)
+//!   Ctrl-C (`request/users.rs`, `request/chat.rs`, `users.rs`, `config.rs`, `server.rs`)
 //! - when no descriptor is free, `accept` fails and the connection waits in the
 //!   kernel's queue: it rests `ACCEPT_BACKOFF` and tries again, so a newcomer waits
 //!   for a client to leave (the full server closes the connection that has gone longest
@@ -162,7 +162,7 @@ fn serve(
         match (business_type, len) {
             (LOGIN, USERINFO_LEN) => login(stream, online_map, me, &body)?,
             (CHAT, CHATMSG_LEN) => chat(stream, online_map, me, body)?,
-            _ => {} // left out: the full server answers these (session.rs)
+            _ => {} // left out: the full server answers these (session.rs, request/)
         }
     }
 }

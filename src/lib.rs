@@ -3,8 +3,8 @@
 //! fast where the original was not. `docs/PROTOCOL.md` is the contract,
 //! and `docs/TOUR.md` the guided tour from the original article to this code.
 //!
-//! How the pieces fit: the modules fall into layers, and an import only points down
-//! (no module imports one above it, and none imports itself round a circle).
+//! How the pieces fit: the modules fall into layers, and an import points down, or
+//! sideways within its layer, never up, and never round a circle.
 //!
 //! 7. **top**: [`server`], the accept loop: one OS thread per client, shutdown; and the
 //!    binaries (`chat-server`, `chat-client`, `chat-bench`).
@@ -25,11 +25,10 @@
 //!    acknowledge, limits, file integrity); it knows no connection and no session.
 //! 2. **leaves**: [`config`] (the command line), [`users`] (the accounts),
 //!    [`log_limit`] (log lines a flood cannot multiply), [`login_throttle`] (failed
-//!    logins per address), [`descriptors`] (the file descriptor budget), [`message_id`]
-//!    (ids with the millisecond on top).
+//!    logins per address), [`descriptors`] (the file descriptor budget).
 //! 1. **wire**: [`protocol`] (every frame, byte for byte, and their flags),
-//!    [`mailbox_format`] (the bytes of a mailbox file), [`trace`] (frames decoded for
-//!    `chat-client --trace`).
+//!    [`message_id`] (ids with the millisecond on top), [`mailbox_format`] (the bytes of
+//!    a mailbox file), [`trace`] (frames decoded for `chat-client --trace`).
 //!
 //! Beside them, for clients: [`blocking_client`] (the client side of the protocol, used
 //! by `chat-client`, `chat-bench` and the tests) and [`i18n`] (the language

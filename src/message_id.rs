@@ -1,4 +1,4 @@
-//! Message ids (docs/PROTOCOL.md §3): `milliseconds since the Unix epoch << 20 | n`,
+//! Message ids (docs/PROTOCOL.md §3), part of the wire format: `milliseconds since the Unix epoch << 20 | n`,
 //! where `n` counts the messages given to the same receiver in that millisecond.
 //!
 //! Like Twitter's Snowflake ids, the time sits in the top bits and a sequence below, so

@@ -113,7 +113,13 @@ fn send_exits_at_its_echo_and_the_listener_shows_who_wrote() {
         &["1001", PASSWORD, "--send", "1002", "hello original"],
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stdout), "(delivered to 1002)\n");
+    let said = text(&output.stdout);
+    let (time, line) = said
+        .split_once("] ")
+        .expect("a line that starts with its time");
+    assert!(time.starts_with('['), "{said}");
+    // The original's flag 1 says "written to the receiver's socket": sent, not more.
+    assert_eq!(line, "1001 → 1002: hello original (sent)\n");
     assert!(
         took < PROMPTLY,
         "--send took {took:?} to see its flag 1 OK echo"
@@ -169,11 +175,11 @@ fn an_interactive_exchange_shows_who_wrote_each_echo_and_what_the_original_lacks
     maka.expect_line("logged in as 玛卡巴卡");
 
     simo.type_line("@玛卡巴卡 你好");
-    simo.expect_line("(delivered to 玛卡巴卡)");
+    simo.expect_line("似末 → 玛卡巴卡: 你好 (sent)");
     maka.expect_line("似末: 你好");
     maka.expect_line("(now talking to 似末: a bare line goes to them)");
     maka.type_line("你好呀");
-    maka.expect_line("(delivered to 似末)");
+    maka.expect_line("玛卡巴卡 → 似末: 你好呀 (sent)");
     simo.expect_line("玛卡巴卡: 你好呀");
 
     // The original has no room: its echo says 1 and nobody gets it. The client cannot

@@ -139,25 +139,10 @@ fn the_data_directory_and_mailboxes_are_private() {
 #[test]
 fn a_full_disk_is_answered_minus_eight_and_what_was_stored_stays() {
     let temp = tempfile::tempdir().unwrap();
-    let mount_point = temp.path().join("small");
-    fs::create_dir(&mount_point).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&mount_point)
-        .output();
-    if !mounted.is_ok_and(|output| output.status.success()) {
-        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+    let Some(disk) = small_tmpfs(temp.path(), "64k") else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount_point.clone());
-
-    let data = mount_point.join("data");
+    };
+    let data = disk.0.join("data");
     let server = serve_on(&data, |_| {});
     let mut sender = logged_in(server.local_addr(), "1001");
     let mut queued = Vec::new();

@@ -539,3 +539,35 @@ pub fn login_and_collect_stored(
         }
     }
 }
+
+/// A small tmpfs mounted at a new directory `small` in `parent` (`size` as mount takes
+/// it: `64k`), unmounted when dropped: a disk that fills, or that can be remounted
+/// read-only. Needs root: `None` (and a line saying the test skips) where it cannot be
+/// mounted, and a failure instead under `CHATROOM_REQUIRE_ROOT` (which `.ci/run` sets
+/// when it runs as root), so that CI never skips it unnoticed.
+pub fn small_tmpfs(parent: &std::path::Path, size: &str) -> Option<Tmpfs> {
+    let mount_point = parent.join("small");
+    std::fs::create_dir(&mount_point).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&mount_point)
+        .output();
+    if mounted.is_ok_and(|output| output.status.success()) {
+        return Some(Tmpfs(mount_point));
+    }
+    assert!(
+        std::env::var_os("CHATROOM_REQUIRE_ROOT").is_none(),
+        "CHATROOM_REQUIRE_ROOT is set, but a tmpfs cannot be mounted here"
+    );
+    eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+    None
+}
+
+/// A mounted tmpfs (see [`small_tmpfs`]); its mount point is `.0`.
+pub struct Tmpfs(pub std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
