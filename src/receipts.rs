@@ -58,7 +58,7 @@ pub fn deliver(
         .window()
         .expect("called for receipts connections");
     let waiting = mailbox.len().saturating_sub(window.records);
-    let accepted = mailbox.store(frames, flags, ids);
+    let accepted = mailbox.store(frames, flags, ids, out);
     if waiting > 0 {
         // Older messages wait in the store: these wait behind them (echo 0).
         return;

@@ -64,7 +64,7 @@ pub fn deliver(
         // some, but loses none (at-least-once).
         crate::info_limited!("delivery to {name} failed; storing {count} messages in the mailbox");
     }
-    mailbox.store(frames, flags, ids);
+    mailbox.store(frames, flags, ids, scratch);
 }
 
 /// Says a room message to one online user: its frame as it is, or to a receipts
