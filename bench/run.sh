@@ -218,7 +218,7 @@ for kind in rust original; do
     "$(value $kind conns threads_after)" "$(value $kind conns idle_cpu_after_pct)"
 done
 wanted queue && echo
-wanted queue && echo "queued message (append + sync_data, then the echo): $(value rust queue per_message_us) us each" \
+wanted queue && echo "queued message (append, then the echo; synced within a second, --sync every-second): $(value rust queue per_message_us) us each" \
   "(p50 $(value rust queue p50_us) us, p99 $(value rust queue p99_us) us)"
 
 # The attack benchmarks (bench/attacks.py): squatting, guessing, a trickling receiver,

@@ -320,6 +320,7 @@ fn a_receiver_is_never_held_up_by_a_sender_whose_socket_is_full() {
     receiver.send_chat("1002", "me").unwrap();
     assert_eq!(next_message(&mut receiver).0, 1);
     let took = started.elapsed();
+    eprintln!("the receiver's next echo took {took:?} while a RECEIVED waited for the sender");
     assert!(
         took < Duration::from_millis(500),
         "the receiver's next echo took {took:?}: it waited on the sender's socket"
