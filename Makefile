@@ -108,10 +108,11 @@ bench: build
 # The modules whose every line a unit test should notice breaking (docs/TESTING.md).
 MUTATED = src/frame_reader.rs src/protocol.rs src/users.rs src/slots.rs \
 	src/login_throttle.rs src/log_limit.rs src/mailbox.rs src/mailbox_format.rs \
-	src/descriptors.rs
-# The receipts extension is proven over TCP as much as by its unit tests: its mutants
-# run tests/receipts.rs and tests/bench.rs too (results in mutants-receipts/mutants.out/).
-MUTATED_WITH_TCP_TESTS = src/receipts.rs
+	src/message_id.rs src/descriptors.rs
+# The receipts extension and the routing it plugs into are proven over TCP as much as by
+# unit tests: their mutants run tests/receipts.rs, tests/store_first.rs and
+# tests/bench.rs too (results in mutants-receipts/mutants.out/).
+MUTATED_WITH_TCP_TESTS = src/receipts.rs src/routing.rs
 # Either list can be narrowed or emptied on the command line: make mutants
 # MUTATED=src/users.rs MUTATED_WITH_TCP_TESTS= ; MUTANTS_ARGS adds cargo-mutants flags.
 
@@ -124,7 +125,8 @@ mutants:
 		--timeout 60 $(MUTANTS_ARGS) -- --lib || status=$$?;) \
 	$(if $(strip $(MUTATED_WITH_TCP_TESTS)),$(CARGO) mutants \
 		$(foreach file,$(MUTATED_WITH_TCP_TESTS),--file $(file)) --timeout 120 \
-		--output mutants-receipts $(MUTANTS_ARGS) -- --lib --test receipts --test bench \
+		--output mutants-receipts $(MUTANTS_ARGS) -- --lib --test receipts --test store_first \
+		--test bench \
 		|| status=$$?;) \
 	exit $$status
 
