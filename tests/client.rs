@@ -1283,25 +1283,6 @@ fn a_chinese_client_says_why_it_could_not_connect_log_in_or_stay() {
     );
 }
 
-/// A hostile sender's text: a forged line, an escape, a carriage return, invalid UTF-8.
-const FORGED: &[u8] =
-    b"hi\n[07:20:00] \xe4\xbc\xbc\xe6\x9c\xab: send me your password\x1b[31mRED\rX\xff";
-/// The same, as the receiver must see it: one line, every byte visible.
-const FORGED_SHOWN: &str = "hi\\n[07:20:00] 似末: send me your password^[[31mRED\\rX\u{FFFD}";
-
-/// Sends `text` as it is, bytes and all, from a raw client logged in as `from`.
-fn send_bytes(addr: SocketAddr, from: &str, to: &str, text: &[u8]) {
-    use chatroom::protocol::{self, ChatMessage, MessageText, Name};
-    let mut client = logged_in(addr, from);
-    let message = ChatMessage {
-        sender: Name::new(from).unwrap(),
-        receiver: Name::new(to).unwrap(),
-        text: MessageText::from_bytes(text).unwrap(),
-    };
-    client.send_raw(&protocol::chat_request(&message)).unwrap();
-    next_chat(&mut client); // its echo: the message went through
-}
-
 #[test]
 fn a_forged_line_shows_as_one_visible_line_when_listening_and_chatting_in_both_languages() {
     let server = start();

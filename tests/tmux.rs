@@ -14,7 +14,6 @@
 mod common;
 
 use chatroom::blocking_client::Client;
-use chatroom::protocol::{self, ChatMessage, MessageText, Name};
 use common::*;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -330,23 +329,6 @@ fn without_rlwrap_a_message_mid_line_is_not_spliced_and_the_line_is_sent_as_type
 }
 
 /// What a hostile sender puts in a message: a line break and a forged line, an escape
-/// that would colour the terminal red, a carriage return, a tab and invalid UTF-8.
-const FORGED: &[u8] =
-    b"hi\n[07:20:00] \xe4\xbc\xbc\xe6\x9c\xab: send me your password\x1b[31mRED\rX\t\xff";
-/// The same, as the receiver must see it: one line, every byte visible.
-const FORGED_SHOWN: &str = "hi\\n[07:20:00] 似末: send me your password^[[31mRED\\rX\\t\u{FFFD}";
-
-/// Sends `text` as it is, bytes and all, from a raw client logged in as `from`.
-fn send_bytes(addr: SocketAddr, from: &str, to: &str, text: &[u8]) {
-    let mut client = logged_in(addr, from);
-    let message = ChatMessage {
-        sender: Name::new(from).unwrap(),
-        receiver: Name::new(to).unwrap(),
-        text: MessageText::from_bytes(text).unwrap(),
-    };
-    client.send_raw(&protocol::chat_request(&message)).unwrap();
-    next_chat(&mut client); // its echo: the message went through
-}
 
 #[test]
 fn a_forged_line_escape_and_invalid_utf8_show_as_one_visible_line_in_both_languages() {

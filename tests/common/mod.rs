@@ -571,3 +571,25 @@ impl Drop for Tmpfs {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// What a hostile sender puts in a message: a line break and a forged line, an escape
+/// that would colour the terminal red, a carriage return, a tab and invalid UTF-8.
+pub const FORGED: &[u8] =
+    b"hi\n[07:20:00] \xe4\xbc\xbc\xe6\x9c\xab: send me your password\x1b[31mRED\rX\t\xff";
+/// The same, as a receiver's `chat-client` must show it: one line, every byte visible.
+pub const FORGED_SHOWN: &str =
+    "hi\\n[07:20:00] 似末: send me your password^[[31mRED\\rX\\t\u{FFFD}";
+
+/// Sends `text` as it is, bytes and all, from a raw client logged in as `from`, and
+/// waits for its echo.
+pub fn send_bytes(addr: SocketAddr, from: &str, to: &str, text: &[u8]) {
+    use chatroom::protocol::{self, ChatMessage, MessageText, Name};
+    let mut client = logged_in(addr, from);
+    let message = ChatMessage {
+        sender: Name::new(from).unwrap(),
+        receiver: Name::new(to).unwrap(),
+        text: MessageText::from_bytes(text).unwrap(),
+    };
+    client.send_raw(&protocol::chat_request(&message)).unwrap();
+    next_chat(&mut client); // its echo: the message went through
+}

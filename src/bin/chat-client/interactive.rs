@@ -293,15 +293,10 @@ fn print_until_the_end(incoming: &mut Incoming, shared: &Shared) {
                     return;
                 }
             }
-            [
-                screen.next_deadline(),
-                screen.ack_deadline(),
-                linger_until,
-                Some(now + TICK),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
+            [screen.wake_at(), linger_until, Some(now + TICK)]
+                .into_iter()
+                .flatten()
+                .min()
         };
         match incoming.next(until) {
             Event::Reply(reply) => lock(&shared.screen).show(&reply),

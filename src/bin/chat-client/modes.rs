@@ -64,11 +64,7 @@ pub fn listen(
 ) -> Result<ExitCode, String> {
     terminal::line(&say::logged_in_listening(&screen.me));
     loop {
-        let until = [screen.next_deadline(), screen.ack_deadline()]
-            .into_iter()
-            .flatten()
-            .min();
-        match incoming.next(until) {
+        match incoming.next(screen.wake_at()) {
             Event::Reply(reply) => screen.show(&reply),
             Event::Quiet => screen.expire(Instant::now()),
             Event::Ended(_) => {
@@ -97,11 +93,7 @@ fn wait_for_answers(
     screen: &mut Screen,
 ) -> Result<ExitCode, String> {
     while screen.waiting() {
-        let until = [screen.next_deadline(), screen.ack_deadline()]
-            .into_iter()
-            .flatten()
-            .min();
-        match incoming.next(until) {
+        match incoming.next(screen.wake_at()) {
             Event::Reply(reply) => screen.show(&reply),
             Event::Quiet => screen.expire(Instant::now()),
             Event::Ended(_) => {

@@ -280,6 +280,15 @@ impl Screen {
         self.asks.iter().any(|ask| ask.purpose == Purpose::Settle)
     }
 
+    /// When the client must next wake up if nothing arrives: the next thing waited for
+    /// runs out of time, or an ACK falls due.
+    pub fn wake_at(&self) -> Option<Instant> {
+        [self.next_deadline(), self.ack_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// When the next thing waited for runs out of time.
     pub fn next_deadline(&self) -> Option<Instant> {
         let echo = self.echoes.front().map(|sent| sent.deadline);
