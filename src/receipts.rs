@@ -41,6 +41,7 @@ use crate::protocol::{
     NAME_LEN, Name, RECEIPTS_WINDOW,
 };
 use crate::shared::SharedState;
+use parking_lot::MutexGuard;
 use std::io;
 
 /// [`routing::deliver`](crate::routing::deliver) to a receipts receiver: the store
@@ -140,6 +141,18 @@ pub fn hand_over(
     })
 }
 
+/// RECEIPTS after `user` logged in on `connection`: from here on the user's store is its
+/// queue, and what it already holds (what a plain login could not take) goes out as the
+/// window allows, as at a receipts login.
+pub fn take_over_store(shared: &SharedState, connection: &Connection, user: &str) {
+    let Some(mut mailbox) = shared.mailboxes.lock(user) else {
+        return;
+    };
+    if let Some(window) = connection.window() {
+        write_waiting(&mut mailbox, window, connection, user);
+    }
+}
+
 /// ACK of `id` from `user` on `connection`: the messages it covers leave the store, the
 /// waiting ones go out as the window allows, and each sender whose messages it covered
 /// gets a RECEIVED notice. False if the id is above what was written for this login, or
@@ -177,21 +190,7 @@ pub fn acknowledge(shared: &SharedState, connection: &Connection, user: &str, id
     }
     window.records -= covered;
     mailbox.acknowledge(covered);
-    let mut out = Vec::new();
-    if let Err(error) = fill_window(&mut mailbox, &mut window, &mut out) {
-        crate::log_limited!(
-            log::Level::Error,
-            "{}: cannot read the messages waiting for {user} ({}): {error}; they stay \
-             stored for a later login",
-            mailbox.path().display(),
-            storage_problem(&error)
-        );
-    }
-    drop(window);
-    if !out.is_empty() {
-        // A failure closes the connection; the messages stay in the store.
-        let _ = connection.send(&out);
-    }
+    write_waiting(&mut mailbox, window, connection, user);
     drop(mailbox);
     let me = Name::new(user).expect("account names fit the name field");
     for (sender, id) in receipts {
@@ -219,6 +218,31 @@ pub fn read(shared: &SharedState, user: &str, sender: &Name, id: u64) -> bool {
 fn leave_notice(shared: &SharedState, to: &Name, kind: Kind, id: u64, about: Name) {
     if let Some(connection) = to.as_str().and_then(|to| shared.online.get(to)) {
         connection.leave_notice(Notice { kind, about, id });
+    }
+}
+
+/// Writes to `connection` the messages waiting in `user`'s store after those its
+/// `window` holds, as many as it has room for (under the mailbox lock: in store order).
+fn write_waiting(
+    mailbox: &mut Mailbox<'_>,
+    mut window: MutexGuard<'_, Window>,
+    connection: &Connection,
+    user: &str,
+) {
+    let mut out = Vec::new();
+    if let Err(error) = fill_window(mailbox, &mut window, &mut out) {
+        crate::log_limited!(
+            log::Level::Error,
+            "{}: cannot read the messages waiting for {user} ({}): {error}; they stay \
+             stored for a later login",
+            mailbox.path().display(),
+            storage_problem(&error)
+        );
+    }
+    drop(window);
+    if !out.is_empty() {
+        // A failure closes the connection; the messages stay in the store.
+        let _ = connection.send(&out);
     }
 }
 

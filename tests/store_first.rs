@@ -483,3 +483,66 @@ fn a_start_that_fails_for_its_port_changes_nothing_in_the_data_directory() {
         "a start that holds its port does its work"
     );
 }
+
+/// A plain login that could not read its mailbox (no descriptor free) logs in without
+/// it; turning receipts on afterwards makes the store the queue, and what it holds comes
+/// at once, after the RECEIPTS answer, rather than waiting for an ACK of nothing.
+#[test]
+fn receipts_turned_on_after_a_login_bring_what_the_store_still_holds() {
+    let server = run_server("", &[]);
+    let pid = server.child.id();
+    let mut sender = raw_logged_in(server.addr, "1001");
+    for text in ["one", "two"] {
+        send(&mut sender, &chat_frame("1001", "1002", text));
+        assert_eq!(read_n(&mut sender, 152)[8..12], ints(&[0]), "QUEUED");
+    }
+    let mut late = connect(server.addr);
+    send(&mut late, &ints(&[3, 0]));
+    assert_eq!(
+        read_n(&mut late, 12),
+        ints(&[3, 0, -2]),
+        "served before a login"
+    );
+    let (soft, hard) = descriptor_limits(pid);
+    let limit = |soft: &str| {
+        Command::new("prlimit")
+            .arg(format!("--pid={pid}"))
+            .arg(format!("--nofile={soft}:{hard}"))
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    assert!(
+        limit(&lowest_free_descriptor(pid).to_string()),
+        "prlimit lowers the limit"
+    );
+    send(
+        &mut late,
+        &[login_frame("1002", PASSWORD), ints(&[3, 0])].concat(),
+    );
+    assert_eq!(
+        read_n(&mut late, 12),
+        ints(&[1, 40, 1]),
+        "the login gets in"
+    );
+    assert_eq!(
+        read_n(&mut late, 12 + 40)[..12],
+        ints(&[3, 40, 1]),
+        "USERS next (two names): the mailbox could not be read, so nothing came with the login"
+    );
+    assert!(limit(&soft), "the limit is raised again");
+    send(&mut late, &ints(&[4, 0]));
+    assert_eq!(read_n(&mut late, 12), ints(&[4, 0, 1]), "RECEIPTS OK");
+    for text in ["one", "two"] {
+        let frame = read_n(&mut late, 160);
+        assert_eq!(
+            frame[..12],
+            ints(&[5, 148, 1]),
+            "a MESSAGE frame for {text:?}"
+        );
+        assert_eq!(
+            frame[12 + 8..],
+            chat_body("1001", "1002", text),
+            "{text:?}, in order"
+        );
+    }
+}

@@ -36,8 +36,15 @@ pub fn handle(
         // Replies to earlier requests go out as they were asked for; from here on,
         // CHAT frames are MESSAGE frames.
         peer.write_out()?;
+        let newly = !peer.connection.has_receipts();
         peer.connection.turn_on_receipts();
         peer.outbox.reply(&answer(Flag::Ok));
+        if newly && let Some(user) = peer.user.clone() {
+            // Turned on after the login: what the user's store still holds (a plain
+            // login takes all it can read) goes out now, after the answer.
+            peer.write_out()?;
+            receipts::take_over_store(peer.shared, &peer.connection, &user);
+        }
         return Ok(Next::Continue);
     }
     let Some(user) = peer.user.clone() else {
