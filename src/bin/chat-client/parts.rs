@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 pub const CONTINUED: char = '\u{2060}';
 /// [`CONTINUED`] as bytes (3 in UTF-8).
 const CONTINUED_BYTES: &[u8] = "\u{2060}".as_bytes();
-/// The most parts one message may take: 30 parts hold 2,910 bytes (970 Chinese
-/// characters). A longer line is a paste gone wrong more often than a message.
+/// The most parts one message may take: 30 parts hold 2,913 bytes of text (29 parts of
+/// 97 bytes and a last one of 100; 961 Chinese characters). A longer line is a paste
+/// gone wrong more often than a message.
 pub const MAX_PARTS: usize = 30;
 /// How long the receiver waits for the rest of a message whose parts stopped coming.
 pub const PART_WAIT: Duration = Duration::from_secs(10);
