@@ -89,6 +89,9 @@ const GROUP_AND_OTHER_BITS: u32 = 0o077;
 const ELOOP: i32 = 40;
 /// The file the startup probe creates and removes to prove the directory is writable.
 const PROBE_FILE: &str = ".chat-server-write-probe";
+/// How far ahead of the clock a stored id may be and still be taken as real, at
+/// startup: a day (a clock stepped back by more makes new ids wait for it).
+const PLAUSIBLE_AHEAD_MS: u64 = 24 * 60 * 60 * 1_000;
 /// How often [`SyncPolicy::EverySecond`] hands what was written to the disk.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -415,7 +418,11 @@ impl Mailboxes {
     pub fn close_idle_files(&self) {
         let cached = self.cached.lock().clone();
         for account in cached {
-            let mut entry = self.entries[account].lock();
+            // A mailbox in use right now (a sender may hold its lock for as long as the
+            // receiver's socket takes) is not idle: passed over, never waited for.
+            let Some(mut entry) = self.entries[account].try_lock() else {
+                continue;
+            };
             if std::mem::take(&mut entry.used) {
                 continue;
             }
@@ -643,15 +650,31 @@ fn load_at_startup(
         }
         Format::Current => {}
     }
-    for record in &mut records {
-        if record.0 <= last_id {
+    // Ids increase in file order. A record whose id does not (an acknowledged record, or
+    // a copy, left behind by a compaction a crash interrupted; or a damaged id) is
+    // dropped: it was delivered, or is there once already. An id from beyond tomorrow can
+    // only be damaged: renumbered, or it would hold every later id above it.
+    let plausible = message_id::first_of_ms(message_id::now_ms() + PLAUSIBLE_AHEAD_MS);
+    let mut dropped = 0;
+    records.retain_mut(|record| {
+        if record.0 > plausible {
             record.0 = last_id + 1;
             reordered += 1;
+        } else if record.0 <= last_id {
+            dropped += 1;
+            return false;
         }
         last_id = record.0;
-    }
+        true
+    });
     if reordered > 0 {
-        problems.push(format!("{reordered} ids out of order, renumbered"));
+        problems.push(format!("{reordered} ids from the future, renumbered"));
+    }
+    if dropped > 0 {
+        problems.push(format!(
+            "{dropped} records out of order or repeated (left by an interrupted \
+             compaction, or damaged), dropped"
+        ));
     }
     let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
     if problems.is_empty() {
@@ -795,6 +818,33 @@ impl Mailbox<'_> {
         let first = message_id::next_after(self.entry.last_id, message_id::now_ms());
         self.entry.last_id = first + (count as u64).saturating_sub(1);
         first
+    }
+
+    /// The user whose mailbox this is.
+    pub fn owner(&self) -> &str {
+        self.owner
+    }
+
+    /// Counts again what the file holds, after it was found removed or cut short (by
+    /// hand, while the server runs): the store stops waiting for records that are gone,
+    /// and gives their room back. How many messages were gone.
+    pub fn recount(&mut self) -> usize {
+        if self.entry.file.take().is_some() {
+            self.mailboxes.uncache(self.account);
+        }
+        let records = match fs::symlink_metadata(self.path()) {
+            Ok(metadata) if metadata.is_file() => {
+                u32::try_from(metadata.len().saturating_sub(HEADER_LEN) / RECORD_LEN)
+                    .unwrap_or(u32::MAX)
+            }
+            _ => 0,
+        };
+        self.entry.acknowledged = self.entry.acknowledged.min(records);
+        let now = records - self.entry.acknowledged;
+        let gone = self.entry.count.saturating_sub(now);
+        self.entry.count -= gone;
+        self.mailboxes.release(gone as usize);
+        gone as usize
     }
 
     /// Messages stored and not yet delivered for good.
@@ -1137,9 +1187,10 @@ impl Mailbox<'_> {
     /// than the acknowledged ones, so the copy never overwrites what it copies, and a
     /// crash at any step loses nothing: before the header says 0, the file reads as it
     /// did (the front holds acknowledged records, skipped); after it, the front holds the
-    /// copies, and the old records after them, not yet cut off, come again at worst.
-    /// The copies are synced before the header changes, whatever `--sync` says: they are
-    /// the only copy of messages promised long ago once the header says 0.
+    /// copies, and the records after them, not yet cut off, have ids no higher than the
+    /// copies' and are dropped at startup (see `load_at_startup`). The copies are synced
+    /// before the header changes, and the header before the cut, whatever `--sync` says:
+    /// once the header says 0 they are the only copy of messages promised long ago.
     fn compact(&self, file: &File) -> io::Result<()> {
         let kept = u64::from(self.entry.count) * RECORD_LEN;
         let from = HEADER_LEN + u64::from(self.entry.acknowledged) * RECORD_LEN;
@@ -1148,6 +1199,10 @@ impl Mailbox<'_> {
         file.write_all_at(&records, HEADER_LEN)?;
         file.sync_data()?;
         file.write_all_at(&mailbox_format::header(0), 0)?;
+        // The header on the disk before the cut: a cut that reached the disk without the
+        // header would leave a count beyond the records (read as 0 then, see
+        // `mailbox_format::parse`, but better never).
+        file.sync_data()?;
         file.set_len(HEADER_LEN + kept)
     }
 
@@ -1546,6 +1601,106 @@ mod tests {
             "idle: closed"
         );
         assert!(mailboxes.cached.lock().is_empty(), "its place given back");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_compaction_cut_short_by_a_crash_delivers_what_waited_once_with_its_ids() {
+        let dir = temp_dir("interrupted");
+        fs::create_dir_all(&dir).unwrap();
+        let record = |id: u64, text: &str| (id, message(text).to_bytes());
+        // Acknowledged 5 and 6, waiting 7 and 8, compacted up to the header (0) but not
+        // cut: the copies at the front, then what the cut would have removed.
+        let file = mailbox_format::file_with(&[
+            record(7, "seven"),
+            record(8, "eight"),
+            record(5, "five"),
+            record(6, "six"),
+            record(7, "seven"),
+            record(8, "eight"),
+        ]);
+        fs::write(dir.join(file_name("似末")), &file).unwrap();
+        let mailboxes = open_unlimited(&dir);
+        let stored = mailboxes.lock("似末").unwrap().load().unwrap();
+        let got: Vec<_> = stored
+            .iter()
+            .map(|(id, m)| (*id, m.text.to_lossy()))
+            .collect();
+        assert_eq!(
+            got,
+            [(7, "seven".into()), (8, "eight".into())],
+            "once, with their ids"
+        );
+        // Cut, but the header not yet written: its count (4) is beyond the 2 records.
+        let to_1001 = |id, text: &str| {
+            let mut message = message(text);
+            message.receiver = Name::new("1001").unwrap();
+            (id, message.to_bytes())
+        };
+        let mut cut = mailbox_format::file_with(&[to_1001(9, "nine"), to_1001(10, "ten")]);
+        cut[..HEADER_BYTES].copy_from_slice(&mailbox_format::header(4));
+        fs::write(dir.join(file_name("1001")), &cut).unwrap();
+        drop(mailboxes);
+        let mailboxes = open_unlimited(&dir);
+        assert_eq!(
+            stored_texts(&mailboxes.lock("1001").unwrap()),
+            ["nine", "ten"]
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_id_from_the_future_is_renumbered_and_holds_no_later_id_back() {
+        let dir = temp_dir("future");
+        fs::create_dir_all(&dir).unwrap();
+        let now = message_id::first_of_ms(message_id::now_ms());
+        let file = mailbox_format::file_with(&[
+            (now, message("first").to_bytes()),
+            (u64::MAX, message("damaged id").to_bytes()),
+            (now + 5, message("third").to_bytes()),
+        ]);
+        fs::write(dir.join(file_name("似末")), &file).unwrap();
+        let mailboxes = open_unlimited(&dir);
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        let stored = mailbox.load().unwrap();
+        let ids: Vec<u64> = stored.iter().map(|(id, _)| *id).collect();
+        assert_eq!(
+            ids,
+            [now, now + 1, now + 5],
+            "renumbered after the one before it"
+        );
+        assert!(
+            mailbox.next_ids(1) < u64::MAX / 2,
+            "new ids follow the clock"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn letting_idle_files_go_never_waits_for_a_mailbox_in_use() {
+        let dir = temp_dir("idle-busy");
+        let mailboxes = Arc::new(open_unlimited(&dir));
+        mailboxes
+            .lock("似末")
+            .unwrap()
+            .append(&message("one"))
+            .unwrap();
+        let busy = mailboxes.lock("似末").unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let housekeeper = {
+            let mailboxes = Arc::clone(&mailboxes);
+            std::thread::spawn(move || {
+                mailboxes.close_idle_files();
+                mailboxes.close_idle_files();
+                done.send(()).unwrap();
+            })
+        };
+        finished
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("close_idle_files passes over a locked mailbox instead of waiting");
+        assert!(busy.entry.file.is_some(), "a mailbox in use keeps its file");
+        drop(busy);
+        housekeeper.join().unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -98,6 +98,14 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Unrecognised> {
         };
         let body = bytes.get(HEADER_LEN..).unwrap_or_default();
         let acknowledged = usize::try_from(acknowledged).unwrap_or(usize::MAX);
+        if acknowledged > body.len() / RECORD_LEN {
+            // The file was cut (a compaction a crash interrupted after its cut reached
+            // the disk and before its header did): the count no longer fits it, and
+            // taking it would hide the messages that are there.
+            let damage = "its acknowledged count is beyond its records: every message \
+                          in it is delivered again";
+            return Ok(parsed(Format::Current, 0, body, 0, Some(damage)));
+        }
         return Ok(parsed(Format::Current, acknowledged, body, 0, damaged));
     }
     if start == Some(&MAGIC_V2) || (near(&MAGIC_V2) && fits(MAGIC_V2.len())) {
@@ -278,6 +286,19 @@ mod tests {
                 assert!(parsed.damaged_header.is_some(), "byte {at} bit {bit}");
             }
         }
+    }
+
+    #[test]
+    fn an_acknowledged_count_beyond_the_records_is_read_as_zero() {
+        let mut file = file_with(&[(1, body(b'a')), (2, body(b'b'))]);
+        file[..HEADER_LEN].copy_from_slice(&header(3));
+        let parsed = parse(&file).unwrap();
+        assert_eq!(
+            parsed.acknowledged, 0,
+            "every record delivered, none hidden"
+        );
+        assert_eq!(parsed.records.len(), 2);
+        assert!(parsed.damaged_header.is_some());
     }
 
     #[test]

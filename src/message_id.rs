@@ -3,8 +3,9 @@
 //!
 //! Like Twitter's Snowflake ids, the time sits in the top bits and a sequence below, so
 //! ids are unique and increasing without running ahead of the clock: a flood of other
-//! users' messages moves nobody else's ids, and an id tells nothing about anyone else's
-//! traffic. Ids are given per receiver, in the order of that receiver's store, which is
+//! users' messages moves nobody else's ids, and an id tells a sender nothing of anyone
+//! else's traffic but how many messages its receiver got within that millisecond. Ids
+//! are given per receiver, in the order of that receiver's store, which is
 //! the order its messages are written: that is what makes a cumulative ACK exact.
 //!
 //! The first receipts server gave ids in microseconds, server-wide. Such ids, still in

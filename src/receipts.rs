@@ -61,7 +61,13 @@ pub fn deliver(
     let waiting = mailbox.len().saturating_sub(window.records);
     let accepted = mailbox.store(frames, flags, ids, out);
     if waiting > 0 {
-        // Older messages wait in the store: these wait behind them (echo 0).
+        // Older messages wait in the store: these wait behind them (echo 0). Some may
+        // wait with the window open (a read of the store that failed, at the login or
+        // after an ACK): try again now, rather than at an ACK that may never come.
+        if window.unacknowledged.len() < RECEIPTS_WINDOW {
+            let owner = mailbox.owner().to_string();
+            write_waiting(mailbox, window, connection, &owner);
+        }
         return;
     }
     let now = accepted
@@ -124,7 +130,7 @@ pub fn hand_over(
         .window()
         .expect("called for receipts connections");
     let mut reply = Feedback::login(Flag::Ok).to_bytes().to_vec();
-    let written = match fill_window(mailbox, &mut window, &mut reply) {
+    let written = match fill_or_recount(mailbox, &mut window, &mut reply) {
         Ok(written) => written,
         Err(error) => {
             drop(window);
@@ -230,11 +236,11 @@ fn write_waiting(
     user: &str,
 ) {
     let mut out = Vec::new();
-    if let Err(error) = fill_window(mailbox, &mut window, &mut out) {
+    if let Err(error) = fill_or_recount(mailbox, &mut window, &mut out) {
         crate::log_limited!(
             log::Level::Error,
             "{}: cannot read the messages waiting for {user} ({}): {error}; they stay \
-             stored for a later login",
+             stored, and are tried again with the next message or ACK",
             mailbox.path().display(),
             storage_problem(&error)
         );
@@ -243,6 +249,35 @@ fn write_waiting(
     if !out.is_empty() {
         // A failure closes the connection; the messages stay in the store.
         let _ = connection.send(&out);
+    }
+}
+
+/// [`fill_window`], and if the store's file was removed or cut (by hand, while the
+/// server runs), a count of what it still holds and a second try: what is gone is gone
+/// (logged), and the store must not wait for it.
+fn fill_or_recount(
+    mailbox: &mut Mailbox<'_>,
+    window: &mut Window,
+    out: &mut Vec<u8>,
+) -> io::Result<usize> {
+    match fill_window(mailbox, window, out) {
+        Err(error)
+            if matches!(
+                error.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            let gone = mailbox.recount();
+            crate::log_limited!(
+                log::Level::Error,
+                "{}: the mailbox of {} was removed or cut while the server ran; {gone} \
+                 stored messages are gone",
+                mailbox.path().display(),
+                mailbox.owner()
+            );
+            fill_window(mailbox, window, out)
+        }
+        result => result,
     }
 }
 

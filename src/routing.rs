@@ -81,6 +81,15 @@ pub fn deliver_room(
     let Some(mut mailbox) = shared.mailboxes.lock(name) else {
         return Ok(());
     };
+    // The room's list of who is online was taken before this lock: the connection may
+    // have logged in as someone else since, whose ids and window these are not.
+    if shared
+        .online
+        .get(name)
+        .is_none_or(|current| current.id() != connection.id())
+    {
+        return Ok(());
+    }
     receipts::deliver_room(&mut mailbox, connection, frame)
 }
 

@@ -10,6 +10,7 @@ mod common;
 
 use chatroom::blocking_client::Reply;
 use chatroom::log_limit::LINES_PER_WINDOW;
+use chatroom::mailbox_format::HEADER_LEN as HEADER_BYTES;
 use chatroom::message_id::{self, SEQUENCE_BITS};
 use chatroom::protocol::ACK_AT_ONCE;
 use chatroom::users::Accounts;
@@ -190,6 +191,7 @@ fn a_read_only_disk_loses_nothing_echoed_and_refuses_the_rest_at_the_door() {
         Command::new("mount")
             .args(["-o", &format!("remount,{mode}")])
             .arg(&disk.0)
+            .stderr(std::process::Stdio::null())
             .status()
             .unwrap()
             .success()
@@ -545,4 +547,39 @@ fn receipts_turned_on_after_a_login_bring_what_the_store_still_holds() {
             "{text:?}, in order"
         );
     }
+}
+
+/// A mailbox cut short by hand while the server runs: what is gone is gone (and said
+/// in the log), and the receipts receiver is not left waiting for it: its next messages
+/// come at once.
+#[test]
+fn a_store_cut_by_hand_never_starves_its_receipts_receiver() {
+    let server = start();
+    let mut sender = receipts_client(server.addr(), "1001");
+    for i in 0..3 {
+        sender.send_chat("1002", &format!("old {i}")).unwrap();
+        assert_eq!(next_message(&mut sender).0, 0, "QUEUED");
+    }
+    let path = server.data.path().join("data").join("31303032.mbox");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(HEADER_BYTES as u64)
+        .unwrap();
+    let mut receiver = receipts_client(server.addr(), "1002");
+    for i in 0..5 {
+        sender.send_chat("1002", &format!("new {i}")).unwrap();
+        next_message(&mut sender);
+    }
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let (_, _, _, text) = next_message(&mut receiver);
+        got.push(text);
+    }
+    let expected: Vec<String> = (0..5).map(|i| format!("new {i}")).collect();
+    assert_eq!(
+        got, expected,
+        "the new messages, at once, none held behind the lost ones"
+    );
 }

@@ -37,12 +37,19 @@ pub fn handle(
         // CHAT frames are MESSAGE frames.
         peer.write_out()?;
         let newly = !peer.connection.has_receipts();
-        peer.connection.turn_on_receipts();
-        peer.outbox.reply(&answer(Flag::Ok));
+        // Turned on under the user's mailbox lock, and with the answer first on the
+        // wire: a delivery to the user is then either a CHAT frame before the answer or
+        // kept in the store and a MESSAGE frame after it, never between the two.
+        let mailbox = peer
+            .user
+            .as_deref()
+            .and_then(|user| peer.shared.mailboxes.lock(user));
+        let connection = &peer.connection;
+        connection.send_after(|| connection.turn_on_receipts(), &answer(Flag::Ok))?;
+        drop(mailbox);
         if newly && let Some(user) = peer.user.clone() {
             // Turned on after the login: what the user's store still holds (a plain
-            // login takes all it can read) goes out now, after the answer.
-            peer.write_out()?;
+            // login takes all it can read) goes out now.
             receipts::take_over_store(peer.shared, &peer.connection, &user);
         }
         return Ok(Next::Continue);
