@@ -1525,6 +1525,17 @@ mod tests {
             ["two", "three"],
             "the header kept the mark"
         );
+        let waiting = mailbox.read_waiting(0, 10).unwrap();
+        let texts: Vec<_> = waiting
+            .messages
+            .iter()
+            .map(|(_, (_, m))| m.text.to_lossy())
+            .collect();
+        assert_eq!(
+            texts,
+            ["two", "three"],
+            "and the store reads from it by position"
+        );
         mailbox.acknowledge(2);
         assert!(mailbox.is_empty());
         assert_eq!(
@@ -1701,6 +1712,98 @@ mod tests {
         assert!(busy.entry.file.is_some(), "a mailbox in use keeps its file");
         drop(busy);
         housekeeper.join().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_written_are_synced_once_each_and_a_file_gone_since_is_passed_over() {
+        let dir = temp_dir("sync");
+        let users = Arc::new(Accounts::built_in());
+        let mailboxes =
+            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users, SyncPolicy::EverySecond).unwrap();
+        assert_eq!(mailboxes.sync_policy(), SyncPolicy::EverySecond);
+        for _ in 0..3 {
+            mailboxes
+                .lock("似末")
+                .unwrap()
+                .append(&message("m"))
+                .unwrap();
+        }
+        let mut to_1001 = message("m");
+        to_1001.receiver = Name::new("1001").unwrap();
+        mailboxes.lock("1001").unwrap().append(&to_1001).unwrap();
+        let id = |name| Accounts::built_in().id(name).unwrap();
+        assert_eq!(
+            *mailboxes.dirty.lock(),
+            [id("似末"), id("1001")],
+            "each once"
+        );
+        assert!(
+            mailboxes.dir_dirty.load(Ordering::Acquire),
+            "two files created"
+        );
+        fs::remove_file(mailboxes.lock("1001").unwrap().path()).unwrap();
+        mailboxes.sync_written();
+        assert!(mailboxes.dirty.lock().is_empty());
+        assert!(!mailboxes.dir_dirty.load(Ordering::Acquire));
+        mailboxes
+            .lock("似末")
+            .unwrap()
+            .append(&message("m"))
+            .unwrap();
+        assert_eq!(
+            *mailboxes.dirty.lock(),
+            [id("似末")],
+            "noted again after the sync"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_delivered_mailbox_gives_back_its_open_file_and_a_full_store_creates_no_file() {
+        let dir = temp_dir("uncache");
+        let mailboxes = Mailboxes::open(
+            &dir,
+            10,
+            1,
+            Arc::new(Accounts::built_in()),
+            SyncPolicy::Always,
+        )
+        .unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        mailbox.append(&message("one")).unwrap();
+        assert_eq!(mailboxes.cached.lock().len(), 1);
+        mailbox.hand_over(|_| Ok(())).unwrap();
+        assert!(mailbox.entry.file.is_none());
+        assert!(mailboxes.cached.lock().is_empty(), "its place given back");
+        drop(mailbox);
+        let mut to_1001 = message("x");
+        to_1001.receiver = Name::new("1001").unwrap();
+        let mut other = mailboxes.lock("似末").unwrap();
+        other.append(&message("fills the store")).unwrap();
+        drop(other);
+        let mut full = mailboxes.lock("1001").unwrap();
+        assert_eq!(full.append(&to_1001).unwrap(), Stored::StoreFull);
+        assert!(!full.path().exists(), "nothing kept, no file made");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ids_after_a_restart_stay_above_a_stored_id_even_with_the_clock_behind_it() {
+        let dir = temp_dir("ids-ahead");
+        fs::create_dir_all(&dir).unwrap();
+        // An hour ahead of this clock (a clock stepped back since), still plausible.
+        let ahead = message_id::first_of_ms(message_id::now_ms() + 60 * 60 * 1_000);
+        let file = mailbox_format::file_with(&[(ahead, message("later").to_bytes())]);
+        fs::write(dir.join(file_name("似末")), &file).unwrap();
+        let mailboxes = open_unlimited(&dir);
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        assert_eq!(mailbox.load().unwrap()[0].0, ahead, "kept as it was");
+        assert_eq!(
+            mailbox.next_ids(1),
+            ahead + 1,
+            "the next id follows the stored one"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
