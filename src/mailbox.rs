@@ -1808,6 +1808,31 @@ mod tests {
     }
 
     #[test]
+    fn records_that_are_no_messages_are_skipped_but_counted_by_the_message_after_them() {
+        let dir = temp_dir("positions");
+        let mailboxes = open_unlimited(&dir);
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        for text in ["one", "two", "three", "four"] {
+            mailbox.append(&message(text)).unwrap();
+        }
+        // Records 2 and 3 spoiled by hand while the server runs: they name nobody.
+        let file = OpenOptions::new().write(true).open(mailbox.path()).unwrap();
+        for record in [1, 2] {
+            let sender_at = HEADER_LEN + record * RECORD_LEN + 8;
+            file.write_all_at(&[0xFF; 4], sender_at).unwrap();
+        }
+        let waiting = mailbox.read_waiting(0, 10).unwrap();
+        let got: Vec<_> = waiting
+            .messages
+            .iter()
+            .map(|(records, (_, m))| (*records, m.text.to_lossy()))
+            .collect();
+        assert_eq!(got, [(1, "one".into()), (3, "four".into())]);
+        assert_eq!(waiting.trailing, 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_batch_is_kept_as_far_as_the_limit_goes_and_the_rest_refused() {
         let dir = temp_dir("batch");
         let mailboxes = open_unlimited(&dir);

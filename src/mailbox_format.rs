@@ -289,6 +289,43 @@ mod tests {
     }
 
     #[test]
+    fn a_header_alone_is_a_whole_empty_file_not_a_torn_one() {
+        let parsed = parse(&header(0)).unwrap();
+        assert_eq!((parsed.format, parsed.torn), (Format::Current, 0));
+        assert!(parsed.records.is_empty());
+        assert_eq!(parsed.damaged_header, None);
+    }
+
+    #[test]
+    fn a_second_format_header_with_a_flipped_byte_is_still_that_format() {
+        let mut file = MAGIC_V2.to_vec();
+        encode(&[(5, body(b'x')), (6, body(b'y'))], &mut file);
+        assert_eq!(parse(&file).unwrap().damaged_header, None, "whole");
+        file[3] ^= 0x10;
+        let parsed = parse(&file).unwrap();
+        assert_eq!(parsed.format, Format::WithIds);
+        assert_eq!(parsed.records.len(), 2);
+        assert!(parsed.damaged_header.is_some());
+    }
+
+    #[test]
+    fn a_damaged_header_whose_size_fits_no_format_is_unrecognised() {
+        let mut file = file_with(&[(1, body(b'a'))]);
+        file.extend([0; 7]);
+        file[2] ^= 0x01;
+        let problem = parse(&file).unwrap_err();
+        assert!(problem.0.contains("fits no format"), "{problem:?}");
+        let mut v2 = MAGIC_V2.to_vec();
+        encode(&[(5, body(b'x'))], &mut v2);
+        v2.extend([0; 5]);
+        v2[1] ^= 0x01;
+        assert!(
+            parse(&v2).is_err(),
+            "a damaged second-format header, torn too"
+        );
+    }
+
+    #[test]
     fn an_acknowledged_count_beyond_the_records_is_read_as_zero() {
         let mut file = file_with(&[(1, body(b'a')), (2, body(b'b'))]);
         file[..HEADER_LEN].copy_from_slice(&header(3));
