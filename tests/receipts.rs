@@ -96,6 +96,8 @@ fn acks_are_cumulative_and_refused_beyond_what_was_delivered_or_backwards() {
     receiver.send_ack(ids[2] + 1).unwrap();
     receiver.send_ack(ids[1]).unwrap();
     receiver.send_ack(ids[0]).unwrap();
+    // The same ACK again: no error, nothing changes.
+    receiver.send_ack(ids[1]).unwrap();
     receiver.send_users().unwrap();
     assert_eq!(
         feedback(receiver.read_reply().unwrap()),
@@ -452,4 +454,39 @@ fn unacknowledged_and_stored_messages_survive_a_sigterm_and_a_sigkill() {
             "after SIG{signal}: all 120 echoed 0 or 1, in order, with their ids"
         );
     }
+}
+
+#[test]
+fn a_room_message_reaches_a_receipts_receiver_with_an_id_unless_its_window_is_full() {
+    let server = start();
+    let mut talker = raw_logged_in(server.addr(), "1003");
+    let mut listener = receipts_client(server.addr(), "1002");
+    send(&mut talker, &chat_frame("1003", "*", "hello room"));
+    read_n(&mut talker, 152);
+    let (flag, id, from, text) = next_message(&mut listener);
+    assert_eq!(
+        (flag, from.as_str(), text.as_str()),
+        (1, "1003", "hello room")
+    );
+    assert_ne!(id, 0, "a room message takes the receiver's next id");
+    listener.send_ack(id).unwrap();
+    listener.send_users().unwrap();
+    assert!(
+        matches!(listener.read_reply().unwrap(), Reply::Users { .. }),
+        "an ACK may cover a room message"
+    );
+    // A full window: 256 messages written and not acknowledged.
+    let echoes = send_to_1002(server.addr(), RECEIPTS_WINDOW);
+    assert!(echoes.iter().all(|(flag, _, _)| *flag == 1));
+    send(&mut talker, &chat_frame("1003", "*", "missed"));
+    read_n(&mut talker, 152);
+    for _ in 0..RECEIPTS_WINDOW {
+        let (_, _, from, _) = next_message(&mut listener);
+        assert_eq!(from, "1001");
+    }
+    listener.send_users().unwrap();
+    assert!(
+        matches!(listener.read_reply().unwrap(), Reply::Users { .. }),
+        "with its window full, the receiver misses the room message, as an offline user does"
+    );
 }

@@ -583,3 +583,80 @@ fn a_store_cut_by_hand_never_starves_its_receipts_receiver() {
         "the new messages, at once, none held behind the lost ones"
     );
 }
+
+/// A receipts login that could not read its store (no descriptor free: the store's open
+/// files are all in use by other mailboxes) logs in with its window open and messages
+/// waiting; the next message brings them, in order, ahead of itself.
+#[test]
+fn waiting_messages_a_login_could_not_read_come_before_the_next_one() {
+    const OTHERS: usize = 16;
+    let users = tempfile::tempdir().unwrap();
+    let file = users.path().join("users.txt");
+    let lines: String = (0..OTHERS + 2)
+        .map(|i| format!("u{i}:{PASSWORD}\n"))
+        .collect();
+    fs::write(&file, lines).unwrap();
+    let server = run_server("", &["--users", file.to_str().unwrap()]);
+    let pid = server.child.id();
+    let mut sender = raw_logged_in(server.addr, "u0");
+    let mut echo = |to: &str, text: &str| {
+        send(&mut sender, &chat_frame("u0", to, text));
+        i32::from_le_bytes(read_n(&mut sender, 152)[8..12].try_into().unwrap())
+    };
+    // The store keeps 16 files open: those of 16 other mailboxes, written just now.
+    for i in 2..OTHERS + 2 {
+        assert_eq!(echo(&format!("u{i}"), "taking a place"), 0);
+    }
+    for text in ["old one", "old two"] {
+        assert_eq!(echo("u1", text), 0, "QUEUED");
+    }
+    let mut late = connect(server.addr);
+    send(&mut late, &ints(&[3, 0]));
+    assert_eq!(
+        read_n(&mut late, 12),
+        ints(&[3, 0, -2]),
+        "served before a login"
+    );
+    let (soft, hard) = descriptor_limits(pid);
+    let limit = |soft: &str| {
+        Command::new("prlimit")
+            .arg(format!("--pid={pid}"))
+            .arg(format!("--nofile={soft}:{hard}"))
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    assert!(
+        limit(&lowest_free_descriptor(pid).to_string()),
+        "prlimit lowers the limit"
+    );
+    send(
+        &mut late,
+        &[ints(&[4, 0]), login_frame("u1", PASSWORD), ints(&[3, 0])].concat(),
+    );
+    assert_eq!(read_n(&mut late, 12), ints(&[4, 0, 1]), "RECEIPTS OK");
+    assert_eq!(
+        read_n(&mut late, 12),
+        ints(&[1, 40, 1]),
+        "the login gets in"
+    );
+    assert_eq!(
+        read_n(&mut late, 12 + 40)[..12],
+        ints(&[3, 40, 1]),
+        "USERS next: the store could not be read, nothing came with the login"
+    );
+    assert!(limit(&soft), "the limit is raised again");
+    assert_eq!(echo("u1", "new"), 0, "kept behind the two that wait");
+    for text in ["old one", "old two", "new"] {
+        let frame = read_n(&mut late, 160);
+        assert_eq!(
+            frame[..12],
+            ints(&[5, 148, 1]),
+            "a MESSAGE frame for {text:?}"
+        );
+        assert_eq!(
+            frame[12 + 8..],
+            chat_body("u0", "u1", text),
+            "{text:?}, in order"
+        );
+    }
+}
