@@ -365,3 +365,146 @@ pub fn as_messages(replies: &[u8], echo_ids: &[(usize, u64)], out: &mut Vec<u8>)
         at += len;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SyncPolicy;
+    use crate::mailbox::Mailboxes;
+    use crate::protocol::{ChatMessage, ID_LEN, MessageText, RECEIPT_BODY_LEN};
+    use crate::users::Accounts;
+    use byteorder::{ByteOrder, LittleEndian};
+    use std::os::unix::fs::FileExt;
+    use std::sync::Arc;
+
+    fn chat_frame(sender: &str, text: &str) -> [u8; CHAT_FRAME_LEN] {
+        ChatMessage {
+            sender: Name::new(sender).unwrap(),
+            receiver: Name::new("似末").unwrap(),
+            text: MessageText::new(text).unwrap(),
+        }
+        .to_frame(Flag::Ok)
+    }
+
+    #[test]
+    fn a_receipt_frame_is_a_feedback_and_its_28_byte_body() {
+        let frame = protocol::receipt_frame(Kind::Received, 7, &Name::new("玛卡巴卡").unwrap());
+        let feedback = Feedback::decode(frame[..FEEDBACK_LEN].try_into().unwrap());
+        assert_eq!(
+            (feedback.kind, feedback.length, feedback.flag),
+            (Kind::Received, RECEIPT_BODY_LEN as i32, 1)
+        );
+        assert_eq!(LittleEndian::read_u64(&frame[FEEDBACK_LEN..]), 7);
+        assert_eq!(
+            &frame[FEEDBACK_LEN + ID_LEN..],
+            Name::new("玛卡巴卡").unwrap().field()
+        );
+    }
+
+    #[test]
+    fn replies_become_message_frames_with_their_ids_and_a_login_reply_has_no_body() {
+        let mut replies = Feedback::login(Flag::Ok).to_bytes().to_vec();
+        let echo_at = replies.len();
+        replies.extend_from_slice(&chat_frame("1001", "hi"));
+        replies.extend_from_slice(&Feedback::new(Kind::Users, 20, Flag::Ok).to_bytes());
+        replies.extend_from_slice(Name::new("1001").unwrap().field());
+        let refused_at = replies.len();
+        replies.extend_from_slice(&chat_frame("1001", "no"));
+        protocol::set_flag(&mut replies[refused_at..], Flag::Rejected);
+        let mut out = Vec::new();
+        as_messages(&replies, &[(echo_at, 77)], &mut out);
+        assert_eq!(out.len(), 12 + MESSAGE_FRAME_LEN + 32 + MESSAGE_FRAME_LEN);
+        let message = &out[12..12 + MESSAGE_FRAME_LEN];
+        assert_eq!(
+            Feedback::decode(message[..12].try_into().unwrap()).kind,
+            Kind::Message
+        );
+        assert_eq!(LittleEndian::read_u64(&message[12..20]), 77);
+        let refused = &out[12 + MESSAGE_FRAME_LEN + 32..];
+        assert_eq!(
+            LittleEndian::read_u64(&refused[12..20]),
+            0,
+            "a refused echo: id 0"
+        );
+        assert_eq!(Feedback::decode(refused[..12].try_into().unwrap()).flag, -1);
+    }
+
+    #[test]
+    fn an_echo_without_an_id_leaves_the_next_echos_id_to_it() {
+        let mut replies = chat_frame("1001", "no").to_vec();
+        protocol::set_flag(&mut replies, Flag::Rejected);
+        let delivered_at = replies.len();
+        replies.extend_from_slice(&chat_frame("1001", "yes"));
+        let mut out = Vec::new();
+        as_messages(&replies, &[(delivered_at, 78)], &mut out);
+        let id_of = |message: usize| {
+            let at = message * MESSAGE_FRAME_LEN + FEEDBACK_LEN;
+            LittleEndian::read_u64(&out[at..at + ID_LEN])
+        };
+        assert_eq!((id_of(0), id_of(1)), (0, 78));
+    }
+
+    #[test]
+    fn an_ack_gives_each_sender_the_highest_id_it_covers() {
+        let mut receipts = Vec::new();
+        let (a, b) = (Name::new("1001").unwrap(), Name::new("1002").unwrap());
+        for (sender, id) in [(a, 1), (b, 2), (a, 3), (b, 4), (a, 5)] {
+            note_receipt(&mut receipts, sender, id);
+        }
+        assert_eq!(receipts, [(a, 5), (b, 4)]);
+    }
+
+    #[test]
+    fn records_that_are_no_messages_leave_with_the_message_before_or_at_once() {
+        let dir = std::env::temp_dir().join(format!("chatroom-receipts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let users = Arc::new(Accounts::built_in());
+        let mailboxes = Mailboxes::open(&dir, 10, usize::MAX, users, SyncPolicy::Always).unwrap();
+        let mut mailbox = mailboxes.lock("似末").unwrap();
+        let frames: Vec<u8> = ["one", "two", "three"]
+            .iter()
+            .flat_map(|text| chat_frame("1001", text))
+            .collect();
+        assert_eq!(mailbox.accept(&frames, &mut Vec::new()).kept, 3);
+        // The last two spoiled by hand: they name nobody.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(mailbox.path())
+            .unwrap();
+        for record in [1, 2] {
+            file.write_all_at(&[0xFF; 4], 24 + record * 148 + 8)
+                .unwrap();
+        }
+        let mut window = Window::default();
+        let mut out = Vec::new();
+        assert_eq!(fill_window(&mut mailbox, &mut window, &mut out).unwrap(), 1);
+        assert_eq!(out.len(), MESSAGE_FRAME_LEN, "only the message");
+        assert_eq!(window.unacknowledged.len(), 1);
+        assert_eq!(
+            window.unacknowledged[0].records, 3,
+            "it stands for the two after it"
+        );
+        assert_eq!(window.records, 3, "none of the three waits any more");
+        // All spoiled, nothing written before them: they leave the store at once.
+        drop(mailbox);
+        let mut mailbox = mailboxes.lock("1001").unwrap();
+        let mut to_1001 = chat_frame("1002", "x");
+        to_1001[FEEDBACK_LEN + NAME_LEN..FEEDBACK_LEN + 2 * NAME_LEN]
+            .copy_from_slice(Name::new("1001").unwrap().field());
+        mailbox.accept(&to_1001, &mut Vec::new());
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(mailbox.path())
+            .unwrap();
+        file.write_all_at(&[0xFF; 4], 24 + 8).unwrap();
+        let mut window = Window::default();
+        assert_eq!(fill_window(&mut mailbox, &mut window, &mut out).unwrap(), 0);
+        assert!(window.unacknowledged.is_empty());
+        assert!(
+            mailbox.is_empty(),
+            "acknowledged at once: no message waits on it"
+        );
+        drop(mailbox);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
