@@ -70,6 +70,12 @@ fn a_plain_client_sees_byte_for_byte_what_it_saw_before_while_others_use_receipt
         chat_reply(1, &chat_body("1002", "1001", "to plain")),
         "a plain receiver gets a CHAT frame, as ever"
     );
+    let (flag, id, _, _) = next_message(&mut with_receipts);
+    assert_eq!(flag, 1);
+    assert!(
+        message_id::sent_at_ms(id).is_some(),
+        "the receipts sender's echo carries the id the plain receiver's message got"
+    );
     // The room, too.
     with_receipts.send_chat("*", "everyone").unwrap();
     assert_eq!(
