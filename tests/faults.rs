@@ -12,7 +12,6 @@ use common::*;
 use socket2::{Domain, SockRef, Socket, Type};
 use std::io::{ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -334,24 +333,6 @@ fn after_a_mailbox_is_delivered_at_the_store_limit_the_next_message_is_stored() 
             "round {round}: a message to offline {next} right after a mailbox was read \
              must be QUEUED (0), not {flag}"
         );
-    }
-}
-
-/// prlimit from util-linux sets a running process's limits; false (with a message) where
-/// it is missing or not allowed.
-fn set_descriptor_limit(pid: u32, soft: &str) -> bool {
-    let (_, hard) = descriptor_limits(pid);
-    let status = Command::new("prlimit")
-        .arg("--pid")
-        .arg(pid.to_string())
-        .arg(format!("--nofile={soft}:{hard}"))
-        .status();
-    match status {
-        Ok(status) if status.success() => true,
-        _ => {
-            eprintln!("skipped: prlimit (util-linux) cannot lower a running server's limit here");
-            false
-        }
     }
 }
 

@@ -14,7 +14,10 @@ use chatroom::mailbox_format::HEADER_LEN as HEADER_BYTES;
 use chatroom::message_id::{self, SEQUENCE_BITS};
 use chatroom::protocol::ACK_AT_ONCE;
 use chatroom::users::Accounts;
-use common::child::{SERVER, descriptor_limits, lowest_free_descriptor, run_server, run_server_on};
+use common::child::{
+    SERVER, descriptor_limits, lowest_free_descriptor, run_server, run_server_on,
+    set_descriptor_limit,
+};
 use common::receipts::*;
 use common::*;
 use socket2::SockRef;
@@ -25,6 +28,19 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// A connection the server has served once, before a login: its descriptor is taken, so
+/// that a limit lowered after it leaves none free for anything else.
+fn served_before_a_login(addr: SocketAddr) -> TcpStream {
+    let mut stream = connect(addr);
+    send(&mut stream, &ints(&[3, 0]));
+    assert_eq!(
+        read_n(&mut stream, 12),
+        ints(&[3, 0, -2]),
+        "served before a login"
+    );
+    stream
+}
 
 /// Resets a connection (as a killed client's is): linger 0, then close.
 fn reset(stream: impl Into<TcpStream>) {
@@ -223,14 +239,8 @@ fn a_read_only_disk_loses_nothing_echoed_and_refuses_the_rest_at_the_door() {
 fn no_descriptor_free_loses_nothing_echoed_and_refuses_the_rest_at_the_door() {
     let server = run_server("", &[]);
     let pid = server.child.id();
-    let (soft, hard) = descriptor_limits(pid);
-    let limit = |soft: &str| {
-        Command::new("prlimit")
-            .arg(format!("--pid={pid}"))
-            .arg(format!("--nofile={soft}:{hard}"))
-            .status()
-            .is_ok_and(|status| status.success())
-    };
+    let (soft, _) = descriptor_limits(pid);
+    let limit = |soft: &str| set_descriptor_limit(pid, soft);
     // No descriptor free once both clients are in: the store cannot open a file. 1002's
     // file is kept open (it was written at every message), so messages to it are still
     // kept; the first message to 1003, offline, needs a new file, and is refused.
@@ -498,21 +508,9 @@ fn receipts_turned_on_after_a_login_bring_what_the_store_still_holds() {
         send(&mut sender, &chat_frame("1001", "1002", text));
         assert_eq!(read_n(&mut sender, 152)[8..12], ints(&[0]), "QUEUED");
     }
-    let mut late = connect(server.addr);
-    send(&mut late, &ints(&[3, 0]));
-    assert_eq!(
-        read_n(&mut late, 12),
-        ints(&[3, 0, -2]),
-        "served before a login"
-    );
-    let (soft, hard) = descriptor_limits(pid);
-    let limit = |soft: &str| {
-        Command::new("prlimit")
-            .arg(format!("--pid={pid}"))
-            .arg(format!("--nofile={soft}:{hard}"))
-            .status()
-            .is_ok_and(|status| status.success())
-    };
+    let mut late = served_before_a_login(server.addr);
+    let (soft, _) = descriptor_limits(pid);
+    let limit = |soft: &str| set_descriptor_limit(pid, soft);
     assert!(
         limit(&lowest_free_descriptor(pid).to_string()),
         "prlimit lowers the limit"
@@ -610,21 +608,9 @@ fn waiting_messages_a_login_could_not_read_come_before_the_next_one() {
     for text in ["old one", "old two"] {
         assert_eq!(echo("u1", text), 0, "QUEUED");
     }
-    let mut late = connect(server.addr);
-    send(&mut late, &ints(&[3, 0]));
-    assert_eq!(
-        read_n(&mut late, 12),
-        ints(&[3, 0, -2]),
-        "served before a login"
-    );
-    let (soft, hard) = descriptor_limits(pid);
-    let limit = |soft: &str| {
-        Command::new("prlimit")
-            .arg(format!("--pid={pid}"))
-            .arg(format!("--nofile={soft}:{hard}"))
-            .status()
-            .is_ok_and(|status| status.success())
-    };
+    let mut late = served_before_a_login(server.addr);
+    let (soft, _) = descriptor_limits(pid);
+    let limit = |soft: &str| set_descriptor_limit(pid, soft);
     assert!(
         limit(&lowest_free_descriptor(pid).to_string()),
         "prlimit lowers the limit"

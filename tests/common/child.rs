@@ -197,3 +197,21 @@ pub fn descriptor_limits(pid: u32) -> (String, String) {
     let fields: Vec<&str> = line.split_whitespace().collect();
     (fields[3].to_string(), fields[4].to_string())
 }
+
+/// prlimit from util-linux sets a running process's limits; false (with a message) where
+/// it is missing or not allowed.
+pub fn set_descriptor_limit(pid: u32, soft: &str) -> bool {
+    let (_, hard) = descriptor_limits(pid);
+    let status = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(pid.to_string())
+        .arg(format!("--nofile={soft}:{hard}"))
+        .status();
+    match status {
+        Ok(status) if status.success() => true,
+        _ => {
+            eprintln!("skipped: prlimit (util-linux) cannot lower a running server's limit here");
+            false
+        }
+    }
+}
