@@ -286,9 +286,7 @@ fn end_of_input_at_the_password_prompt_quits_without_logging_in() {
 
 #[test]
 fn an_unreachable_server_is_reported_before_the_password_is_asked() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = free.local_addr().unwrap().to_string();
-    drop(free); // nothing listens there now
+    let (_bound, addr) = refused_addr(); // nothing listens there
     let output = run_client(&addr, &["1001"], "123456\n");
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
@@ -410,7 +408,8 @@ fn errors_are_sentences_a_person_can_act_on() {
     drop(_held);
     drop(server);
 
-    // Nothing listens on the port now.
+    // Nothing listens there.
+    let (_bound, addr) = refused_addr();
     let output = run_client(&addr, &["1001", PASSWORD, "--send", "1002", "x"], "");
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
@@ -1275,6 +1274,7 @@ fn a_chinese_client_says_why_it_could_not_connect_log_in_or_stay() {
 
     drop(_newer);
     drop(server);
+    let (_bound, addr) = refused_addr(); // nothing listens there
     let output = run_client_with_env(&addr, &["1001", PASSWORD, "--who"], CHINESE, "");
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(

@@ -593,3 +593,20 @@ pub fn send_bytes(addr: SocketAddr, from: &str, to: &str, text: &[u8]) {
     client.send_raw(&protocol::chat_request(&message)).unwrap();
     next_chat(&mut client); // its echo: the message went through
 }
+
+/// An address on which a connection is refused, and kept so while the returned socket
+/// lives: the port is bound but not listening, so no other test's server can take it
+/// meanwhile (a port freed by dropping a listener can be given to the next one).
+pub fn refused_addr() -> (socket2::Socket, String) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any_port.into()).expect("bind a free port");
+    let addr = socket
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .expect("an IP address")
+        .to_string();
+    (socket, addr)
+}
