@@ -1394,16 +1394,22 @@ mod tests {
 
     const NO_STORE_LIMIT: usize = usize::MAX;
 
-    /// The mailboxes of the built-in users in `dir`, 10 messages each, no store limit.
-    fn open_unlimited(dir: &Path) -> Mailboxes {
+    /// The mailboxes of the built-in users in `dir`, `limit` messages each and
+    /// `store_limit` in all, synced as `sync` says.
+    fn open_with(dir: &Path, limit: usize, store_limit: usize, sync: SyncPolicy) -> Mailboxes {
         Mailboxes::open(
             dir,
-            10,
-            NO_STORE_LIMIT,
+            limit,
+            store_limit,
             Arc::new(Accounts::built_in()),
-            SyncPolicy::Always,
+            sync,
         )
         .unwrap()
+    }
+
+    /// The mailboxes of the built-in users in `dir`, 10 messages each, no store limit.
+    fn open_unlimited(dir: &Path) -> Mailboxes {
+        open_with(dir, 10, NO_STORE_LIMIT, SyncPolicy::Always)
     }
 
     fn temp_dir(label: &str) -> PathBuf {
@@ -1468,7 +1474,6 @@ mod tests {
     #[test]
     fn a_users_ids_carry_the_millisecond_and_stay_above_its_stored_ids_after_a_restart() {
         let dir = temp_dir("ids");
-        let users = Arc::new(Accounts::built_in());
         let stored_id = {
             let mailboxes = open_unlimited(&dir);
             let mut mailbox = mailboxes.lock("似末").unwrap();
@@ -1482,8 +1487,7 @@ mod tests {
             );
             id
         };
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users, SyncPolicy::Always).unwrap();
+        let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         let first = mailbox.next_ids(2);
         assert!(first > stored_id, "{first} after a stored {stored_id}");
@@ -1552,14 +1556,7 @@ mod tests {
     fn a_long_acknowledged_front_is_compacted_away() {
         let dir = temp_dir("compact");
         let limit = 3 * COMPACT_AT as usize;
-        let mailboxes = Mailboxes::open(
-            &dir,
-            limit,
-            NO_STORE_LIMIT,
-            Arc::new(Accounts::built_in()),
-            SyncPolicy::EverySecond,
-        )
-        .unwrap();
+        let mailboxes = open_with(&dir, limit, NO_STORE_LIMIT, SyncPolicy::EverySecond);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         let frames: Vec<u8> = (0..2 * COMPACT_AT)
             .flat_map(|n| message(&n.to_string()).to_frame(Flag::Ok))
@@ -1762,14 +1759,7 @@ mod tests {
     #[test]
     fn a_delivered_mailbox_gives_back_its_open_file_and_a_full_store_creates_no_file() {
         let dir = temp_dir("uncache");
-        let mailboxes = Mailboxes::open(
-            &dir,
-            10,
-            1,
-            Arc::new(Accounts::built_in()),
-            SyncPolicy::Always,
-        )
-        .unwrap();
+        let mailboxes = open_with(&dir, 10, 1, SyncPolicy::Always);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         mailbox.append(&message("one")).unwrap();
         assert_eq!(mailboxes.cached.lock().len(), 1);
@@ -2047,16 +2037,8 @@ mod tests {
     #[test]
     fn mailboxes_left_by_an_earlier_run_are_found_at_startup() {
         let dir = temp_dir("restart");
-        let users = Arc::new(Accounts::built_in());
         {
-            let mailboxes = Mailboxes::open(
-                &dir,
-                10,
-                NO_STORE_LIMIT,
-                Arc::clone(&users),
-                SyncPolicy::Always,
-            )
-            .unwrap();
+            let mailboxes = open_unlimited(&dir);
             mailboxes
                 .lock("似末")
                 .unwrap()
@@ -2073,8 +2055,7 @@ mod tests {
         ] {
             fs::write(dir.join(stranger), message("stray").to_bytes()).unwrap();
         }
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users, SyncPolicy::Always).unwrap();
+        let mailboxes = open_unlimited(&dir);
         assert_eq!(stored_texts(&mailboxes.lock("似末").unwrap()), ["kept"]);
         for name in ["1001", "花开富贵"] {
             assert!(
@@ -2104,14 +2085,7 @@ mod tests {
     #[test]
     fn a_full_mailbox_stores_nothing() {
         let dir = temp_dir("full");
-        let mailboxes = Mailboxes::open(
-            &dir,
-            2,
-            NO_STORE_LIMIT,
-            Arc::new(Accounts::built_in()),
-            SyncPolicy::Always,
-        )
-        .unwrap();
+        let mailboxes = open_with(&dir, 2, NO_STORE_LIMIT, SyncPolicy::Always);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         assert_eq!(mailbox.append(&message("a")).unwrap(), Stored::Queued);
         assert_eq!(mailbox.append(&message("b")).unwrap(), Stored::Queued);
@@ -2166,14 +2140,7 @@ mod tests {
     #[test]
     fn the_store_limit_counts_every_mailbox_and_a_delivery_frees_room() {
         let dir = temp_dir("store");
-        let mailboxes = Mailboxes::open(
-            &dir,
-            10,
-            3,
-            Arc::new(Accounts::built_in()),
-            SyncPolicy::Always,
-        )
-        .unwrap();
+        let mailboxes = open_with(&dir, 10, 3, SyncPolicy::Always);
         assert_eq!(mailboxes.store_limit(), 3);
         for name in ["1001", "1002", "1003"] {
             let mut mailbox = mailboxes.lock(name).unwrap();
@@ -2194,14 +2161,7 @@ mod tests {
         assert_eq!(fourth.append(&message("y")).unwrap(), Stored::Queued);
         drop(fourth);
         // A restart counts what the files hold.
-        let reopened = Mailboxes::open(
-            &dir,
-            10,
-            3,
-            Arc::new(Accounts::built_in()),
-            SyncPolicy::Always,
-        )
-        .unwrap();
+        let reopened = open_with(&dir, 10, 3, SyncPolicy::Always);
         assert_eq!(reopened.stored(), 3);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -2209,14 +2169,7 @@ mod tests {
     #[test]
     fn the_directory_and_its_files_are_private() {
         let dir = temp_dir("private");
-        let mailboxes = Mailboxes::open(
-            &dir,
-            10,
-            NO_STORE_LIMIT,
-            Arc::new(Accounts::built_in()),
-            SyncPolicy::Always,
-        );
-        let mailboxes = mailboxes.unwrap();
+        let mailboxes = open_unlimited(&dir);
         let mut mailbox = mailboxes.lock("1001").unwrap();
         mailbox.append(&message("secret")).unwrap();
         let mode = |path: &Path| fs::metadata(path).unwrap().mode() & 0o777;
@@ -2236,15 +2189,7 @@ mod tests {
     #[test]
     fn a_record_the_server_would_not_write_is_skipped_and_the_rest_delivered() {
         let dir = temp_dir("garbage");
-        let users = Arc::new(Accounts::built_in());
-        let mailboxes = Mailboxes::open(
-            &dir,
-            10,
-            NO_STORE_LIMIT,
-            Arc::clone(&users),
-            SyncPolicy::Always,
-        )
-        .unwrap();
+        let mailboxes = open_unlimited(&dir);
         let path = mailboxes.lock("似末").unwrap().path();
         let forged = |sender: &str, receiver: &str| ChatMessage {
             sender: Name::new(sender).unwrap(),
@@ -2262,8 +2207,7 @@ mod tests {
         garbage.extend(not_utf8);
         garbage.extend(message("last").to_bytes());
         fs::write(&path, garbage).unwrap();
-        let mailboxes =
-            Mailboxes::open(&dir, 10, NO_STORE_LIMIT, users, SyncPolicy::Always).unwrap();
+        let mailboxes = open_unlimited(&dir);
         assert_eq!(
             stored_texts(&mailboxes.lock("似末").unwrap()),
             ["first", "last"]
@@ -2274,14 +2218,7 @@ mod tests {
     #[test]
     fn a_failed_handover_keeps_the_mailbox_and_its_room() {
         let dir = temp_dir("failed-send");
-        let mailboxes = Mailboxes::open(
-            &dir,
-            10,
-            2,
-            Arc::new(Accounts::built_in()),
-            SyncPolicy::Always,
-        )
-        .unwrap();
+        let mailboxes = open_with(&dir, 10, 2, SyncPolicy::Always);
         let mut mailbox = mailboxes.lock("似末").unwrap();
         mailbox.append(&message("one")).unwrap();
         mailbox.append(&message("two")).unwrap();
