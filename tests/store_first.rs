@@ -42,6 +42,49 @@ fn served_before_a_login(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Lowers the descriptor limit of process `pid` so that no descriptor is free, runs
+/// `f`, and raises the limit again.
+fn with_no_descriptor_free<T>(pid: u32, f: impl FnOnce() -> T) -> T {
+    let (soft, _) = descriptor_limits(pid);
+    let lowered = set_descriptor_limit(pid, &lowest_free_descriptor(pid).to_string());
+    assert!(lowered, "prlimit lowers the limit");
+    let result = f();
+    assert!(
+        set_descriptor_limit(pid, &soft),
+        "the limit is raised again"
+    );
+    result
+}
+
+/// Reads the answers to a LOGIN and a USERS sent after it: the login got in, and the
+/// USERS answer (two names) came right after it, so no stored message came with it.
+fn logged_in_without_stored_messages(stream: &mut TcpStream) {
+    assert_eq!(read_n(stream, 12), ints(&[1, 40, 1]), "the login gets in");
+    assert_eq!(
+        read_n(stream, 12 + 40)[..12],
+        ints(&[3, 40, 1]),
+        "USERS next: the mailbox could not be read, so nothing came with the login"
+    );
+}
+
+/// Reads one MESSAGE frame per text, each from `sender` to `receiver` with that text, in
+/// order.
+fn expect_messages(stream: &mut TcpStream, sender: &str, receiver: &str, texts: &[&str]) {
+    for text in texts {
+        let frame = read_n(stream, 160);
+        assert_eq!(
+            frame[..12],
+            ints(&[5, 148, 1]),
+            "a MESSAGE frame for {text:?}"
+        );
+        assert_eq!(
+            frame[12 + 8..],
+            chat_body(sender, receiver, text),
+            "{text:?}, in order"
+        );
+    }
+}
+
 /// Resets a connection (as a killed client's is): linger 0, then close.
 fn reset(stream: impl Into<TcpStream>) {
     let stream = stream.into();
@@ -509,42 +552,16 @@ fn receipts_turned_on_after_a_login_bring_what_the_store_still_holds() {
         assert_eq!(read_n(&mut sender, 152)[8..12], ints(&[0]), "QUEUED");
     }
     let mut late = served_before_a_login(server.addr);
-    let (soft, _) = descriptor_limits(pid);
-    let limit = |soft: &str| set_descriptor_limit(pid, soft);
-    assert!(
-        limit(&lowest_free_descriptor(pid).to_string()),
-        "prlimit lowers the limit"
-    );
-    send(
-        &mut late,
-        &[login_frame("1002", PASSWORD), ints(&[3, 0])].concat(),
-    );
-    assert_eq!(
-        read_n(&mut late, 12),
-        ints(&[1, 40, 1]),
-        "the login gets in"
-    );
-    assert_eq!(
-        read_n(&mut late, 12 + 40)[..12],
-        ints(&[3, 40, 1]),
-        "USERS next (two names): the mailbox could not be read, so nothing came with the login"
-    );
-    assert!(limit(&soft), "the limit is raised again");
+    with_no_descriptor_free(pid, || {
+        send(
+            &mut late,
+            &[login_frame("1002", PASSWORD), ints(&[3, 0])].concat(),
+        );
+        logged_in_without_stored_messages(&mut late);
+    });
     send(&mut late, &ints(&[4, 0]));
     assert_eq!(read_n(&mut late, 12), ints(&[4, 0, 1]), "RECEIPTS OK");
-    for text in ["one", "two"] {
-        let frame = read_n(&mut late, 160);
-        assert_eq!(
-            frame[..12],
-            ints(&[5, 148, 1]),
-            "a MESSAGE frame for {text:?}"
-        );
-        assert_eq!(
-            frame[12 + 8..],
-            chat_body("1001", "1002", text),
-            "{text:?}, in order"
-        );
-    }
+    expect_messages(&mut late, "1001", "1002", &["one", "two"]);
 }
 
 /// A mailbox cut short by hand while the server runs: what is gone is gone (and said
@@ -615,28 +632,14 @@ fn waiting_messages_a_login_could_not_read_come_before_the_next_one() {
         assert_eq!(echo("u1", text), 0, "QUEUED");
     }
     let mut late = served_before_a_login(server.addr);
-    let (soft, _) = descriptor_limits(pid);
-    let limit = |soft: &str| set_descriptor_limit(pid, soft);
-    assert!(
-        limit(&lowest_free_descriptor(pid).to_string()),
-        "prlimit lowers the limit"
-    );
-    send(
-        &mut late,
-        &[ints(&[4, 0]), login_frame("u1", PASSWORD), ints(&[3, 0])].concat(),
-    );
-    assert_eq!(read_n(&mut late, 12), ints(&[4, 0, 1]), "RECEIPTS OK");
-    assert_eq!(
-        read_n(&mut late, 12),
-        ints(&[1, 40, 1]),
-        "the login gets in"
-    );
-    assert_eq!(
-        read_n(&mut late, 12 + 40)[..12],
-        ints(&[3, 40, 1]),
-        "USERS next: the store could not be read, nothing came with the login"
-    );
-    assert!(limit(&soft), "the limit is raised again");
+    with_no_descriptor_free(pid, || {
+        send(
+            &mut late,
+            &[ints(&[4, 0]), login_frame("u1", PASSWORD), ints(&[3, 0])].concat(),
+        );
+        assert_eq!(read_n(&mut late, 12), ints(&[4, 0, 1]), "RECEIPTS OK");
+        logged_in_without_stored_messages(&mut late);
+    });
     // A room message meanwhile: u1 has messages waiting, so it misses it, as an offline
     // user would, rather than get it ahead of them with a higher id.
     let mut talker = raw_logged_in(server.addr, "u2");
@@ -645,17 +648,5 @@ fn waiting_messages_a_login_could_not_read_come_before_the_next_one() {
     read_n(&mut talker, 2 * 152);
     drop(talker);
     assert_eq!(echo("u1", "new"), 0, "kept behind the two that wait");
-    for text in ["old one", "old two", "new"] {
-        let frame = read_n(&mut late, 160);
-        assert_eq!(
-            frame[..12],
-            ints(&[5, 148, 1]),
-            "a MESSAGE frame for {text:?}"
-        );
-        assert_eq!(
-            frame[12 + 8..],
-            chat_body("u0", "u1", text),
-            "{text:?}, in order"
-        );
-    }
+    expect_messages(&mut late, "u0", "u1", &["old one", "old two", "new"]);
 }
