@@ -146,16 +146,17 @@ fn listen_mode_says_why_it_ended() {
     );
 }
 
+/// Sends `message` to 1002, who is offline, with `chat-client --send`: stored for later.
+fn store_for_1002(addr: &str, message: &str) {
+    let output = run_client(addr, &["1001", PASSWORD, "--send", "1002", message], "");
+    assert!(text(&output.stdout).contains("(stored for later)"));
+}
+
 #[test]
 fn send_mode_prints_the_senders_own_stored_messages_before_it_exits() {
     let server = start();
     let addr = server.addr().to_string();
-    let output = run_client(
-        &addr,
-        &["1001", PASSWORD, "--send", "1002", "kept for you"],
-        "",
-    );
-    assert!(text(&output.stdout).contains("(stored for later)"));
+    store_for_1002(&addr, "kept for you");
     // 1002 logs in only to send: the message stored for it must reach the user.
     let output = run_client(&addr, &["1002", PASSWORD, "--send", "1003", "x"], "");
     assert_eq!(output.status.code(), Some(0));
@@ -1472,12 +1473,7 @@ fn who_piped_into_head_exits_quietly() {
 fn piped_input_that_ends_at_once_still_shows_the_stored_messages() {
     let server = start();
     let addr = server.addr().to_string();
-    let output = run_client(
-        &addr,
-        &["1001", PASSWORD, "--send", "1002", "kept for you"],
-        "",
-    );
-    assert!(text(&output.stdout).contains("(stored for later)"));
+    store_for_1002(&addr, "kept for you");
     let output = run_client(&addr, &["1002", PASSWORD], "");
     assert_eq!(output.status.code(), Some(0));
     let stdout = text(&output.stdout);
